@@ -1,0 +1,5 @@
+import sys
+
+from kvmfleet.cli import main
+
+sys.exit(main())

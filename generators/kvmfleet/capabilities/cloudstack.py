@@ -1,0 +1,36 @@
+"""CloudStack agent (`[cloudstack]`): validated and checked fleet-wide here; the NixOS translation
+(agent package and service, libvirt TLS, ports) belongs to the CloudStack capability's issue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kvmfleet.capabilities.base import HostContext, Identity
+from kvmfleet.capabilities.names import interface_names
+from kvmfleet.problems import Finding, error, warning
+
+
+def findings(ctx: HostContext) -> Iterator[Finding]:
+    cs = ctx.host.cloudstack
+    if cs is None:
+        return
+    if "hypervisor" not in ctx.host.host.roles:
+        yield error(
+            ("cloudstack",),
+            'the CloudStack agent runs on hypervisors only: add "hypervisor" to host.roles',
+        )
+    known = interface_names(ctx.host)
+    for key in ("private_nic", "public_nic", "guest_nic"):
+        nic = getattr(cs, key)
+        if nic not in known:
+            yield error(("cloudstack", key), f'"{nic}" is not an interface defined under [network]')
+    if cs.libvirt_transport == "tcp":
+        yield warning(
+            ("cloudstack", "libvirt_transport"),
+            '"tcp" is unauthenticated: anyone who reaches port 16509 controls every VM on this host; use "tls"',
+        )
+
+
+def identities(ctx: HostContext) -> Iterator[Identity]:
+    if ctx.host.cloudstack is not None:
+        yield Identity("CloudStack GUID", ctx.host.cloudstack.guid, ("cloudstack", "guid"))

@@ -1,0 +1,89 @@
+"""Host basics: identity, time, release, boot loader and root file system, kernel, SSH keys,
+packages, sysctls, firewall. Options that need `pkgs` are set on modules/base.nix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kvmfleet.capabilities.base import HostContext, Settings
+from kvmfleet.problems import Finding, error, warning
+
+ROOT_LABEL = "nixos"
+ESP_LABEL = "ESP"
+
+
+def settings(ctx: HostContext) -> Settings:
+    host = ctx.host
+    out: Settings = {
+        "networking": {"hostName": ctx.name},
+        "time": {"timeZone": host.host.timezone},
+        "system": {"stateVersion": host.host.state_version},
+        "nixpkgs": {"hostPlatform": host.host.system},
+        "boot": _boot(ctx),
+        "fileSystems": _file_systems(ctx),
+        "users": {
+            "users": {
+                "root": {"openssh": {"authorizedKeys": {"keys": list(host.ssh.authorized_keys)}}}
+            }
+        },
+        "kvmfleet": {
+            "roles": list(host.host.roles),
+            "kernel": host.boot.kernel,
+            "extraPackages": list(host.packages.extra),
+            "firewall": {"trustedNetworks": list(host.firewall.trusted_networks)},
+        },
+    }
+    if host.host.domain is not None:
+        out["networking"]["domain"] = host.host.domain
+    if not host.firewall.enable:
+        out["networking"]["firewall"] = {"enable": False}
+    return out
+
+
+def _boot(ctx: HostContext) -> Settings:
+    host = ctx.host
+    boot: Settings = {}
+    if host.boot.loader == "grub":
+        boot["loader"] = {"grub": {"enable": True, "devices": [host.disk.device]}}
+    else:
+        boot["loader"] = {"systemd-boot": {"enable": True}, "efi": {"canTouchEfiVariables": True}}
+    if host.sysctl:
+        boot["kernel"] = {"sysctl": dict(sorted(host.sysctl.items()))}
+    return boot
+
+
+def _file_systems(ctx: HostContext) -> Settings:
+    # Partitions are found by label, so the same config works whatever the disk enumerates as.
+    fs: Settings = {
+        "/": {"device": f"/dev/disk/by-label/{ROOT_LABEL}", "fsType": ctx.host.disk.filesystem}
+    }
+    if ctx.host.boot.loader == "systemd-boot":
+        fs["/boot"] = {
+            "device": f"/dev/disk/by-label/{ESP_LABEL}",
+            "fsType": "vfat",
+            # The ESP holds the boot loader's random seed: keep it private.
+            "options": ["fmask=0077", "dmask=0077"],
+        }
+    return fs
+
+
+def findings(ctx: HostContext) -> Iterator[Finding]:
+    host = ctx.host
+    if host.boot.loader == "systemd-boot" and host.disk.table != "gpt":
+        yield error(
+            ("boot", "loader"),
+            'systemd-boot boots by UEFI from an EFI system partition: needs disk.table = "gpt"',
+        )
+    has_keys = host.ssh.authorized_keys or (host.cloudstack and host.cloudstack.ssh_authorized_keys)
+    if not has_keys:
+        yield error(
+            ("ssh", "authorized_keys"),
+            "needs at least one key: root logs in by SSH key only, passwords are off",
+        )
+    if not host.firewall.enable:
+        yield warning(
+            ("firewall", "enable"),
+            "the firewall is off: every listening service is reachable from everywhere",
+        )
+    if len(set(host.host.roles)) != len(host.host.roles):
+        yield error(("host", "roles"), "lists a role twice")

@@ -1,0 +1,37 @@
+"""Multipath iSCSI (`[iscsi]`, `[multipath]`): validated and checked fleet-wide; the NixOS translation
+(openiscsi, iface binding unit, multipath.conf) belongs to the storage capability's issue."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from kvmfleet.capabilities.base import HostContext, Identity
+from kvmfleet.capabilities.names import interface_names
+from kvmfleet.problems import Finding, error
+
+
+def findings(ctx: HostContext) -> Iterator[Finding]:
+    iscsi = ctx.host.iscsi
+    if iscsi is None:
+        return
+    known = interface_names(ctx.host)
+    for name, iface in iscsi.ifaces.items():
+        if iface.interface not in known:
+            yield error(
+                ("iscsi", "ifaces", name, "interface"),
+                f'"{iface.interface}" is not an interface defined under [network]',
+            )
+    for index, target in enumerate(iscsi.targets):
+        for position, iface_name in enumerate(target.ifaces):
+            if iface_name not in iscsi.ifaces:
+                yield error(
+                    ("iscsi", "targets", index, "ifaces", position),
+                    f'"{iface_name}" is not defined in [iscsi.ifaces]',
+                )
+
+
+def identities(ctx: HostContext) -> Iterator[Identity]:
+    if ctx.host.iscsi is not None:
+        yield Identity(
+            "iSCSI initiator name", ctx.host.iscsi.initiator_name, ("iscsi", "initiator_name")
+        )

@@ -1,0 +1,273 @@
+"""The `kvmfleet` command: a thin argparse layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kvmfleet import __version__
+from kvmfleet.generate import Fleet, build, plan
+from kvmfleet.inventory import GENERATED_FILE, HOST_FILE, HOSTS_DIR, load
+from kvmfleet.output import Planned, Status, untracked, write_atomic
+from kvmfleet.problems import InventoryError, Problem
+from kvmfleet.scaffold import new_host
+from kvmfleet.schema import HOST_SCHEMA_FILE, SITE_SCHEMA_FILE, dumps, host_schema, site_schema
+from kvmfleet.show import show_json, show_text
+
+EXIT_OK = 0
+EXIT_STALE = 1
+EXIT_INVALID = 2
+
+_DESCRIPTION = """\
+Turn the TOML inventory under hosts/ into NixOS host modules (hosts/<name>/generated.nix).
+
+examples:
+  kvmfleet generate                 validate the fleet, write every hosts/*/generated.nix
+  kvmfleet generate --check         exit 1 if any generated file is stale, missing or orphaned
+  kvmfleet check                    validate only
+  kvmfleet show kvm01               merged inventory of kvm01, each value with its source file
+  kvmfleet new kvm03 --like kvm01   scaffold hosts/kvm03/host.toml from kvm01
+  kvmfleet schema                   write hosts/host.schema.json and hosts/site.schema.json
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="kvmfleet", description=_DESCRIPTION, formatter_class=fmt)
+    parser.add_argument("--version", action="version", version=f"kvmfleet {__version__}")
+    parser.add_argument(
+        "--root", type=Path, default=Path(), help="fleet directory holding hosts/ (default: .)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser(
+        "generate",
+        help="validate the fleet and write hosts/*/generated.nix",
+        formatter_class=fmt,
+        description="Validate the whole fleet, then write hosts/<name>/generated.nix for every host (or the\n"
+        "named ones). Nothing is written unless the whole fleet is valid. Unchanged files are not\n"
+        "touched; a file edited by hand is not overwritten without --force.",
+        epilog="examples:\n  kvmfleet generate\n  kvmfleet generate kvm03\n  kvmfleet generate --check   # in CI",
+    )
+    gen.add_argument(
+        "hosts",
+        nargs="*",
+        metavar="HOST",
+        help="only these hosts (default: all, and remove orphans)",
+    )
+    mode = gen.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if any file would change"
+    )
+    mode.add_argument(
+        "--force", action="store_true", help="overwrite generated files that were edited by hand"
+    )
+
+    sub.add_parser(
+        "check",
+        help="validate the inventory, write nothing",
+        formatter_class=fmt,
+        description="Validate every host and the fleet-wide rules; print every problem, one per line.",
+        epilog="example:\n  kvmfleet check && echo fleet ok",
+    )
+
+    show = sub.add_parser(
+        "show",
+        help="a host's merged inventory with the source of each value",
+        formatter_class=fmt,
+        description="Print one host's inventory after layering site.toml, its roles and host.toml.",
+        epilog="examples:\n  kvmfleet show kvm01\n  kvmfleet show kvm01 --json | jq .",
+    )
+    show.add_argument("host", metavar="HOST")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+
+    new = sub.add_parser(
+        "new",
+        help="scaffold a host from another one",
+        formatter_class=fmt,
+        description="Copy hosts/OTHER/host.toml to hosts/HOST/host.toml, keeping comments. Values that must be\n"
+        "unique in the fleet are cleared (addresses, MACs) or replaced (a fresh CloudStack GUID, the\n"
+        "IQN with the new name) and listed, so the new host cannot silently collide with the old.",
+        epilog="example:\n  kvmfleet new kvm03 --like kvm01 && $EDITOR hosts/kvm03/host.toml",
+    )
+    new.add_argument("host", metavar="HOST")
+    new.add_argument("--like", required=True, metavar="OTHER", help="existing host to copy")
+
+    schema = sub.add_parser(
+        "schema",
+        help="write JSON Schemas for editor completion",
+        formatter_class=fmt,
+        description="Write hosts/host.schema.json and hosts/site.schema.json. Start a host file with\n"
+        "'#:schema ../host.schema.json' (site.toml: '#:schema site.schema.json') for completion in\n"
+        "editors that read it (e.g. taplo / Even Better TOML).",
+        epilog="examples:\n  kvmfleet schema\n  kvmfleet schema --stdout > host.schema.json",
+    )
+    schema.add_argument(
+        "--stdout", action="store_true", help="print the host schema instead of writing files"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    root: Path = args.root
+    try:
+        if args.command == "generate":
+            return _generate(root, args.hosts or None, check=args.check, force=args.force)
+        if args.command == "check":
+            return _check(root)
+        if args.command == "show":
+            inv = load(root, only=[args.host])
+            sys.stdout.write(show_json(inv.hosts[0]) if args.json else show_text(inv.hosts[0]))
+            return EXIT_OK
+        if args.command == "new":
+            return _new(root, args.host, args.like)
+        if args.command == "schema":
+            return _schema(root, stdout=args.stdout)
+    except InventoryError as exc:
+        _report(exc.problems)
+        errors = sum(1 for p in exc.problems if p.severity.value == "error")
+        print(
+            f"kvmfleet: {errors} error{'s' if errors != 1 else ''}; nothing written",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    except BrokenPipeError:
+        return EXIT_OK
+    raise AssertionError(args.command)
+
+
+def _report(problems: Sequence[Problem]) -> None:
+    for problem in problems:
+        print(problem, file=sys.stderr)
+
+
+def _validated(root: Path) -> Fleet:
+    fleet = build(root)
+    _report(fleet.warnings)
+    return fleet
+
+
+def _check(root: Path) -> int:
+    fleet = _validated(root)
+    print(f"kvmfleet: {len(fleet.hosts)} hosts valid")
+    return EXIT_OK
+
+
+def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -> int:
+    if only is not None:
+        load(root, only=only)  # unknown host names are errors
+    fleet = _validated(root)
+    planned = plan(fleet, only)
+    edited = [p for p in planned if p.status is Status.HAND_EDITED]
+    if check:
+        return _report_check(planned)
+    if edited and not force:
+        for p in edited:
+            print(
+                f"{p.path}: edited by hand (its body no longer matches its digest); move the change into "
+                "the inventory, or run `kvmfleet generate --force` to overwrite it",
+                file=sys.stderr,
+            )
+        print("kvmfleet: refusing to overwrite hand-edited files; nothing written", file=sys.stderr)
+        return EXIT_INVALID
+    for p in planned:
+        _apply(root, p)
+    _warn_untracked(root, fleet, only)
+    written = sum(
+        1 for p in planned if p.status in {Status.NEW, Status.UPDATED, Status.HAND_EDITED}
+    )
+    print(
+        f"kvmfleet: {len(fleet.hosts)} hosts, {written} written, "
+        f"{sum(1 for p in planned if p.status is Status.UNCHANGED)} unchanged"
+    )
+    return EXIT_OK
+
+
+def _apply(root: Path, p: Planned) -> None:
+    if p.status is Status.UNCHANGED:
+        return
+    target = root / p.path
+    if p.content is None:
+        if p.status is Status.ORPHANED:
+            target.unlink()
+            print(f"{p.path}: removed (its host.toml is gone)")
+        else:
+            print(f"{p.path}: left alone (no host.toml, and edited by hand)", file=sys.stderr)
+        return
+    write_atomic(target, p.content)
+    label = {
+        Status.NEW: "new",
+        Status.UPDATED: "updated",
+        Status.HAND_EDITED: "overwrote hand edits",
+    }[p.status]
+    print(f"{p.path}: written ({label})")
+
+
+def _report_check(planned: list[Planned]) -> int:
+    reasons = {
+        Status.NEW: "missing",
+        Status.UPDATED: "stale",
+        Status.HAND_EDITED: "edited by hand",
+        Status.ORPHANED: "orphaned (no host.toml)",
+    }
+    stale = [p for p in planned if p.status is not Status.UNCHANGED]
+    for p in stale:
+        print(f"{p.path}: {reasons[p.status]}")
+    if stale:
+        print(
+            f"kvmfleet: {len(stale)} generated file(s) out of date; run `kvmfleet generate`",
+            file=sys.stderr,
+        )
+        return EXIT_STALE
+    print(f"kvmfleet: {len(planned)} generated files up to date")
+    return EXIT_OK
+
+
+def _warn_untracked(root: Path, fleet: Fleet, only: list[str] | None) -> None:
+    paths = []
+    for result in fleet.hosts:
+        if only is None or result.name in only:
+            paths += [
+                f"{HOSTS_DIR}/{result.name}/{HOST_FILE}",
+                f"{HOSTS_DIR}/{result.name}/{GENERATED_FILE}",
+            ]
+    missing = untracked(root, paths)
+    if not missing:
+        return
+    for directory in dict.fromkeys(p.rsplit("/", 1)[0] for p in missing):
+        print(
+            f"warning: {directory}/ has files git does not track; flakes only see tracked files: "
+            f"git add {directory}",
+            file=sys.stderr,
+        )
+
+
+def _new(root: Path, name: str, like: str) -> int:
+    done = new_host(root, name, like)
+    print(f"{done.path}: written (from {like})")
+    for key in done.replaced:
+        print(f"  {key}: given a fresh unique value")
+    for key in done.to_fill:
+        print(f"  {key}: cleared; fill in a value unique in the fleet")
+    print(
+        f"next: edit {done.path}, run `kvmfleet generate {name}`, then `git add {HOSTS_DIR}/{name}`"
+    )
+    return EXIT_OK
+
+
+def _schema(root: Path, *, stdout: bool) -> int:
+    if stdout:
+        sys.stdout.write(dumps(host_schema()))
+        return EXIT_OK
+    for filename, schema in ((HOST_SCHEMA_FILE, host_schema()), (SITE_SCHEMA_FILE, site_schema())):
+        target = root / HOSTS_DIR / filename
+        write_atomic(target, dumps(schema))
+        print(f"{HOSTS_DIR}/{filename}: written")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

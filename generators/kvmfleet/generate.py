@@ -1,0 +1,118 @@
+"""The pipeline: inventory -> typed hosts -> fleet checks -> NixOS settings -> file contents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvmfleet.capabilities import REGISTRY, HostContext, Settings
+from kvmfleet.capabilities.base import merge_settings
+from kvmfleet.fleet import Claim, duplicate_identities
+from kvmfleet.inventory import GENERATED_FILE, HOSTS_DIR, HostInventory, Inventory, load
+from kvmfleet.model import Host
+from kvmfleet.nix import render_module
+from kvmfleet.output import Planned, classify, classify_orphan, with_header
+from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
+from kvmfleet.validate import check_site_roles, locate, validate_host
+
+
+@dataclass(frozen=True)
+class HostResult:
+    inventory: HostInventory
+    host: Host
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        return self.inventory.name
+
+    @property
+    def path(self) -> str:
+        return f"{HOSTS_DIR}/{self.name}/{GENERATED_FILE}"
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(layer.file for layer in self.inventory.layers))
+
+
+@dataclass(frozen=True)
+class Fleet:
+    inventory: Inventory
+    hosts: tuple[HostResult, ...]
+    warnings: tuple[Problem, ...]
+
+
+def build(root: Path) -> Fleet:
+    """Validate the whole fleet and compute every host's settings; raise InventoryError with every
+    error of the run (warnings included) if anything is wrong."""
+    inventory = load(root)
+    problems: list[Problem] = check_site_roles(inventory.site, inventory.site_file)
+    claims: list[Claim] = []
+    valid: list[tuple[HostInventory, Host]] = []
+    for inv in inventory.hosts:
+        host, host_problems = validate_host(inv)
+        problems.extend(host_problems)
+        if host is None:
+            continue
+        ctx = HostContext(inv.name, host)
+        before = len(problems)
+        for cap in REGISTRY:
+            problems.extend(locate(inv, f) for f in cap.findings(ctx))
+            claims.extend(Claim(inv, identity) for identity in cap.identities(ctx))
+        problems.extend(_untranslated(inv, host))
+        if not any(p.severity is Severity.ERROR for p in problems[before:]):
+            valid.append((inv, host))
+    problems.extend(duplicate_identities(claims))
+    if any(p.severity is Severity.ERROR for p in problems):
+        raise InventoryError(problems)
+    results = tuple(
+        HostResult(inv, host, host_settings(HostContext(inv.name, host))) for inv, host in valid
+    )
+    return Fleet(inventory, results, tuple(sort_problems(problems)))
+
+
+def host_settings(ctx: HostContext) -> Settings:
+    out: Settings = {}
+    for cap in REGISTRY:
+        if cap.settings is not None:
+            merge_settings(out, cap.settings(ctx), cap.name)
+    return out
+
+
+def _untranslated(inv: HostInventory, host: Host) -> list[Problem]:
+    """Tables this version validates but does not yet turn into NixOS settings: say so, never pretend."""
+    tables = []
+    owners = []
+    for cap in REGISTRY:
+        if cap.settings is not None:
+            continue
+        used = [t for t in cap.tables if t in inv.data and getattr(host, t) is not None]
+        tables += used
+        owners += [cap.name] if used else []
+    if not tables:
+        return []
+    message = (
+        f"{', '.join(tables)}: validated, but not yet turned into NixOS settings "
+        f"(pending capabilities: {', '.join(owners)})"
+    )
+    return [Problem(inv.file, (), message, Severity.WARNING)]
+
+
+def render_host(result: HostResult) -> str:
+    return with_header(render_module(result.settings), result.sources)
+
+
+def plan(fleet: Fleet, only: list[str] | None = None) -> list[Planned]:
+    """What generate would write, for the named hosts or (None) the whole fleet incl. orphans."""
+    root = fleet.inventory.root
+    planned = [
+        classify(root, r.path, render_host(r))
+        for r in fleet.hosts
+        if only is None or r.name in only
+    ]
+    if only is None:
+        for name in fleet.inventory.stray_dirs:
+            path = f"{HOSTS_DIR}/{name}/{GENERATED_FILE}"
+            if (root / path).exists():
+                planned.append(classify_orphan(root, path))
+    return planned

@@ -1,0 +1,239 @@
+"""Read the inventory's TOML files and layer them per host, remembering where every value came from.
+
+Layers, first to last (a later layer wins): the top-level tables of `hosts/site.toml`, then
+`[roles.<role>]` of site.toml for each of the host's roles in the host's order, then
+`hosts/<name>/host.toml`. Tables merge key by key; a scalar or an array replaces the earlier value.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvmfleet.problems import InventoryError, KeyPath, Problem
+
+HOSTS_DIR = "hosts"
+SITE_FILE = "site.toml"
+HOST_FILE = "host.toml"
+GENERATED_FILE = "generated.nix"
+HARDWARE_FILE = "hardware.nix"
+
+# RFC 1123 label, lower case: NixOS rejects dots in networking.hostName, DNS wants <= 63.
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+Table = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Where a value came from: the file, and for site roles the role table."""
+
+    file: str
+    role: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file} [roles.{self.role}]" if self.role else self.file
+
+
+@dataclass(frozen=True)
+class HostInventory:
+    """One host's merged inventory and the layer each key path came from."""
+
+    name: str
+    file: str
+    data: Table
+    origins: Mapping[KeyPath, Layer]
+    layers: tuple[Layer, ...]
+
+    def origin(self, path: KeyPath) -> Layer:
+        """The layer that set `path`, or the nearest enclosing key that was set (the host file if none)."""
+        for end in range(len(path), 0, -1):
+            layer = self.origins.get(path[:end])
+            if layer is not None:
+                return layer
+        return Layer(self.file)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    root: Path
+    site: Table
+    site_file: str
+    hosts: tuple[HostInventory, ...]
+    # Host directories without host.toml (e.g. a removed host whose generated.nix is left over).
+    stray_dirs: tuple[str, ...] = field(default=())
+
+
+def relative(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def read_toml(root: Path, path: Path) -> Table:
+    """Parse one TOML file; a syntax error names the file, line and column."""
+    name = relative(root, path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InventoryError(
+            [Problem(name, (), f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
+    except OSError as exc:
+        raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror}")]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(
+            [Problem(name, (), f"TOML syntax error: {_toml_message(exc, text)}")]
+        ) from None
+
+
+def _toml_message(exc: tomllib.TOMLDecodeError, text: str) -> str:
+    # tomllib says "... (at line 3, column 5)"; turn that into "line 3, column 5: ...".
+    message = str(exc)
+    match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if match:
+        return f"line {match[1]}, column {match[2]}: {message[: match.start()]}"
+    match = re.search(r"\s*\(at end of document\)$", message)
+    if match:
+        return f"line {text.count(chr(10)) + 1}: {message[: match.start()]} (at end of file)"
+    return message
+
+
+def merge_into(
+    target: Table, origins: dict[KeyPath, Layer], layer: Table, source: Layer, prefix: KeyPath = ()
+) -> None:
+    """Layer `layer` over `target` in place, recording the source of every key it sets."""
+    for key, value in layer.items():
+        path = (*prefix, key)
+        current = target.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            origins.setdefault(path, source)
+            merge_into(current, origins, value, source, path)
+            continue
+        # A replaced value forgets where its old children came from.
+        for stale in [p for p in origins if p[: len(path)] == path]:
+            del origins[stale]
+        target[key] = _copy(value)
+        _record(origins, value, source, path)
+
+
+def _record(origins: dict[KeyPath, Layer], value: Any, source: Layer, path: KeyPath) -> None:
+    origins[path] = source
+    if isinstance(value, dict):
+        for key, child in value.items():
+            _record(origins, child, source, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            _record(origins, child, source, (*path, index))
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def host_roles(host: Table, site: Table) -> list[str]:
+    """The roles that select site layers: the host's own list, else the site's default list."""
+    for table in (host, site):
+        section = table.get("host")
+        if isinstance(section, dict) and "roles" in section:
+            roles = section["roles"]
+            if isinstance(roles, list):
+                return [r for r in roles if isinstance(r, str)]
+            return []
+    return []
+
+
+def layer_host(
+    name: str, host_file: str, host: Table, site_file: str, site: Table
+) -> HostInventory:
+    data: Table = {}
+    origins: dict[KeyPath, Layer] = {}
+    layers: list[Layer] = []
+    site_defaults = {k: v for k, v in site.items() if k != "roles"}
+    if site_defaults:
+        merge_into(data, origins, site_defaults, Layer(site_file))
+        layers.append(Layer(site_file))
+    site_roles = site.get("roles")
+    for role in host_roles(host, site):
+        table = site_roles.get(role) if isinstance(site_roles, dict) else None
+        if isinstance(table, dict):
+            merge_into(data, origins, table, Layer(site_file, role))
+            layers.append(Layer(site_file, role))
+    merge_into(data, origins, host, Layer(host_file))
+    layers.append(Layer(host_file))
+    return HostInventory(name, host_file, data, origins, tuple(layers))
+
+
+def load(root: Path, only: list[str] | None = None) -> Inventory:
+    """Read `hosts/site.toml` and every `hosts/<name>/host.toml` under `root`.
+
+    Raises InventoryError with every syntax or naming problem found across all files."""
+    hosts_dir = root / HOSTS_DIR
+    if not hosts_dir.is_dir():
+        raise InventoryError(
+            [Problem(HOSTS_DIR, (), "no such directory (is --root the fleet's flake directory?)")]
+        )
+    problems: list[Problem] = []
+    site_path = hosts_dir / SITE_FILE
+    site_file = relative(root, site_path)
+    site: Table = {}
+    if site_path.exists():
+        try:
+            site = read_toml(root, site_path)
+        except InventoryError as exc:
+            problems.extend(exc.problems)
+    hosts: list[HostInventory] = []
+    stray: list[str] = []
+    for entry in sorted(hosts_dir.iterdir()):
+        if not entry.is_dir() or entry.name.startswith((".", "_")):
+            continue
+        host_path = entry / HOST_FILE
+        if not host_path.is_file():
+            stray.append(entry.name)
+            continue
+        host_file = relative(root, host_path)
+        if not HOST_NAME.match(entry.name):
+            problems.append(
+                Problem(
+                    relative(root, entry),
+                    (),
+                    f'"{entry.name}" is not a valid host name (the directory name is the host name: '
+                    "lower-case letters, digits and '-', 1 to 63 characters, not starting or ending with '-')",
+                )
+            )
+            continue
+        if only is not None and entry.name not in only:
+            continue
+        try:
+            table = read_toml(root, host_path)
+        except InventoryError as exc:
+            problems.extend(exc.problems)
+            continue
+        hosts.append(layer_host(entry.name, host_file, table, site_file, site))
+    if only is not None:
+        known = {h.name for h in hosts} | {
+            p.file.split("/")[1] for p in problems if p.file.count("/") >= 2
+        }
+        for name in only:
+            if name not in known:
+                problems.append(
+                    Problem(
+                        f"{HOSTS_DIR}/{name}",
+                        (),
+                        f"no such host (expected {HOSTS_DIR}/{name}/{HOST_FILE})",
+                    )
+                )
+    if problems:
+        raise InventoryError(problems)
+    return Inventory(root, site, site_file, tuple(hosts), tuple(stray))

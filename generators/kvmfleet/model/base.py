@@ -1,0 +1,122 @@
+"""Host basics: identity, boot, disk, SSH, packages, sysctls, firewall."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field
+
+from kvmfleet.model.types import (
+    AbsolutePath,
+    DomainName,
+    IpNetwork,
+    Model,
+    PackageName,
+    SshPublicKey,
+    StateVersion,
+    SysctlName,
+    TimeZone,
+)
+from kvmfleet.problems import quote
+
+Role = Literal["hypervisor", "laptop"]
+ROLES: tuple[str, ...] = ("hypervisor", "laptop")
+
+
+class HostSection(Model):
+    """`[host]`: who the host is. The host name is its directory name under hosts/."""
+
+    roles: list[Role] = Field(
+        default=[], description="Roles; each selects [roles.<role>] of site.toml."
+    )
+    domain: DomainName | None = Field(default=None, description="DNS domain (networking.domain).")
+    timezone: TimeZone = Field(default="UTC", description="tz database name (time.timeZone).")
+    state_version: StateVersion = Field(
+        description="NixOS release first installed on this host (system.stateVersion); never bump it."
+    )
+    system: Literal["x86_64-linux", "aarch64-linux"] = Field(
+        default="x86_64-linux", description="nixpkgs.hostPlatform."
+    )
+    max_guests: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Most guests the host runs at once (checks the 1024-port bridge limit).",
+    )
+
+
+_KERNEL = re.compile(r"^(lts|latest|\d+\.\d+)$")
+
+
+def _kernel(value: str) -> str:
+    if not _KERNEL.match(value):
+        raise ValueError(
+            f'{quote(value)} is not a kernel choice ("lts", "latest" or a series like "6.12")'
+        )
+    return value
+
+
+class Boot(Model):
+    """`[boot]`: boot loader and kernel."""
+
+    loader: Literal["grub", "systemd-boot"] = Field(
+        description='"grub" (BIOS; needs table "msdos" or a BIOS boot partition) or "systemd-boot" (UEFI, table "gpt").'
+    )
+    kernel: Annotated[str, AfterValidator(_kernel)] = Field(
+        default="lts", description='"lts" (nixpkgs default), "latest", or a series such as "6.12".'
+    )
+
+
+def _block_device(value: str) -> str:
+    if not value.startswith("/dev/"):
+        raise ValueError(
+            f'{quote(value)} is not a block device path (e.g. "/dev/sda", "/dev/disk/by-id/...")'
+        )
+    return value
+
+
+class Disk(Model):
+    """`[disk]`: the system disk."""
+
+    device: Annotated[AbsolutePath, AfterValidator(_block_device)] = Field(
+        description="System disk."
+    )
+    table: Literal["msdos", "gpt"] = Field(description="Partition table.")
+    filesystem: Literal["ext4", "xfs", "btrfs"] = Field(
+        default="ext4", description="Root file system."
+    )
+
+
+class Ssh(Model):
+    """`[ssh]`: root logs in by key only."""
+
+    authorized_keys: list[SshPublicKey] = Field(
+        default=[], description="Public keys allowed to log in as root."
+    )
+
+
+class Packages(Model):
+    """`[packages]`: extra packages by nixpkgs attribute name."""
+
+    extra: list[PackageName] = Field(
+        default=[], description='nixpkgs attribute names, e.g. "wget".'
+    )
+
+
+class Firewall(Model):
+    """`[firewall]`: always on unless explicitly disabled (with a warning)."""
+
+    enable: bool = Field(default=True, description="Disabling is allowed but warned about.")
+    trusted_networks: list[IpNetwork] = Field(
+        default=[],
+        description="Networks allowed to reach management services (SSH, libvirt, VNC, migration).",
+    )
+
+
+def _sysctl_value(value: Any) -> int | str | bool:
+    if isinstance(value, bool | int | str):
+        return value
+    raise ValueError(f"expected an integer, a string or a boolean, got {quote(value)}")
+
+
+SysctlValue = Annotated[Any, AfterValidator(_sysctl_value)]
+Sysctls = dict[SysctlName, SysctlValue]

@@ -1,0 +1,82 @@
+"""`[iscsi]` and `[multipath]`: multipath iSCSI to a SAN (translated by the storage capability)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field
+
+from kvmfleet.model.types import Endpoint, InterfaceName, IscsiName, Model, SecretFile
+from kvmfleet.problems import quote
+
+_IFACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _iface_id(value: str) -> str:
+    if not _IFACE_ID.match(value):
+        raise ValueError(
+            f"{quote(value)} is not an iSCSI iface name (letters, digits, '-', '_', '.')"
+        )
+    return value
+
+
+IfaceId = Annotated[str, AfterValidator(_iface_id)]
+
+
+class IscsiIface(Model):
+    interface: InterfaceName = Field(
+        description="Network interface the sessions of this iface use."
+    )
+
+
+class IscsiTarget(Model):
+    portal: Endpoint = Field(
+        description='Discovery portal, "address[:port]" (port 3260 by default).'
+    )
+    ifaces: list[IfaceId] = Field(
+        default=[], description="iscsi.ifaces to log in through (one session each)."
+    )
+    target: IscsiName | None = Field(
+        default=None, description="Only log in to this target (default: all discovered)."
+    )
+    chap_secret_file: SecretFile | None = Field(
+        default=None, description="File holding CHAP credentials."
+    )
+
+
+class Iscsi(Model):
+    initiator_name: IscsiName = Field(
+        description="This host's initiator IQN (unique in the fleet)."
+    )
+    ifaces: dict[IfaceId, IscsiIface] = Field(default={})
+    targets: list[IscsiTarget] = Field(default=[])
+
+
+class MultipathDevice(Model):
+    vendor: str = Field(min_length=1)
+    product: str = Field(min_length=1)
+    path_grouping_policy: (
+        Literal["failover", "multibus", "group_by_serial", "group_by_prio", "group_by_node_name"]
+        | None
+    ) = None
+    path_selector: (
+        Literal["round-robin 0", "queue-length 0", "service-time 0", "historical-service-time 0"]
+        | None
+    ) = None
+    features: str | None = None
+    path_checker: (
+        Literal[
+            "tur", "readsector0", "emc_clariion", "hp_sw", "rdac", "directio", "cciss_tur", "none"
+        ]
+        | None
+    ) = None
+    failback: Literal["immediate", "manual", "followover"] | Annotated[int, Field(ge=0)] | None = (
+        None
+    )
+    rr_min_io_rq: Annotated[int, Field(ge=1)] | None = None
+    no_path_retry: Literal["fail", "queue"] | Annotated[int, Field(ge=0)] | None = None
+
+
+class Multipath(Model):
+    devices: list[MultipathDevice] = Field(default=[])

@@ -1,0 +1,333 @@
+"""Value types shared by the inventory models: each checks one kind of string and says what it expects."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import uuid
+import zoneinfo
+from functools import cache
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from kvmfleet.problems import quote
+
+
+class Model(BaseModel):
+    """Base of every inventory table: unknown keys are errors, TOML types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --- network identifiers -------------------------------------------------------------------------
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def _mac(value: str) -> str:
+    mac = value.lower()
+    if not _MAC.match(mac):
+        raise ValueError(f"{quote(value)} is not a MAC address (six hex octets separated by ':')")
+    return mac
+
+
+MacAddress = Annotated[str, AfterValidator(_mac)]
+
+# Linux accepts up to 15 bytes (IFNAMSIZ - 1) without '/', ':' or whitespace; we also keep names
+# usable in sysctl paths and unit names.
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_RESERVED_IFNAMES = frozenset({"all", "default", "lo"})
+
+
+def _ifname(value: str) -> str:
+    if len(value) > 15:
+        raise ValueError(
+            f"{quote(value)} is not a valid interface name (at most 15 characters, has {len(value)})"
+        )
+    if not _IFNAME.match(value):
+        raise ValueError(
+            f"{quote(value)} is not a valid interface name "
+            "(letters, digits, '-', '_', '.'; starting with a letter or digit)"
+        )
+    if value in _RESERVED_IFNAMES:
+        raise ValueError(f"{quote(value)} is reserved by the kernel and cannot name an interface")
+    return value
+
+
+InterfaceName = Annotated[str, AfterValidator(_ifname)]
+
+
+def _ip(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{quote(value)} is not an IP address") from None
+
+
+IpAddress = Annotated[str, AfterValidator(_ip)]
+
+
+def _interface_address(value: str) -> str:
+    if "/" not in value:
+        raise ValueError(f'{quote(value)} needs a prefix length (e.g. "10.0.10.21/24")')
+    try:
+        iface = ipaddress.ip_interface(value)
+    except ValueError:
+        raise ValueError(
+            f'{quote(value)} is not an address with prefix length (CIDR, e.g. "10.0.10.21/24")'
+        ) from None
+    net = iface.network
+    if iface.version == 4 and net.prefixlen < 31:
+        if iface.ip == net.network_address:
+            raise ValueError(f"{quote(value)} is the network address of {net}, not a host address")
+        if iface.ip == net.broadcast_address:
+            raise ValueError(
+                f"{quote(value)} is the broadcast address of {net}, not a host address"
+            )
+    return iface.with_prefixlen
+
+
+InterfaceAddress = Annotated[str, AfterValidator(_interface_address)]
+
+
+def _network(value: str) -> str:
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            fixed = ipaddress.ip_network(value, strict=False)
+            raise ValueError(
+                f"{quote(value)} has host bits set; did you mean {quote(str(fixed))}?"
+            ) from None
+        raise ValueError(
+            f'{quote(value)} is not a network in CIDR notation (e.g. "10.0.10.0/24")'
+        ) from None
+
+
+IpNetwork = Annotated[str, AfterValidator(_network)]
+
+# --- names -----------------------------------------------------------------------------------------
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def _domain(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or not all(_LABEL.match(label) for label in labels):
+        raise ValueError(
+            f"{quote(value)} is not a domain name (dot-separated labels of lower-case letters, digits and '-')"
+        )
+    return value
+
+
+DomainName = Annotated[str, AfterValidator(_domain)]
+
+
+@cache
+def _known_timezones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+_TZ = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+
+
+def _timezone(value: str) -> str:
+    known = _known_timezones()
+    # Without a tz database on this machine only the syntax can be checked.
+    if not _TZ.match(value) or (known and value not in known):
+        raise ValueError(
+            f'{quote(value)} is not a time zone of the tz database (e.g. "Europe/Amsterdam", "UTC")'
+        )
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(_timezone)]
+
+_STATE_VERSION = re.compile(r"^\d{2}\.(05|11)$")
+
+
+def _state_version(value: str) -> str:
+    if not _STATE_VERSION.match(value):
+        raise ValueError(f'{quote(value)} is not a NixOS release (YY.05 or YY.11, e.g. "26.05")')
+    return value
+
+
+StateVersion = Annotated[str, AfterValidator(_state_version)]
+
+_ATTR = r"[A-Za-z_][A-Za-z0-9_'-]*"
+_ATTR_PATH = re.compile(rf"^{_ATTR}(\.{_ATTR})*$")
+
+
+def _package(value: str) -> str:
+    if not _ATTR_PATH.match(value):
+        raise ValueError(
+            f'{quote(value)} is not a nixpkgs attribute name (e.g. "wget" or "python3Packages.requests")'
+        )
+    return value
+
+
+PackageName = Annotated[str, AfterValidator(_package)]
+
+_SYSCTL = re.compile(r"^[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+$")
+
+
+def _sysctl_name(value: str) -> str:
+    if not _SYSCTL.match(value):
+        raise ValueError(
+            f'{quote(value)} is not a sysctl name (dotted, e.g. "net.ipv4.tcp_retries2")'
+        )
+    return value
+
+
+SysctlName = Annotated[str, AfterValidator(_sysctl_name)]
+
+# --- keys, paths and identifiers -------------------------------------------------------------------
+
+_SSH_KEY_TYPES = frozenset(
+    {
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
+
+
+def _ssh_public_key(value: str) -> str:
+    if "PRIVATE KEY" in value:
+        raise ValueError(
+            "this is a private key: never put secrets in the inventory; give the public key"
+        )
+    parts = value.split()
+    if "\n" in value or len(parts) < 2 or parts[0] not in _SSH_KEY_TYPES:
+        raise ValueError(
+            f'{quote(_shorten(value))} is not an SSH public key ("<type> <base64> [comment]", type one of '
+            + ", ".join(sorted(_SSH_KEY_TYPES))
+            + ")"
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{quote(_shorten(value))}: the key data is not valid base64") from None
+    # The blob starts with the key type again (a length-prefixed string): a cheap integrity check.
+    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+    if blob[4 : 4 + length].decode("ascii", "replace") != parts[0]:
+        raise ValueError(
+            f"{quote(_shorten(value))}: the key data does not match the key type {parts[0]}"
+        )
+    return value
+
+
+def _shorten(value: str) -> str:
+    return value if len(value) <= 40 else value[:37] + "..."
+
+
+SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
+
+
+def _secret_path(value: str) -> str:
+    if not value.startswith("/") or "\n" in value or "\0" in value:
+        raise ValueError(
+            f"{quote(value)} is not an absolute path to a file provisioned on the host"
+        )
+    if value.startswith("/nix/store"):
+        raise ValueError(
+            f"{quote(value)} is in the Nix store, which is world-readable: secrets must live outside it"
+        )
+    return value
+
+
+SecretFile = Annotated[str, AfterValidator(_secret_path)]
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or "\n" in value or "\0" in value or "//" in value:
+        raise ValueError(f"{quote(value)} is not an absolute path")
+    return value
+
+
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+
+
+def _uuid(value: str) -> str:
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise ValueError(
+            f'{quote(value)} is not a UUID (e.g. "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01")'
+        ) from None
+    if str(parsed) != value.lower():
+        raise ValueError(f"{quote(value)} is not a UUID in canonical form ({parsed})")
+    return str(parsed)
+
+
+Uuid = Annotated[str, AfterValidator(_uuid)]
+
+# RFC 3720: iqn.YYYY-MM.reversed.domain[:anything], or eui./naa. hex forms; lower case.
+_IQN = re.compile(
+    r"^(iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?|eui\.[0-9a-f]{16}|naa\.([0-9a-f]{16}|[0-9a-f]{32}))$"
+)
+
+
+def _iqn(value: str) -> str:
+    if len(value) > 223 or not _IQN.match(value):
+        raise ValueError(
+            f"{quote(value)} is not an iSCSI name (iqn.YYYY-MM.reversed.domain:identifier, lower case, "
+            'e.g. "iqn.2026-11.net.example:kvm01")'
+        )
+    return value
+
+
+IscsiName = Annotated[str, AfterValidator(_iqn)]
+
+
+def split_host_port(value: str) -> tuple[str, int | None]:
+    """`10.0.0.1`, `10.0.0.1:3260`, `[2001:db8::1]`, `[2001:db8::1]:3260` -> (address, port)."""
+    port: int | None = None
+    host = value
+    if value.startswith("["):
+        close = value.find("]")
+        if close < 0:
+            raise ValueError("unterminated '['")
+        host, rest = value[1:close], value[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError("expected ':port' after ']'")
+            port = _port(rest[1:])
+        if ipaddress.ip_address(host).version != 6:
+            raise ValueError("brackets are for IPv6 addresses")
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+        port = _port(port_text)
+    elif value.count(":") > 1:
+        raise ValueError('an IPv6 address with a port needs brackets: "[2001:db8::1]:3260"')
+    ipaddress.ip_address(host)
+    return str(ipaddress.ip_address(host)), port
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{quote(text)} is not a port (1-65535)")
+    return int(text)
+
+
+def _endpoint(value: str) -> str:
+    try:
+        split_host_port(value)
+    except ValueError as exc:
+        raise ValueError(
+            f'{quote(value)} is not an address with optional port ("10.1.0.100:3260" or "[2001:db8::1]:6789"): {exc}'
+        ) from None
+    return value
+
+
+Endpoint = Annotated[str, AfterValidator(_endpoint)]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Percent = Annotated[int, Field(ge=0, le=100)]

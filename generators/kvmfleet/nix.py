@@ -1,0 +1,152 @@
+"""The only code that turns Python values into Nix text.
+
+Values: None, bool, int, float, str, list and dict with str keys. Output is nixpkgs-style (two-space
+indent, one binding or element per line); a chain of single-key attribute sets is written as one
+dotted binding (`boot.loader.grub.enable = true;`). Strings are escaped so that Nix reads back
+exactly the Python string; that is tested against real Nix for arbitrary input.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+NixValue = None | bool | int | float | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
+
+INDENT = "  "
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
+# Keywords cannot be bare attribute names (`or` only with a warning in newer Nix: quote it too).
+_KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
+_INT_MIN = -(2**63) + 1  # Nix reads `-N` as negation of N, and N must fit in 63 bits
+_INT_MAX = 2**63 - 1
+_DOUBLE_QUOTED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_DOUBLE_QUOTED_SPECIAL = re.compile(r'[\\"\n\r\t]|\$\{')
+_INDENTED_SPECIAL = re.compile(r"''|\$\{")
+
+
+class NixRenderError(ValueError):
+    """A value that has no Nix representation (NUL in a string, NaN, an int beyond 64 bits, ...)."""
+
+
+def render_module(attrs: Mapping[str, NixValue], header: str = "") -> str:
+    """A whole file: optional comment header, then the attribute set, then a newline."""
+    return header + render(attrs) + "\n"
+
+
+def render(value: NixValue, depth: int = 0) -> str:
+    """A Nix expression for `value`, laid out as if it starts at indentation `depth`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return _int(value)
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, str):
+        return string(value, depth)
+    if isinstance(value, Mapping):
+        return _attrs(value, depth)
+    if isinstance(value, Sequence):
+        return _list(value, depth)
+    raise NixRenderError(f"cannot render {type(value).__name__} as Nix")
+
+
+def attr_name(name: str) -> str:
+    """An attribute name: bare when it is an identifier, else a quoted string."""
+    if not isinstance(name, str):
+        raise NixRenderError(f"attribute names must be strings, not {type(name).__name__}")
+    if _IDENTIFIER.match(name) and name not in _KEYWORDS:
+        return name
+    return _double_quoted(name)
+
+
+def string(text: str, depth: int = 0) -> str:
+    """A string literal: `''...''` for multi-line text ending in a newline, `"..."` otherwise."""
+    if "\0" in text:
+        raise NixRenderError("Nix strings cannot contain NUL characters")
+    if _fits_indented(text):
+        return _indented(text, depth)
+    return _double_quoted(text)
+
+
+def _int(value: int) -> str:
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise NixRenderError(f"{value} does not fit in a Nix integer (64-bit)")
+    return f"({value})" if value < 0 else str(value)
+
+
+def _float(value: float) -> str:
+    if not math.isfinite(value):
+        raise NixRenderError(f"{value} has no Nix representation")
+    text = repr(abs(value))
+    mantissa, _, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    text = mantissa + (f"e{exponent}" if exponent else "")
+    return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+
+
+def _double_quoted(text: str) -> str:
+    def escape(match: re.Match[str]) -> str:
+        token = match[0]
+        return "\\${" if token == "${" else _DOUBLE_QUOTED_ESCAPES[token]
+
+    return '"' + _DOUBLE_QUOTED_SPECIAL.sub(escape, text) + '"'
+
+
+def _fits_indented(text: str) -> bool:
+    # Indented strings strip indentation and treat CR specially: use them only for plain text blocks.
+    if "\n" not in text or not text.endswith("\n"):
+        return False
+    return all(ch == "\n" or (ch.isprintable() and ch != "\t") for ch in text)
+
+
+def _indented(text: str, depth: int) -> str:
+    pad = INDENT * (depth + 1)
+    out = ["''"]
+    for line in text.split("\n")[:-1]:
+        escaped = _INDENTED_SPECIAL.sub(lambda m: "'''" if m[0] == "''" else "''${", line)
+        if not escaped:
+            out.append("")
+            continue
+        # Nix strips the common leading spaces of all lines; an escaped first space keeps the
+        # line's own indentation out of that count.
+        if escaped.startswith(" "):
+            escaped = "''\\ " + escaped[1:]
+        out.append(pad + escaped)
+    out.append(INDENT * depth + "''")
+    return "\n".join(out)
+
+
+def _list(items: Sequence[NixValue], depth: int) -> str:
+    if not items:
+        return "[ ]"
+    pad = INDENT * (depth + 1)
+    lines = ["["]
+    for item in items:
+        lines.append(pad + _list_element(item, depth + 1))
+    lines.append(INDENT * depth + "]")
+    return "\n".join(lines)
+
+
+def _list_element(item: NixValue, depth: int) -> str:
+    return render(item, depth)
+
+
+def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
+    if not attrs:
+        return "{ }"
+    pad = INDENT * (depth + 1)
+    lines = ["{"]
+    for key, value in attrs.items():
+        path = [attr_name(key)]
+        # Collapse `a = { b = { c = 1; }; }` into `a.b.c = 1;`.
+        while isinstance(value, Mapping) and len(value) == 1:
+            ((child_key, child),) = value.items()
+            path.append(attr_name(child_key))
+            value = child
+        lines.append(f"{pad}{'.'.join(path)} = {render(value, depth + 1)};")
+    lines.append(INDENT * depth + "}")
+    return "\n".join(lines)

@@ -1,0 +1,104 @@
+"""`kvmfleet new HOST --like OTHER`: copy a host file, keeping its comments, and clear the values that
+must be unique in the fleet (addresses, MACs, IQN, GUID) so that the new host cannot collide."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+import tomlkit.exceptions
+from tomlkit.items import Array, Item, Table
+
+from kvmfleet.capabilities import REGISTRY, HostContext, Identity
+from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, load
+from kvmfleet.output import write_atomic
+from kvmfleet.problems import InventoryError, Problem, format_keypath
+from kvmfleet.validate import validate_host
+
+
+@dataclass(frozen=True)
+class Scaffolded:
+    path: str
+    to_fill: tuple[str, ...]  # key paths left empty for the administrator
+    replaced: tuple[str, ...]  # key paths given a fresh value
+
+
+def new_host(root: Path, name: str, like: str) -> Scaffolded:
+    target_dir = root / HOSTS_DIR / name
+    target = target_dir / HOST_FILE
+    target_rel = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
+    if not HOST_NAME.match(name):
+        raise InventoryError(
+            [
+                Problem(
+                    f"{HOSTS_DIR}/{name}",
+                    (),
+                    f'"{name}" is not a valid host name '
+                    "(lower-case letters, digits and '-', 1 to 63 characters)",
+                )
+            ]
+        )
+    if target.exists():
+        raise InventoryError([Problem(target_rel, (), "already exists; not overwriting it")])
+    inventory = load(root, only=[like])
+    source_inv = inventory.hosts[0]
+    host, problems = validate_host(source_inv)
+    if host is None:
+        raise InventoryError(
+            [*problems, Problem(source_inv.file, (), "fix this host before copying it")]
+        )
+    source_text = (root / source_inv.file).read_text(encoding="utf-8")
+    try:
+        doc = tomlkit.parse(source_text)
+    except tomlkit.exceptions.ParseError as exc:  # tomllib accepted it, so this is rare
+        raise InventoryError(
+            [Problem(source_inv.file, (), f"cannot edit with comments kept: {exc}")]
+        ) from None
+    ctx = HostContext(like, host)
+    to_fill: list[str] = []
+    replaced: list[str] = []
+    for cap in REGISTRY:
+        for identity in cap.identities(ctx):
+            if source_inv.origin(identity.path).file != source_inv.file:
+                continue  # comes from site.toml: not the host's to change
+            fresh = _fresh_value(identity, like, name)
+            if _set(doc, identity.path, fresh or "", like, identity.value):
+                (replaced if fresh else to_fill).append(format_keypath(identity.path))
+    header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"
+    write_atomic(target, header + tomlkit.dumps(doc))
+    return Scaffolded(target_rel, tuple(to_fill), tuple(replaced))
+
+
+def _fresh_value(identity: Identity, like: str, name: str) -> str | None:
+    """A value that is unique by construction, where one exists; None means the admin must choose."""
+    if identity.kind == "CloudStack GUID":
+        return str(uuid.uuid4())
+    if identity.kind == "iSCSI initiator name" and identity.value.endswith(f":{like}"):
+        return identity.value[: -len(like)] + name
+    return None
+
+
+def _set(doc: Any, path: tuple[str | int, ...], value: str, like: str, old: str) -> bool:
+    node: Any = doc
+    for part in path[:-1]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = path[-1]
+    try:
+        node[last]
+    except (KeyError, IndexError, TypeError):
+        return False
+    node[last] = value
+    note = f"was {old} in {like}" if value else f"must be unique: was {old} in {like}"
+    if isinstance(node, Array):
+        node.comment(f"{note}")
+    elif isinstance(node, Table | tomlkit.TOMLDocument) or hasattr(node, "item"):
+        item = node.item(last) if hasattr(node, "item") else None
+        if isinstance(item, Item):
+            item.comment(note)
+    return True

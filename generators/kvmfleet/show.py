@@ -1,0 +1,53 @@
+"""`kvmfleet show`: one host's merged inventory, every value with the layer it came from."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from kvmfleet.inventory import HostInventory
+from kvmfleet.problems import KeyPath, format_keypath, quote
+
+
+def show_text(inv: HostInventory) -> str:
+    lines = [
+        f"# {inv.name}: layers, first to last: " + ", ".join(str(layer) for layer in inv.layers)
+    ]
+    rows = list(_leaves(inv.data, ()))
+    width = max((len(f"{format_keypath(p)} = {_toml(v)}") for p, v in rows), default=0)
+    for path, value in rows:
+        text = f"{format_keypath(path)} = {_toml(value)}"
+        lines.append(f"{text.ljust(width)}  # {inv.origin(path)}")
+    return "\n".join(lines) + "\n"
+
+
+def show_json(inv: HostInventory) -> str:
+    doc = {
+        "host": inv.name,
+        "layers": [str(layer) for layer in inv.layers],
+        "values": [
+            {"key": format_keypath(path), "value": value, "from": str(inv.origin(path))}
+            for path, value in _leaves(inv.data, ())
+        ],
+    }
+    return json.dumps(doc, indent=2, default=str) + "\n"
+
+
+def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            yield from _leaves(child, (*path, key))
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for index, child in enumerate(value):
+            yield from _leaves(child, (*path, index))
+    else:
+        yield path, value
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    return quote(value) if isinstance(value, str | bool) else str(value)

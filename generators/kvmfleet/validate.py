@@ -1,0 +1,283 @@
+"""Validate one host's merged inventory into a typed `Host`, turning every error into a one-line Problem."""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from kvmfleet.inventory import HostInventory, Layer
+from kvmfleet.model import Host
+from kvmfleet.model.base import ROLES
+from kvmfleet.problems import Finding, KeyPath, Problem, Severity, quote
+
+# Key names that hold secrets: the inventory must give a path to a file instead.
+_SECRET_KEY = re.compile(
+    r"^(.*_)?(password|passphrase|passwd|secret|token|key|keyring|psk|private_key|api_key)$"
+)
+
+
+def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Problem:
+    """Name the file (and, for site roles, the `roles.<role>.` prefix) a finding's key comes from."""
+    layer = Layer(inv.file) if missing else inv.origin(finding.path)
+    path = finding.path
+    if layer.role is not None:
+        path = ("roles", layer.role, *path)
+    return Problem(layer.file, path, finding.message, finding.severity)
+
+
+def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
+    """The typed host, or None with the problems that prevent it."""
+    problems = [locate(inv, f) for f in _secret_findings(inv.data, ())]
+    secret_paths = {p.path for p in problems}
+    try:
+        host = Host.model_validate(inv.data)
+    except ValidationError as exc:
+        for finding, missing in _translate(exc.errors(include_url=False), inv.data):
+            problem = locate(inv, finding, missing=missing)
+            if problem.path not in secret_paths:
+                problems.append(problem)
+        return None, problems
+    return (None if problems else host), problems
+
+
+def check_site_roles(site: dict[str, Any], site_file: str) -> list[Problem]:
+    """`[roles]` in site.toml holds one table per known role."""
+    roles = site.get("roles")
+    if roles is None:
+        return []
+    if not isinstance(roles, dict):
+        return [
+            Problem(
+                site_file, ("roles",), f"expected a table of role tables, got {_describe(roles)}"
+            )
+        ]
+    problems = []
+    for role, table in roles.items():
+        if role not in ROLES:
+            problems.append(Problem(site_file, ("roles", role), _unknown("role", role, ROLES)))
+        elif not isinstance(table, dict):
+            problems.append(
+                Problem(site_file, ("roles", role), f"expected a table, got {_describe(table)}")
+            )
+    return problems
+
+
+def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
+    if isinstance(value, dict):
+        for key, child in value.items():
+            child_path = (*path, key)
+            if _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
+                yield Finding(
+                    child_path,
+                    "looks like a secret: secrets never go in the inventory; provision a file on the host "
+                    "and give its path in the matching *_file key",
+                )
+            else:
+                yield from _secret_findings(child, child_path)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            yield from _secret_findings(child, (*path, index))
+    elif isinstance(value, str) and "PRIVATE KEY" in value and "-----BEGIN" in value:
+        yield Finding(
+            path,
+            "is a private key: secrets never go in the inventory; give a path to a file instead",
+        )
+
+
+# --- pydantic errors -> findings ---------------------------------------------------------------------
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "bool_type": "true or false",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "float_type": "a number",
+}
+
+
+def _translate(errors: list[ErrorDetails], data: Any) -> Iterator[tuple[Finding, bool]]:
+    """Group pydantic's errors by the inventory key they concern (union members give several) and
+    phrase each group as one line."""
+    groups: dict[KeyPath, list[ErrorDetails]] = {}
+    for err in errors:
+        path = _input_path(err, data)
+        groups.setdefault(path, []).append(err)
+    for path, errs in groups.items():
+        missing = all(e["type"] == "missing" for e in errs)
+        yield Finding(path, _phrase(path, errs)), missing
+
+
+def _input_path(err: ErrorDetails, data: Any) -> KeyPath:
+    """The part of pydantic's `loc` that names inventory keys (the rest names union members)."""
+    path: list[str | int] = []
+    node = data
+    loc = list(err["loc"])
+    for i, part in enumerate(loc):
+        if _has(node, part):
+            node = node[part]
+        elif err["type"] == "missing" and i == len(loc) - 1 and isinstance(part, str):
+            path.append(part)
+            break
+        else:
+            break
+        path.append(part)
+    return tuple(path)
+
+
+def _has(node: Any, part: str | int) -> bool:
+    if isinstance(node, dict):
+        return isinstance(part, str) and part in node
+    return isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+
+
+def _phrase(path: KeyPath, errs: list[ErrorDetails]) -> str:
+    first = errs[0]
+    kind = first["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return _unknown("key", str(path[-1]), _field_names(path[:-1]))
+    if any(e["loc"] and e["loc"][-1] == "[key]" for e in errs):
+        return _value_message(first)
+    if len(errs) == 1:
+        return _value_message(first)
+    # A union: "x" is none of the accepted forms.
+    expectations = []
+    for err in errs:
+        text = _expectation(err)
+        if text and text not in expectations:
+            expectations.append(text)
+    return f"{_describe(first['input'])} is not valid: expected " + ", or ".join(expectations)
+
+
+def _value_message(err: ErrorDetails) -> str:
+    kind = err["type"]
+    value = err["input"]
+    ctx = err.get("ctx") or {}
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_describe(value)}"
+    if kind in {"literal_error", "enum"}:
+        return f"{_describe(value)} is not valid: expected {_literal_expected(str(ctx.get('expected', '')))}"
+    if kind in {"greater_than_equal", "greater_than", "less_than_equal", "less_than"}:
+        return f"{_describe(value)} is out of range: expected {_expectation(err)}"
+    if kind == "too_short":
+        n = int(ctx.get("min_length", 1))
+        return f"needs at least {n} item{'s' if n != 1 else ''}"
+    if kind == "too_long":
+        return f"has too many items (at most {ctx.get('max_length')})"
+    if kind == "string_too_short":
+        return "must not be empty"
+    return str(err["msg"])
+
+
+def _expectation(err: ErrorDetails) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    if kind == "literal_error":
+        return _literal_expected(str(ctx.get("expected", "")))
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("more than", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("less than", "lt"),
+    }
+    if kind in bounds:
+        word, key = bounds[kind]
+        return f"a number {word} {ctx.get(key)}"
+    if kind == "value_error":
+        return str(ctx.get("error", ""))
+    return str(err["msg"])
+
+
+def _literal_expected(text: str) -> str:
+    # pydantic: "'grub' or 'systemd-boot'" -> "grub" or "systemd-boot" (TOML quoting)
+    return re.sub(r"'((?:[^'\\]|\\.)*)'", r'"\1"', text)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return quote(value)
+
+
+def _unknown(what: str, name: str, known: Iterable[str]) -> str:
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    if close:
+        return f"unknown {what}; did you mean {quote(close[0])}?"
+    if known:
+        return f"unknown {what} (expected one of: {', '.join(known)})"
+    return f"unknown {what}"
+
+
+def _field_names(path: KeyPath) -> list[str]:
+    """The keys the model accepts at `path` (for did-you-mean)."""
+    annotation: Any = Host
+    for part in path:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_of(annotation)
+    return list(model.model_fields) if model else []
+
+
+def _step(annotation: Any, part: str | int) -> Any:
+    model = _model_of(annotation)
+    if model is not None:
+        field = model.model_fields.get(str(part))
+        return field.annotation if field else None
+    container = _unwrap(annotation)
+    origin = typing.get_origin(container)
+    if origin is list and isinstance(part, int):
+        return typing.get_args(container)[0]
+    if origin is dict:
+        return typing.get_args(container)[1]
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    inner = _unwrap(annotation)
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return inner
+    return None
+
+
+def severity_counts(problems: Iterable[Problem]) -> tuple[int, int]:
+    errors = warnings = 0
+    for p in problems:
+        if p.severity is Severity.ERROR:
+            errors += 1
+        else:
+            warnings += 1
+    return errors, warnings
