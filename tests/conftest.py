@@ -69,7 +69,9 @@ def nix_eval() -> Callable[[Path], Any]:
     """Nix-based tests skip without Nix, but fail when CI is set (CI must have Nix)."""
     if _nix_instantiate() is None:
         if os.environ.get("CI"):
-            pytest.fail("nix-instantiate is not on PATH, and CI is set: install Nix (Debian: nix-bin)")
+            pytest.fail(
+                "nix-instantiate is not on PATH, and CI is set: install Nix (Debian: nix-bin)"
+            )
         pytest.skip("nix-instantiate not found (install Nix to run the round-trip tests)")
     return nix_eval_file
 

@@ -10,7 +10,7 @@ from kvmfleet.capabilities.base import merge_settings
 from kvmfleet.fleet import Claim, duplicate_identities
 from kvmfleet.inventory import GENERATED_FILE, HOSTS_DIR, HostInventory, Inventory, load
 from kvmfleet.model import Host
-from kvmfleet.nix import render_module
+from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
 from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
 from kvmfleet.validate import check_site_roles, locate, validate_host
@@ -45,8 +45,11 @@ class Fleet:
 def build(root: Path) -> Fleet:
     """Validate the whole fleet and compute every host's settings; raise InventoryError with every
     error of the run (warnings included) if anything is wrong."""
-    inventory = load(root)
-    problems: list[Problem] = check_site_roles(inventory.site, inventory.site_file)
+    inventory = load(root, partial=True)
+    problems: list[Problem] = [
+        *inventory.problems,
+        *check_site_roles(inventory.site, inventory.site_file),
+    ]
     claims: list[Claim] = []
     valid: list[tuple[HostInventory, Host]] = []
     for inv in inventory.hosts:
@@ -99,7 +102,13 @@ def _untranslated(inv: HostInventory, host: Host) -> list[Problem]:
 
 
 def render_host(result: HostResult) -> str:
-    return with_header(render_module(result.settings), result.sources)
+    try:
+        body = render_module(result.settings)
+    except NixRenderError as exc:  # validation should have caught it; never a traceback
+        raise InventoryError(
+            [Problem(result.inventory.file, (), f"cannot be written as Nix: {exc}")]
+        ) from None
+    return with_header(body, result.sources)
 
 
 def plan(fleet: Fleet, only: list[str] | None = None) -> list[Planned]:

@@ -66,6 +66,8 @@ class Inventory:
     hosts: tuple[HostInventory, ...]
     # Host directories without host.toml (e.g. a removed host whose generated.nix is left over).
     stray_dirs: tuple[str, ...] = field(default=())
+    # Files that could not be read or parsed; the hosts they belong to are missing from `hosts`.
+    problems: tuple[Problem, ...] = field(default=())
 
 
 def relative(root: Path, path: Path) -> str:
@@ -175,10 +177,11 @@ def layer_host(
     return HostInventory(name, host_file, data, origins, tuple(layers))
 
 
-def load(root: Path, only: list[str] | None = None) -> Inventory:
-    """Read `hosts/site.toml` and every `hosts/<name>/host.toml` under `root`.
+def load(root: Path, only: list[str] | None = None, *, partial: bool = False) -> Inventory:
+    """Read `hosts/site.toml` and every `hosts/<name>/host.toml` under `root` (or only the named hosts).
 
-    Raises InventoryError with every syntax or naming problem found across all files."""
+    Raises InventoryError with every syntax or naming problem found across all files, unless
+    `partial`: then the problems are returned with the hosts that could be read."""
     hosts_dir = root / HOSTS_DIR
     if not hosts_dir.is_dir():
         raise InventoryError(
@@ -234,6 +237,6 @@ def load(root: Path, only: list[str] | None = None) -> Inventory:
                         f"no such host (expected {HOSTS_DIR}/{name}/{HOST_FILE})",
                     )
                 )
-    if problems:
+    if problems and not partial:
         raise InventoryError(problems)
-    return Inventory(root, site, site_file, tuple(hosts), tuple(stray))
+    return Inventory(root, site, site_file, tuple(hosts), tuple(stray), tuple(problems))

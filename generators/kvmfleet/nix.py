@@ -1,8 +1,9 @@
 """The only code that turns Python values into Nix text.
 
-Values: None, bool, int, float, str, list and dict with str keys. Output is nixpkgs-style (two-space
-indent, one binding or element per line); a chain of single-key attribute sets is written as one
-dotted binding (`boot.loader.grub.enable = true;`). Strings are escaped so that Nix reads back
+Values: None, bool, int, float, str, list and dict with str keys. Output is what nixfmt (RFC 166) would
+print: two-space indent, non-empty lists and attribute sets expanded one item per line, a chain of
+single-key attribute sets written as one dotted binding (`boot.loader.grub.enable = true;`), long
+values moved after `=` as nixfmt moves them. Strings are escaped so that Nix reads back
 exactly the Python string; that is tested against real Nix for arbitrary input.
 """
 
@@ -15,6 +16,8 @@ from collections.abc import Mapping, Sequence
 NixValue = None | bool | int | float | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
 
 INDENT = "  "
+WIDTH = 100  # nixfmt's default line width, counted after the indentation
+_SIMPLE_SELECTORS = 4  # nixfmt keeps long strings beside `a.b.c.d =` but not beside longer paths
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 # Keywords cannot be bare attribute names (`or` only with a warning in newer Nix: quote it too).
 _KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
@@ -59,13 +62,22 @@ def attr_name(name: str) -> str:
         raise NixRenderError(f"attribute names must be strings, not {type(name).__name__}")
     if _IDENTIFIER.match(name) and name not in _KEYWORDS:
         return name
+    _check_text(name)
     return _double_quoted(name)
+
+
+def _check_text(text: str) -> None:
+    if "\0" in text:
+        raise NixRenderError("Nix strings cannot contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NixRenderError("Nix files are UTF-8: lone surrogates cannot be written") from None
 
 
 def string(text: str, depth: int = 0) -> str:
     """A string literal: `''...''` for multi-line text ending in a newline, `"..."` otherwise."""
-    if "\0" in text:
-        raise NixRenderError("Nix strings cannot contain NUL characters")
+    _check_text(text)
     if _fits_indented(text):
         return _indented(text, depth)
     return _double_quoted(text)
@@ -74,7 +86,7 @@ def string(text: str, depth: int = 0) -> str:
 def _int(value: int) -> str:
     if not _INT_MIN <= value <= _INT_MAX:
         raise NixRenderError(f"{value} does not fit in a Nix integer (64-bit)")
-    return f"({value})" if value < 0 else str(value)
+    return str(value)
 
 
 def _float(value: float) -> str:
@@ -85,7 +97,7 @@ def _float(value: float) -> str:
     if "." not in mantissa:
         mantissa += ".0"
     text = mantissa + (f"e{exponent}" if exponent else "")
-    return f"(-{text})" if math.copysign(1.0, value) < 0 else text
+    return f"-{text}" if math.copysign(1.0, value) < 0 else text
 
 
 def _double_quoted(text: str) -> str:
@@ -97,10 +109,17 @@ def _double_quoted(text: str) -> str:
 
 
 def _fits_indented(text: str) -> bool:
-    # Indented strings strip indentation and treat CR specially: use them only for plain text blocks.
+    """Use `''...''` only for plain text blocks that Nix's indentation stripping and nixfmt leave
+    exactly as they are: ends in a newline, one line starts flush left, no tab, CR, control
+    character, whitespace-only line or trailing space."""
     if "\n" not in text or not text.endswith("\n"):
         return False
-    return all(ch == "\n" or (ch.isprintable() and ch != "\t") for ch in text)
+    if not all(ch == "\n" or (ch.isprintable() and ch != "\t") for ch in text):
+        return False
+    lines = text.split("\n")[:-1]
+    if any(line != line.rstrip() for line in lines):
+        return False
+    return any(line and not line[0].isspace() for line in lines)
 
 
 def _indented(text: str, depth: int) -> str:
@@ -108,14 +127,7 @@ def _indented(text: str, depth: int) -> str:
     out = ["''"]
     for line in text.split("\n")[:-1]:
         escaped = _INDENTED_SPECIAL.sub(lambda m: "'''" if m[0] == "''" else "''${", line)
-        if not escaped:
-            out.append("")
-            continue
-        # Nix strips the common leading spaces of all lines; an escaped first space keeps the
-        # line's own indentation out of that count.
-        if escaped.startswith(" "):
-            escaped = "''\\ " + escaped[1:]
-        out.append(pad + escaped)
+        out.append(pad + escaped if escaped else "")
     out.append(INDENT * depth + "''")
     return "\n".join(out)
 
@@ -126,19 +138,16 @@ def _list(items: Sequence[NixValue], depth: int) -> str:
     pad = INDENT * (depth + 1)
     lines = ["["]
     for item in items:
-        lines.append(pad + _list_element(item, depth + 1))
+        text = render(item, depth + 1)
+        # `[ 1 -2 ]` is a subtraction: a negative number in a list needs parentheses.
+        lines.append(pad + (f"({text})" if text.startswith("-") else text))
     lines.append(INDENT * depth + "]")
     return "\n".join(lines)
-
-
-def _list_element(item: NixValue, depth: int) -> str:
-    return render(item, depth)
 
 
 def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
     if not attrs:
         return "{ }"
-    pad = INDENT * (depth + 1)
     lines = ["{"]
     for key, value in attrs.items():
         path = [attr_name(key)]
@@ -147,6 +156,24 @@ def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
             ((child_key, child),) = value.items()
             path.append(attr_name(child_key))
             value = child
-        lines.append(f"{pad}{'.'.join(path)} = {render(value, depth + 1)};")
+        lines.append(_binding(path, value, depth + 1))
     lines.append(INDENT * depth + "}")
     return "\n".join(lines)
+
+
+def _binding(path: list[str], value: NixValue, depth: int) -> str:
+    """`path = value;` laid out as nixfmt does: a long value moves to the next line after `=`,
+    except a string after a simple name (at most four bare identifiers)."""
+    pad = INDENT * depth
+    lhs = ".".join(path)
+    simple = len(path) <= _SIMPLE_SELECTORS and all(_IDENTIFIER.match(p) for p in path)
+    text = render(value, depth)
+    first, _, rest = text.partition("\n")
+    if not rest:
+        line = f"{lhs} = {text};"
+        if len(line) > WIDTH and not (simple and text.startswith('"')):
+            return f"{pad}{lhs} =\n{pad}{INDENT}{text};"
+        return pad + line
+    if not simple and len(f"{lhs} = {first}") > WIDTH:
+        return f"{pad}{lhs} =\n{pad}{INDENT}{render(value, depth + 1)};"
+    return f"{pad}{lhs} = {text};"

@@ -83,10 +83,22 @@ def sort_problems(problems: Iterable[Problem]) -> list[Problem]:
     return sorted(set(problems), key=_sort_key)
 
 
+def _escape_char(ch: str) -> str:
+    if ch in '"\\':
+        return "\\" + ch
+    if ch == "\n":
+        return "\\n"
+    if ch == "\t":
+        return "\\t"
+    if not ch.isprintable():
+        return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+    return ch
+
+
 def quote(value: object) -> str:
     """A value as it appears in TOML, for messages: strings in double quotes."""
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + "".join(_escape_char(ch) for ch in value) + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

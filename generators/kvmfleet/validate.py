@@ -73,7 +73,9 @@ def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
     if isinstance(value, dict):
         for key, child in value.items():
             child_path = (*path, key)
-            if _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
+            if "\0" in key:
+                yield Finding(child_path, "the key contains a NUL character (\\u0000)")
+            elif _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
                 yield Finding(
                     child_path,
                     "looks like a secret: secrets never go in the inventory; provision a file on the host "
@@ -89,6 +91,8 @@ def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
             path,
             "is a private key: secrets never go in the inventory; give a path to a file instead",
         )
+    elif isinstance(value, str) and "\0" in value:
+        yield Finding(path, "contains a NUL character (\\u0000), which no NixOS setting can hold")
 
 
 # --- pydantic errors -> findings ---------------------------------------------------------------------

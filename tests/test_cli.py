@@ -1,0 +1,192 @@
+"""The kvmfleet command end to end on a copy of the demo fleet."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run_cli
+
+
+def _generated(root: Path) -> list[Path]:
+    return sorted(root.glob("hosts/*/generated.nix"))
+
+
+def test_generate_then_nothing_changes(demo_fleet: Path) -> None:
+    for path in _generated(demo_fleet):
+        path.unlink()
+    first = run_cli("generate", root=demo_fleet)
+    assert first.code == 0, first.err
+    assert "hosts/kvm01/generated.nix: written (new)" in first.out.splitlines()
+    mtimes = {p: p.stat().st_mtime_ns for p in _generated(demo_fleet)}
+    os.utime(demo_fleet / "hosts" / "kvm01" / "host.toml")
+    second = run_cli("generate", root=demo_fleet)
+    assert second.code == 0
+    assert "written (" not in second.out
+    assert {p: p.stat().st_mtime_ns for p in _generated(demo_fleet)} == mtimes
+    assert run_cli("generate", "--check", root=demo_fleet).code == 0
+
+
+def test_check_reports_stale_missing_and_orphaned_without_writing(demo_fleet: Path) -> None:
+    hosts = demo_fleet / "hosts"
+    (hosts / "kvm02" / "generated.nix").unlink()
+    host_toml = hosts / "kvm01" / "host.toml"
+    host_toml.write_text(
+        host_toml.read_text().replace('"net.ipv4.tcp_retries2" = 8', '"net.ipv4.tcp_retries2" = 9')
+    )
+    orphan = hosts / "gone"
+    orphan.mkdir()
+    (orphan / "generated.nix").write_text((hosts / "x1carbon" / "generated.nix").read_text())
+    before = {p: p.read_bytes() for p in hosts.rglob("*") if p.is_file()}
+    result = run_cli("generate", "--check", root=demo_fleet)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        "hosts/kvm01/generated.nix: stale",
+        "hosts/kvm02/generated.nix: missing",
+        "hosts/gone/generated.nix: orphaned (no host.toml)",
+    ]
+    assert {p: p.read_bytes() for p in hosts.rglob("*") if p.is_file()} == before
+    fixed = run_cli("generate", root=demo_fleet)
+    assert fixed.code == 0, fixed.err
+    assert "hosts/gone/generated.nix: removed (its host.toml is gone)" in fixed.out
+    assert not (orphan / "generated.nix").exists()
+    assert run_cli("generate", "--check", root=demo_fleet).code == 0
+
+
+def test_hand_edited_file_is_not_overwritten_without_force(demo_fleet: Path) -> None:
+    target = demo_fleet / "hosts" / "kvm01" / "generated.nix"
+    edited = target.read_text().replace(
+        'time.timeZone = "Europe/Amsterdam";', 'time.timeZone = "UTC";'
+    )
+    target.write_text(edited)
+    host_toml = demo_fleet / "hosts" / "kvm02" / "host.toml"
+    host_toml.write_text(host_toml.read_text() + '\n[sysctl]\n"vm.swappiness" = 10\n')
+    refused = run_cli("generate", root=demo_fleet)
+    assert refused.code == 2
+    assert "hosts/kvm01/generated.nix: edited by hand" in refused.err
+    assert target.read_text() == edited
+    assert run_cli("generate", "--check", root=demo_fleet).code == 1  # kvm02 not written either
+    forced = run_cli("generate", "--force", root=demo_fleet)
+    assert forced.code == 0
+    assert "hosts/kvm01/generated.nix: written (overwrote hand edits)" in forced.out
+    assert 'time.timeZone = "Europe/Amsterdam";' in target.read_text()
+
+
+def test_generate_named_hosts_only(demo_fleet: Path) -> None:
+    for path in _generated(demo_fleet):
+        path.unlink()
+    result = run_cli("generate", "kvm02", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert [p.parent.name for p in _generated(demo_fleet)] == ["kvm02"]
+    unknown = run_cli("generate", "kvm99", root=demo_fleet)
+    assert unknown.code == 2
+    assert "hosts/kvm99: no such host (expected hosts/kvm99/host.toml)" in unknown.err
+
+
+def test_invalid_fleet_writes_nothing(demo_fleet: Path) -> None:
+    for path in _generated(demo_fleet):
+        path.unlink()
+    bad = demo_fleet / "hosts" / "kvm02" / "host.toml"
+    bad.write_text(bad.read_text().replace('table = "gpt"', 'table = "guid"'))
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 2
+    assert (
+        'hosts/kvm02/host.toml: disk.table: "guid" is not valid: expected "msdos" or "gpt"'
+        in result.err
+    )
+    assert _generated(demo_fleet) == []
+
+
+def test_check_command(demo_fleet: Path) -> None:
+    result = run_cli("check", root=demo_fleet)
+    assert result.code == 0
+    assert "3 hosts valid" in result.out
+
+
+def test_show_names_the_source_of_each_value(demo_fleet: Path) -> None:
+    result = run_cli("show", "kvm01", root=demo_fleet)
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert any(
+        line.startswith('host.timezone = "Europe/Amsterdam"') and line.endswith("# hosts/site.toml")
+        for line in lines
+    )
+    assert any(
+        line.startswith('ceph.fsid = "b0c3f8f0')
+        and line.endswith("# hosts/site.toml [roles.hypervisor]")
+        for line in lines
+    )
+    assert any(
+        line.startswith('host.roles = ["hypervisor"]') and line.endswith("# hosts/kvm01/host.toml")
+        for line in lines
+    )
+    doc = json.loads(run_cli("show", "kvm01", "--json", root=demo_fleet).out)
+    assert {"key": "disk.table", "value": "msdos", "from": "hosts/kvm01/host.toml"} in doc["values"]
+
+
+def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
+    result = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
+    assert result.code == 0, result.err
+    text = (demo_fleet / "hosts" / "kvm03" / "host.toml").read_text()
+    assert "# Physical NICs, named by their permanent MAC address." in text
+    data = tomllib.loads(text)
+    assert data["iscsi"]["initiator_name"] == "iqn.2026-11.net.example.cloud:kvm03"
+    assert data["cloudstack"]["guid"] not in {"", "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01"}
+    assert "iscsi.initiator_name: given a fresh unique value" in result.out
+    again = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
+    assert again.code == 2
+    assert "hosts/kvm03/host.toml: already exists; not overwriting it" in again.err
+
+
+def test_new_rejects_bad_names(demo_fleet: Path) -> None:
+    result = run_cli("new", "KVM_3", "--like", "kvm01", root=demo_fleet)
+    assert result.code == 2
+    assert not (demo_fleet / "hosts" / "KVM_3").exists()
+
+
+def test_schema_is_written_and_lists_every_table(demo_fleet: Path) -> None:
+    result = run_cli("schema", root=demo_fleet)
+    assert result.code == 0
+    host = json.loads((demo_fleet / "hosts" / "host.schema.json").read_text())
+    assert {"host", "boot", "disk", "network", "iscsi", "ceph", "cloudstack", "battery"} <= set(
+        host["properties"]
+    )
+    assert "required" not in json.dumps(host)
+    site = json.loads((demo_fleet / "hosts" / "site.schema.json").read_text())
+    assert set(site["properties"]["roles"]["properties"]) == {"hypervisor", "laptop"}
+
+
+def test_missing_hosts_directory(tmp_path: Path) -> None:
+    result = run_cli("check", root=tmp_path)
+    assert result.code == 2
+    assert "hosts: no such directory" in result.err
+
+
+@pytest.mark.parametrize("command", [[], ["generate"], ["check"], ["show"], ["new"], ["schema"]])
+def test_help_everywhere(command: list[str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kvmfleet", *command, "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert "example" in result.stdout
+
+
+def test_untracked_host_directory_is_warned_about(demo_fleet: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(demo_fleet)], check=True)
+    result = run_cli("generate", root=demo_fleet)
+    assert "warning: hosts/kvm01/ has files git does not track" in result.err
+    subprocess.run(["git", "-C", str(demo_fleet), "add", "hosts"], check=True)
+    assert "git does not track" not in run_cli("generate", root=demo_fleet).err
+
+
+def test_repo_root_is_clean() -> None:
+    assert run_cli("check", root=REPO).code == 0
