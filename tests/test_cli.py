@@ -190,3 +190,11 @@ def test_untracked_host_directory_is_warned_about(demo_fleet: Path) -> None:
 
 def test_repo_root_is_clean() -> None:
     assert run_cli("check", root=REPO).code == 0
+
+
+def test_inventory_reference_is_up_to_date() -> None:
+    result = run_cli("schema", "--markdown")
+    assert result.code == 0
+    assert (REPO / "docs" / "inventory.md").read_text() == result.out, (
+        "run: kvmfleet schema --markdown > docs/inventory.md"
+    )

@@ -12,6 +12,7 @@ from kvmfleet.generate import Fleet, build, plan
 from kvmfleet.inventory import GENERATED_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, untracked, write_atomic
 from kvmfleet.problems import InventoryError, Problem
+from kvmfleet.reference import markdown
 from kvmfleet.scaffold import new_host
 from kvmfleet.schema import HOST_SCHEMA_FILE, SITE_SCHEMA_FILE, dumps, host_schema, site_schema
 from kvmfleet.show import show_json, show_text
@@ -102,10 +103,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Write hosts/host.schema.json and hosts/site.schema.json. Start a host file with\n"
         "'#:schema ../host.schema.json' (site.toml: '#:schema site.schema.json') for completion in\n"
         "editors that read it (e.g. taplo / Even Better TOML).",
-        epilog="examples:\n  kvmfleet schema\n  kvmfleet schema --stdout > host.schema.json",
+        epilog="examples:\n  kvmfleet schema\n  kvmfleet schema --stdout > host.schema.json\n"
+        "  kvmfleet schema --markdown > docs/inventory.md",
     )
     schema.add_argument(
         "--stdout", action="store_true", help="print the host schema instead of writing files"
+    )
+    schema.add_argument(
+        "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
     return parser
 
@@ -125,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "new":
             return _new(root, args.host, args.like)
         if args.command == "schema":
+            if args.markdown:
+                sys.stdout.write(markdown())
+                return EXIT_OK
             return _schema(root, stdout=args.stdout)
     except InventoryError as exc:
         _report(exc.problems)

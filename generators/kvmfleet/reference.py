@@ -1,0 +1,167 @@
+"""The inventory reference (docs/inventory.md), generated from the models so it cannot drift."""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from kvmfleet.model import Host
+
+# Validator function name -> what the value is, for readers.
+_KINDS = {
+    "_mac": "MAC address",
+    "_ifname": "interface name (≤ 15 chars)",
+    "_ip": "IP address",
+    "_interface_address": "address/prefix",
+    "_network": "network (CIDR)",
+    "_domain": "domain name",
+    "_timezone": "tz database zone",
+    "_state_version": "NixOS release (YY.05/YY.11)",
+    "_package": "nixpkgs attribute",
+    "_sysctl_name": "sysctl name",
+    "_sysctl_value": "integer, string or boolean",
+    "_ssh_public_key": "SSH public key",
+    "_secret_path": "path to a secret file (outside /nix/store)",
+    "_absolute_path": "absolute path",
+    "_block_device": "block device path",
+    "_uuid": "UUID",
+    "_iqn": "iSCSI name (IQN)",
+    "_endpoint": "address[:port]",
+    "_kernel": '"lts", "latest" or "X.Y"',
+    "_version": "CloudStack release",
+    "_server": "host name or IP",
+    "_id": "CloudStack id",
+    "_iface_id": "iSCSI iface name",
+    "_ceph_id": "Ceph name",
+}
+
+INTRO = """\
+# Inventory reference
+
+Generated from the models by `kvmfleet schema --markdown` (a test fails when it is stale).
+Files: `hosts/site.toml` (fleet defaults; `[roles.<role>.*]` tables apply to hosts with that role)
+and `hosts/<name>/host.toml` (the host; its directory name is the host name). Layering: site
+top-level, then each role of the host in order, then the host; tables merge key by key, scalars and
+arrays replace. Unknown keys are errors. "required" means some layer must set it.
+"""
+
+
+def markdown() -> str:
+    out = [INTRO]
+    for name, field in Host.model_fields.items():
+        _section(out, name, field)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _section(out: list[str], path: str, field: FieldInfo) -> None:
+    annotation = field.annotation
+    model, shape = _table_model(annotation)
+    if model is None:
+        out.append(f"## `[{path}]`\n")
+        out.append(f"{field.description or ''} Type: {_field_type(field)}.\n")
+        return
+    header = {"table": f"[{path}]", "list": f"[[{path}]]", "dict": f"[{path}.<name>]"}[shape]
+    out.append(f"## `{header}`\n")
+    doc = (model.__doc__ or "").strip().splitlines()
+    if doc and not doc[0].startswith("A base class"):
+        out.append(doc[0] + "\n")
+    rows = []
+    nested: list[tuple[str, FieldInfo]] = []
+    prefix = path if shape == "table" else (f"{path}.<name>" if shape == "dict" else path)
+    for key, sub in model.model_fields.items():
+        sub_model, _ = _table_model(sub.annotation)
+        if sub_model is not None:
+            nested.append((f"{prefix}.{key}", sub))
+            continue
+        rows.append(f"| `{key}` | {_field_type(sub)} | {_default(sub)} | {sub.description or ''} |")
+    if rows:
+        out += ["| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
+    for sub_path, sub in nested:
+        _section(out, sub_path, sub)
+
+
+def _table_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
+    inner = _strip(annotation)
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return inner, "table"
+    origin = typing.get_origin(inner)
+    args = typing.get_args(inner)
+    if (
+        origin is list
+        and args
+        and isinstance(_strip(args[0]), type)
+        and issubclass(_strip(args[0]), BaseModel)
+    ):
+        return _strip(args[0]), "list"
+    if origin is dict and len(args) == 2:
+        value = _strip(args[1])
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            return value, "dict"
+    return None, ""
+
+
+def _strip(annotation: Any) -> Any:
+    """Drop Optional and Annotated wrappers."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _field_type(field: FieldInfo) -> str:
+    """pydantic moves a field's own Annotated metadata into FieldInfo.metadata: put it back."""
+    if field.metadata:
+        return _type(typing.Annotated[(field.annotation, *field.metadata)])
+    return _type(field.annotation)
+
+
+def _type(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        for meta in reversed(args[1:]):  # the outermost validator is the most specific
+            func = getattr(meta, "func", None)
+            if func is not None and func.__name__ in _KINDS:
+                return _KINDS[func.__name__]
+        base = _type(args[0])
+        for meta in args[1:]:
+            for limit in [meta, *getattr(meta, "metadata", [])]:
+                for attr, word in (("ge", "≥"), ("le", "≤"), ("gt", ">"), ("lt", "<")):
+                    if isinstance(getattr(limit, attr, None), int):
+                        base += f" {word} {getattr(limit, attr)}"
+        return base
+    if origin in (typing.Union, types.UnionType):
+        parts = [_type(a) for a in args if a is not type(None)]
+        return " or ".join(parts)
+    if origin is typing.Literal:
+        return " \\| ".join(json.dumps(a) for a in args)
+    if origin is list:
+        return f"array of {_type(args[0])}"
+    if origin is dict:
+        return f"table: {_type(args[0])} → {_type(args[1])}"
+    return {str: "string", int: "integer", bool: "boolean", float: "number"}.get(
+        annotation, str(annotation)
+    )
+
+
+def _default(field: FieldInfo) -> str:
+    if field.default is PydanticUndefined and field.default_factory is None:
+        return "required"
+    if field.default_factory is not None:
+        return "—"
+    if field.default is None:
+        return "—"
+    return f"`{json.dumps(field.default)}`"
