@@ -1,9 +1,9 @@
 {
-  description = "kvmfleet: NixOS for CloudStack KVM hypervisors (and lab ThinkPads) from a TOML inventory";
+  description = "kvmfleet: NixOS for CloudStack KVM hosts from a TOML inventory";
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
-    # Partitioning for `nixos-install`; not used by any output yet.
+    # For partitioning at install time; no output uses it yet.
     disko = {
       url = "github:nix-community/disko";
       inputs.nixpkgs.follows = "nixpkgs";
@@ -17,55 +17,56 @@
       system = "x86_64-linux";
       pkgs = nixpkgs.legacyPackages.${system};
 
-      # The repository without VCS data and tool caches, for the checks.
+      # The repository without VCS data, virtualenvs and tool caches, for the checks.
+      caches = [
+        "__pycache__"
+        ".pytest_cache"
+        ".mypy_cache"
+        ".ruff_cache"
+        ".hypothesis"
+        ".benchmarks"
+        ".venv"
+      ];
+      isCache = path: builtins.elem (baseNameOf path) caches || lib.hasSuffix ".egg-info" path;
       src = lib.cleanSourceWith {
         src = lib.cleanSource ./.;
-        filter =
-          path: _:
-          !builtins.elem (baseNameOf path) [
-            "__pycache__"
-            ".pytest_cache"
-            ".mypy_cache"
-            ".ruff_cache"
-            ".hypothesis"
-          ];
+        filter = path: _: !isCache path;
       };
 
       # hosts/<name>/ with a generated.nix (a new one must be `git add`ed to be seen).
-      hostNames = builtins.filter (name: builtins.pathExists (./hosts + "/${name}/generated.nix")) (
-        lib.attrNames (lib.filterAttrs (_: type: type == "directory") (builtins.readDir ./hosts))
-      );
+      isHost =
+        name: type: type == "directory" && builtins.pathExists (./hosts + "/${name}/generated.nix");
+      hostNames = lib.attrNames (lib.filterAttrs isHost (builtins.readDir ./hosts));
       mkHost =
         name:
         let
-          dir = ./hosts + "/${name}";
+          hardware = ./hosts + "/${name}/hardware.nix";
         in
         lib.nixosSystem {
           modules = [
             self.nixosModules.default
-            (dir + "/generated.nix")
+            (./hosts + "/${name}/generated.nix")
           ]
-          ++ lib.optional (builtins.pathExists (dir + "/hardware.nix")) (dir + "/hardware.nix");
+          ++ lib.optional (builtins.pathExists hardware) hardware;
         };
 
       # modules/<name>.nix -> nixosModules.<name>
-      moduleFiles = lib.filterAttrs (
-        name: type: type == "regular" && lib.hasSuffix ".nix" name && name != "default.nix"
-      ) (builtins.readDir ./modules);
+      isModule = name: type: type == "regular" && lib.hasSuffix ".nix" name && name != "default.nix";
+      moduleOutput = name: _: lib.nameValuePair (lib.removeSuffix ".nix" name) (./modules + "/${name}");
 
       python = pkgs.python3.withPackages (ps: [
         ps.pydantic
         ps.tomlkit
         ps.pytest
         ps.hypothesis
-        # here rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
+        # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
         ps.mypy
       ]);
 
+      # runs in the user's checkout
       generate = pkgs.writeShellApplication {
         name = "kvmfleet-generate";
         runtimeInputs = [ self.packages.${system}.kvmfleet ];
-        # runs in the user's checkout
         text = ''exec kvmfleet generate "$@"'';
       };
     in
@@ -75,9 +76,7 @@
       nixosModules = {
         default = ./modules/default.nix;
       }
-      // lib.mapAttrs' (
-        name: _: lib.nameValuePair (lib.removeSuffix ".nix" name) (./modules + "/${name}")
-      ) moduleFiles;
+      // lib.mapAttrs' moduleOutput (lib.filterAttrs isModule (builtins.readDir ./modules));
 
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
@@ -103,13 +102,18 @@
         '';
       };
 
-      # `nix fmt`: nixfmt (RFC 166) over the tree; tests/ holds fixtures.
+      # `nix fmt`: nixfmt (RFC 166) over the tree, as the formatting check; tests/ holds fixtures.
       formatter.${system} = pkgs.nixfmt-tree.override {
         settings.formatter.nixfmt.excludes = [ "tests/*" ];
       };
 
       checks.${system} = import ./checks {
-        inherit self pkgs lib src;
+        inherit
+          self
+          pkgs
+          lib
+          src
+          ;
       };
     };
 }

@@ -1,26 +1,31 @@
-# The flake's checks.x86_64-linux.
+# The flake's checks.x86_64-linux:
 #
-#   toplevel-<host>        every nixosConfigurations.<host>, fully evaluated and built
-#   pytest                 the generator's test suite (tests/), with nix on PATH
-#   generated-up-to-date   `kvmfleet generate --check`: no hosts/*/generated.nix is stale
+#   toplevel-<host>        every nixosConfigurations.<host>, evaluated and built
+#   pytest                 the generator's tests (tests/), with nix on PATH
+#   generated-up-to-date   `kvmfleet --root SRC generate --check`: no generated.nix is stale
 #   formatting             nixfmt --check over every .nix file outside tests/
-#   vm-<cap>               the NixOS VM test in checks/<cap>.nix
+#   vm-<cap>               the NixOS VM test checks/<cap>.nix
 #
-# VM tests: a capability adds checks/<cap>.nix and nothing else. Every checks/*.nix
-# except this file and helpers whose name starts with "_" (checks/_lib.nix, ...)
-# is a VM test: a function
+# VM tests: a capability adds checks/<cap>.nix and touches nothing else. Every
+# checks/*.nix except this file and helpers named with a leading "_"
+# (checks/_common.nix, ...) is a VM test, a function returning the argument of
+# pkgs.testers.runNixOSTest:
 #
 #   { self, pkgs, lib, ... }:
 #   {
 #     name = "<cap>";
-#     nodes.kvm = { imports = [ self.nixosModules.default ]; ... };
-#     testScript = ''...'';
+#     nodes.kvm01 = {
+#       imports = [ self.nixosModules.default ];
+#       kvmfleet.roles = [ "hypervisor" ];
+#     };
+#     testScript = ''
+#       kvm01.wait_for_unit("multi-user.target")
+#     '';
 #   }
 #
-# returning the argument of pkgs.testers.runNixOSTest. Nodes get this flake's
-# modules only by importing self.nixosModules.default; they use the test's
-# (read-only) pkgs, so they must not set nixpkgs.* (e.g. by importing a whole
-# hosts/<name>/generated.nix).
+# Nodes get this flake's modules only by importing self.nixosModules.default.
+# They use the test's read-only pkgs, so they must not set nixpkgs.* (as a whole
+# hosts/<name>/generated.nix does).
 {
   self,
   pkgs,
@@ -28,8 +33,7 @@
   src,
 }:
 let
-  system = pkgs.stdenv.hostPlatform.system;
-  kvmfleet = self.packages.${system}.kvmfleet;
+  kvmfleet = self.packages.${pkgs.stdenv.hostPlatform.system}.kvmfleet;
 
   python = pkgs.python3.withPackages (ps: [
     ps.pydantic
@@ -45,16 +49,13 @@ let
   isVMTest =
     name: type:
     type == "regular" && lib.hasSuffix ".nix" name && name != "default.nix" && !lib.hasPrefix "_" name;
+  vmTest =
+    file:
+    pkgs.testers.runNixOSTest {
+      imports = [ (lib.setDefaultModuleLocation file (import file { inherit self pkgs lib; })) ];
+    };
   vmTests = lib.mapAttrs' (
-    name: _:
-    let
-      file = ./. + "/${name}";
-    in
-    lib.nameValuePair "vm-${lib.removeSuffix ".nix" name}" (
-      pkgs.testers.runNixOSTest {
-        imports = [ (lib.setDefaultModuleLocation file (import file { inherit self pkgs lib; })) ];
-      }
-    )
+    name: _: lib.nameValuePair "vm-${lib.removeSuffix ".nix" name}" (vmTest (./. + "/${name}"))
   ) (lib.filterAttrs isVMTest (builtins.readDir ./.));
 in
 hosts
@@ -66,6 +67,8 @@ hosts
         nativeBuildInputs = [
           python
           pkgs.nix
+          # tests/test_cli.py runs git init/add in a scratch fleet
+          pkgs.git
         ];
       }
       ''
@@ -82,13 +85,13 @@ hosts
       '';
 
   generated-up-to-date = pkgs.runCommand "kvmfleet-generated-up-to-date" { } ''
-    ${lib.getExe kvmfleet} generate --check --root ${src}
+    ${lib.getExe kvmfleet} --root ${src} generate --check
     touch $out
   '';
 
   formatting = pkgs.runCommand "kvmfleet-formatting" { nativeBuildInputs = [ pkgs.nixfmt ]; } ''
     cd ${src}
-    # Hand-written modules and generated host files alike; tests/ holds fixtures.
+    # hand-written and generated files alike; tests/ holds fixtures
     find . -name '*.nix' -not -path './tests/*' -print0 | sort -z | xargs -0 -r nixfmt --check
     touch $out
   '';

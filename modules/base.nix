@@ -1,6 +1,6 @@
 # What every kvmfleet host shares, and the options through which the generated,
-# pure-data host modules (hosts/<name>/generated.nix) choose things that need
-# pkgs or logic: the kernel, extra packages by name, firewall trust.
+# pure-data host modules (hosts/<name>/generated.nix) choose what needs pkgs or
+# logic: the kernel, extra packages by name, which networks are trusted.
 {
   config,
   lib,
@@ -12,22 +12,17 @@ let
 
   cfg = config.kvmfleet;
   fw = cfg.firewall;
+  ssh = config.services.openssh;
 
-  # "6.12" -> "linux_6_12"
-  kernelAttr = version: "linux_" + lib.replaceStrings [ "." ] [ "_" ] version;
-
-  # The mainline kernel package sets of this nixpkgs; removed ones are throwing
-  # aliases, so each is probed with tryEval. pkgs.linuxPackages_X_Y are aliases of these.
-  kernelAvailable =
+  # pkgs.linuxPackages_6_12 is an alias of linuxKernel.vanillaPackages.linux_6_12.
+  # Removed series are throwing aliases, hence tryEval.
+  kernels = pkgs.linuxKernel.vanillaPackages;
+  isSeries =
     attr:
     builtins.match "linux_[0-9]+_[0-9]+" attr != null
-    && pkgs.linuxKernel.vanillaPackages ? ${attr}
-    && (builtins.tryEval (pkgs.linuxKernel.vanillaPackages.${attr} ? kernel)).value;
-  kernelVersions = lib.sort (a: b: builtins.compareVersions a b < 0) (
-    map (attr: lib.replaceStrings [ "_" ] [ "." ] (lib.removePrefix "linux_" attr)) (
-      builtins.filter kernelAvailable (builtins.attrNames pkgs.linuxKernel.vanillaPackages)
-    )
-  );
+    && kernels ? ${attr}
+    && (builtins.tryEval (kernels.${attr} ? kernel)).value;
+  kernelAttr = "linux_" + lib.replaceStrings [ "." ] [ "_" ] cfg.kernel;
 
   # kvmfleet.kernel -> a kernel package set, or null when this nixpkgs has none.
   kernelPackages =
@@ -35,23 +30,23 @@ let
       pkgs.linuxPackages
     else if cfg.kernel == "latest" then
       pkgs.linuxPackages_latest
-    else if builtins.match "[0-9]+\\.[0-9]+" cfg.kernel != null && kernelAvailable (kernelAttr cfg.kernel)
-    then
-      pkgs.linuxKernel.vanillaPackages.${kernelAttr cfg.kernel}
+    else if builtins.match "[0-9]+\\.[0-9]+" cfg.kernel != null && isSeries kernelAttr then
+      kernels.${kernelAttr}
     else
       null;
+
+  # "linux_6_12" -> "6.12", for the error message
+  seriesVersion = lib.replaceStrings [ "linux_" "_" ] [ "" "." ];
+  seriesVersions = map seriesVersion (lib.filter isSeries (lib.attrNames kernels));
+  kernelVersions = lib.sort lib.versionOlder seriesVersions;
 
   # "python3Packages.requests" -> that derivation, or null when nixpkgs has none
   # (missing, a throwing alias of a removed package, or not a package at all).
   findPackage =
     name:
     let
-      found = builtins.tryEval (
-        let
-          value = lib.attrByPath (lib.splitString "." name) null pkgs;
-        in
-        if lib.isDerivation value then value else null
-      );
+      value = lib.attrByPath (lib.splitString "." name) null pkgs;
+      found = builtins.tryEval (if lib.isDerivation value then value else null);
     in
     if found.success then found.value else null;
   extraPackages = map (name: {
@@ -59,27 +54,38 @@ let
     package = findPackage name;
   }) cfg.extraPackages;
 
-  # Firewall: trusted ports, accepted only from the trusted networks.
-  isIPv6 = net: lib.hasInfix ":" net;
+  # nftables rules: the trusted ports, from the trusted networks of one family.
   nftSet = items: "{ ${lib.concatStringsSep ", " items} }";
   portSet =
     ports: ranges:
     map toString (lib.unique (lib.sort lib.lessThan ports))
     ++ map (r: "${toString r.from}-${toString r.to}") ranges;
+  portRanges = fw.trustedTCPPortRanges ++ fw.trustedUDPPortRanges;
   tcpSet = portSet fw.trustedTCPPorts fw.trustedTCPPortRanges;
   udpSet = portSet fw.trustedUDPPorts fw.trustedUDPPortRanges;
-  # No rule at all for a family without networks or a protocol without ports.
   rulesFor =
     family: networks:
+    let
+      from = "${family} saddr ${nftSet networks}";
+    in
+    # no line at all without networks or ports
     lib.optionals (networks != [ ]) (
-      lib.optional (tcpSet != [ ]) "${family} saddr ${nftSet networks} tcp dport ${nftSet tcpSet} accept"
-      ++ lib.optional (udpSet != [ ]) "${family} saddr ${nftSet networks} udp dport ${nftSet udpSet} accept"
+      lib.optional (tcpSet != [ ]) "${from} tcp dport ${nftSet tcpSet} accept"
+      ++ lib.optional (udpSet != [ ]) "${from} udp dport ${nftSet udpSet} accept"
     );
+  isIPv6 = lib.hasInfix ":";
   trustedRules =
-    rulesFor "ip" (builtins.filter (net: !isIPv6 net) fw.trustedNetworks)
-    ++ rulesFor "ip6" (builtins.filter isIPv6 fw.trustedNetworks);
+    rulesFor "ip" (lib.filter (net: !isIPv6 net) fw.trustedNetworks)
+    ++ rulesFor "ip6" (lib.filter isIPv6 fw.trustedNetworks);
 
-  network = types.strMatching "([0-9]{1,3}\\.){3}[0-9]{1,3}(/[0-9]{1,2})?|[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(/[0-9]{1,3})?";
+  ipv4 = "([0-9]{1,3}\\.){3}[0-9]{1,3}(/[0-9]{1,2})?";
+  ipv6 = "[0-9a-fA-F:.]*:[0-9a-fA-F:.]*(/[0-9]{1,3})?";
+  network = lib.mkOptionType {
+    name = "network";
+    description = "IPv4 or IPv6 network in CIDR notation";
+    check = net: lib.isString net && builtins.match "${ipv4}|${ipv6}" net != null;
+    merge = lib.mergeEqualOption;
+  };
   portRange = types.submodule {
     options = {
       from = mkOption {
@@ -92,12 +98,12 @@ let
       };
     };
   };
-  portOption =
-    type: description:
+  trustedPorts =
+    type: what:
     mkOption {
       type = types.listOf type;
       default = [ ];
-      inherit description;
+      description = "${what} reachable from the trusted networks (from everyone without any).";
     };
 in
 {
@@ -147,10 +153,10 @@ in
           Empty: the trusted ports are open to everyone.
         '';
       };
-      trustedTCPPorts = portOption types.port "TCP ports reachable from the trusted networks.";
-      trustedUDPPorts = portOption types.port "UDP ports reachable from the trusted networks.";
-      trustedTCPPortRanges = portOption portRange "TCP port ranges reachable from the trusted networks.";
-      trustedUDPPortRanges = portOption portRange "UDP port ranges reachable from the trusted networks.";
+      trustedTCPPorts = trustedPorts types.port "TCP ports";
+      trustedUDPPorts = trustedPorts types.port "UDP ports";
+      trustedTCPPortRanges = trustedPorts portRange "TCP port ranges";
+      trustedUDPPortRanges = trustedPorts portRange "UDP port ranges";
     };
   };
 
@@ -159,14 +165,16 @@ in
       assertions = [
         {
           assertion = kernelPackages != null;
-          message = ''kvmfleet.kernel: no kernel "${cfg.kernel}" in this nixpkgs; use "lts", "latest" or one of ${lib.concatStringsSep ", " kernelVersions}'';
+          message =
+            ''kvmfleet.kernel: no kernel "${cfg.kernel}" in this nixpkgs; ''
+            + ''use "lts", "latest" or one of ${lib.concatStringsSep ", " kernelVersions}'';
         }
         {
           assertion = fw.trustedNetworks != [ ] -> config.networking.firewall.backend == "nftables";
           message = "kvmfleet.firewall.trustedNetworks needs the nftables firewall backend";
         }
         {
-          assertion = lib.all (r: r.from <= r.to) (fw.trustedTCPPortRanges ++ fw.trustedUDPPortRanges);
+          assertion = lib.all (r: r.from <= r.to) portRanges;
           message = "kvmfleet.firewall: a trusted port range has from > to";
         }
       ]
@@ -180,35 +188,36 @@ in
 
       environment.systemPackages = lib.filter (p: p != null) (map (p: p.package) extraPackages);
 
-      # Firewall always on; nftables so that ports can be limited to source networks.
+      # Firewall always on; nftables, so that ports can be limited to source networks.
       networking.firewall.enable = true;
       networking.nftables.enable = true;
 
-      # SSH keys only. Its ports go through kvmfleet.firewall, so with trusted
-      # networks SSH is reachable from those only, and from everyone without.
+      # SSH with keys only. Its ports go through kvmfleet.firewall: reachable from
+      # the trusted networks only, or from everyone when there are none.
       services.openssh = {
         enable = mkDefault true;
         openFirewall = false;
         settings = {
           PasswordAuthentication = false;
           KbdInteractiveAuthentication = false;
-          # Root logs in with a key (deployments, CloudStack "Add Host"); a host may say "no".
+          # Root logs in with a key (deployment, CloudStack "Add Host"); a host may say "no".
           PermitRootLogin = mkDefault "prohibit-password";
         };
       };
-      kvmfleet.firewall.trustedTCPPorts = lib.mkIf config.services.openssh.enable config.services.openssh.ports;
+      kvmfleet.firewall.trustedTCPPorts = lib.mkIf ssh.enable ssh.ports;
 
-      # Users and keys come from the inventory only; no password to drift or leak.
+      # Users and keys come from the inventory only: no password to drift or leak.
       users.mutableUsers = false;
 
-      # Hosts are deployed from this flake; channels would only be a second, stale nixpkgs.
+      # Hosts are deployed from this flake; a channel would be a second, stale nixpkgs.
       nix.settings.experimental-features = [
         "nix-command"
         "flakes"
       ];
       nix.channel.enable = mkDefault false;
 
-      # Minimal system: what a hypervisor runs is declared, not inherited.
+      # Minimal: what a hypervisor runs is declared, not inherited (no perl, rsync,
+      # strace by default; no X, which nothing here enables). Man pages stay.
       environment.defaultPackages = mkDefault [ ];
       documentation = {
         doc.enable = mkDefault false;

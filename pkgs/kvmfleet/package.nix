@@ -5,6 +5,9 @@
 }:
 let
   root = ../..;
+  # generators/ without bytecode and setuptools' build metadata
+  sources = lib.fileset.fileFilter (file: !file.hasExt "pyc") (root + "/generators");
+  eggInfo = lib.fileset.maybeMissing (root + "/generators/kvmfleet.egg-info");
 in
 python3Packages.buildPythonApplication {
   pname = "kvmfleet";
@@ -17,7 +20,7 @@ python3Packages.buildPythonApplication {
     fileset = lib.fileset.unions [
       (root + "/pyproject.toml")
       (lib.fileset.maybeMissing (root + "/README.md"))
-      (lib.fileset.fileFilter (file: !file.hasExt "pyc") (root + "/generators"))
+      (lib.fileset.difference sources eggInfo)
     ];
   };
 
