@@ -139,6 +139,14 @@ def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
     assert data["iscsi"]["initiator_name"] == "iqn.2026-11.net.example.cloud:kvm03"
     assert data["cloudstack"]["guid"] not in {"", "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01"}
     assert "iscsi.initiator_name: given a fresh unique value" in result.out
+    assert data["network"]["links"]["p9p1"] == ""
+    assert '# must be unique: was "14:fe:b5:c6:62:e0" in kvm01' in text
+    assert data["network"]["bridges"]["cloudbr0"]["addresses"] == ["", ""]
+    assert data["network"]["bonds"]["bond0"]["hwaddress"] not in {"", "fe:80:12:04:6d:6f"}
+    assert "network.links.p9p1: cleared; fill in a value unique in the fleet" in result.out
+    check = run_cli("check", root=demo_fleet)
+    assert check.code == 2
+    assert 'hosts/kvm03/host.toml: network.links.p9p1: "" is not a MAC address' in check.err
     again = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
     assert again.code == 2
     assert "hosts/kvm03/host.toml: already exists; not overwriting it" in again.err

@@ -12,6 +12,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from kvmfleet.model import Host
+from kvmfleet.model.introspect import unwrap
 
 # Validator function name -> what the value is, for readers.
 _KINDS = {
@@ -87,7 +88,7 @@ def _section(out: list[str], path: str, field: FieldInfo) -> None:
 
 
 def _table_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
-    inner = _strip(annotation)
+    inner = unwrap(annotation)
     if isinstance(inner, type) and issubclass(inner, BaseModel):
         return inner, "table"
     origin = typing.get_origin(inner)
@@ -95,30 +96,15 @@ def _table_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:
     if (
         origin is list
         and args
-        and isinstance(_strip(args[0]), type)
-        and issubclass(_strip(args[0]), BaseModel)
+        and isinstance(unwrap(args[0]), type)
+        and issubclass(unwrap(args[0]), BaseModel)
     ):
-        return _strip(args[0]), "list"
+        return unwrap(args[0]), "list"
     if origin is dict and len(args) == 2:
-        value = _strip(args[1])
+        value = unwrap(args[1])
         if isinstance(value, type) and issubclass(value, BaseModel):
             return value, "dict"
     return None, ""
-
-
-def _strip(annotation: Any) -> Any:
-    """Drop Optional and Annotated wrappers."""
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
 
 
 def _field_type(field: FieldInfo) -> str:

@@ -3,6 +3,7 @@ must be unique in the fleet (addresses, MACs, IQN, GUID) so that the new host ca
 
 from __future__ import annotations
 
+import tomllib
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +11,13 @@ from typing import Any
 
 import tomlkit
 import tomlkit.exceptions
-from tomlkit.items import Array, Item, Table
+from tomlkit.items import Array, Item
 
 from kvmfleet.capabilities import REGISTRY, HostContext, Identity
+from kvmfleet.capabilities.network import derived_mac
 from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, load
 from kvmfleet.output import write_atomic
-from kvmfleet.problems import InventoryError, Problem, format_keypath
+from kvmfleet.problems import InventoryError, Problem, format_keypath, quote
 from kvmfleet.validate import validate_host
 
 
@@ -58,6 +60,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             [Problem(source_inv.file, (), f"cannot edit with comments kept: {exc}")]
         ) from None
     ctx = HostContext(like, host)
+    original = tomllib.loads(source_text)
     to_fill: list[str] = []
     replaced: list[str] = []
     for cap in REGISTRY:
@@ -65,7 +68,15 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             if source_inv.origin(identity.path).file != source_inv.file:
                 continue  # comes from site.toml: not the host's to change
             fresh = _fresh_value(identity, like, name)
-            if _set(doc, identity.path, fresh or "", like, identity.value):
+            # An array item's comment goes on the array: name all of its old values.
+            commented = identity.path[:-1] if isinstance(identity.path[-1], int) else identity.path
+            old = _lookup(original, commented)
+            note = (
+                f"was {_toml(old)} in {like}"
+                if fresh
+                else f"must be unique: was {_toml(old)} in {like}"
+            )
+            if _set(doc, identity.path, fresh or "", note):
                 (replaced if fresh else to_fill).append(format_keypath(identity.path))
     header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"
     write_atomic(target, header + tomlkit.dumps(doc))
@@ -78,10 +89,30 @@ def _fresh_value(identity: Identity, like: str, name: str) -> str | None:
         return str(uuid.uuid4())
     if identity.kind == "iSCSI initiator name" and identity.value.endswith(f":{like}"):
         return identity.value[: -len(like)] + name
+    if (
+        identity.kind == "MAC address"
+        and identity.path[-1] == "hwaddress"
+        and isinstance(identity.path[-2], str)
+    ):
+        # Bonds and bridges: the MAC kvmfleet would derive for the new host (or drop the key).
+        return derived_mac(name, identity.path[-2])
     return None
 
 
-def _set(doc: Any, path: tuple[str | int, ...], value: str, like: str, old: str) -> bool:
+def _lookup(data: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return quote(value)
+
+
+def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str) -> bool:
+    """Set `path` in the tomlkit document and comment the line; False if the path is not there."""
     node: Any = doc
     for part in path[:-1]:
         try:
@@ -94,10 +125,9 @@ def _set(doc: Any, path: tuple[str | int, ...], value: str, like: str, old: str)
     except (KeyError, IndexError, TypeError):
         return False
     node[last] = value
-    note = f"was {old} in {like}" if value else f"must be unique: was {old} in {like}"
     if isinstance(node, Array):
-        node.comment(f"{note}")
-    elif isinstance(node, Table | tomlkit.TOMLDocument) or hasattr(node, "item"):
+        node.comment(note)
+    else:
         item = node.item(last) if hasattr(node, "item") else None
         if isinstance(item, Item):
             item.comment(note)

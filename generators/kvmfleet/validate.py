@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import difflib
 import re
-import types
 import typing
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from kvmfleet.inventory import HostInventory, Layer
 from kvmfleet.model import Host
 from kvmfleet.model.base import ROLES
-from kvmfleet.problems import Finding, KeyPath, Problem, Severity, quote
+from kvmfleet.model.introspect import model_of, unwrap
+from kvmfleet.problems import Finding, KeyPath, Problem, quote
 
 # Key names that hold secrets: the inventory must give a path to a file instead.
 _SECRET_KEY = re.compile(
@@ -238,50 +238,19 @@ def _field_names(path: KeyPath) -> list[str]:
         annotation = _step(annotation, part)
         if annotation is None:
             return []
-    model = _model_of(annotation)
+    model = model_of(annotation)
     return list(model.model_fields) if model else []
 
 
 def _step(annotation: Any, part: str | int) -> Any:
-    model = _model_of(annotation)
+    model = model_of(annotation)
     if model is not None:
         field = model.model_fields.get(str(part))
         return field.annotation if field else None
-    container = _unwrap(annotation)
+    container = unwrap(annotation)
     origin = typing.get_origin(container)
     if origin is list and isinstance(part, int):
         return typing.get_args(container)[0]
     if origin is dict:
         return typing.get_args(container)[1]
     return None
-
-
-def _unwrap(annotation: Any) -> Any:
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(annotation) if a is not type(None)]
-            if len(args) != 1:
-                return annotation
-            annotation = args[0]
-        else:
-            return annotation
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    inner = _unwrap(annotation)
-    if isinstance(inner, type) and issubclass(inner, BaseModel):
-        return inner
-    return None
-
-
-def severity_counts(problems: Iterable[Problem]) -> tuple[int, int]:
-    errors = warnings = 0
-    for p in problems:
-        if p.severity is Severity.ERROR:
-            errors += 1
-        else:
-            warnings += 1
-    return errors, warnings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kvmfleet.capabilities import battery, ceph, cloudstack, host, storage
+from kvmfleet.capabilities import battery, ceph, cloudstack, host, network, storage
 from kvmfleet.capabilities.base import Capability, HostContext, Identity, Settings
 
 REGISTRY: tuple[Capability, ...] = (
@@ -12,7 +12,7 @@ REGISTRY: tuple[Capability, ...] = (
         host.settings,
         host.findings,
     ),
-    Capability("network", ("network",), None),
+    Capability("network", ("network",), network.settings, network.findings, network.identities),
     Capability("storage", ("iscsi", "multipath"), None, storage.findings, storage.identities),
     Capability("ceph", ("ceph",), None, ceph.findings),
     Capability("cloudstack", ("cloudstack",), None, cloudstack.findings, cloudstack.identities),
