@@ -42,7 +42,7 @@ KEYS = st.sampled_from(
 )
 SCALARS = st.one_of(
     st.booleans(),
-    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False),
     st.text(max_size=20),
     st.sampled_from(["802.3ad", "fe:80:12:04:6d:6f", "10.0.0.1/24", "grub", "gpt", "eth0"]),

@@ -17,6 +17,8 @@ from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import model_of, unwrap
 from kvmfleet.problems import Finding, KeyPath, Problem, quote
 
+_NIX_INT_MIN = -(2**63) + 1
+_NIX_INT_MAX = 2**63 - 1
 # Key names that hold secrets: the inventory must give a path to a file instead.
 _SECRET_KEY = re.compile(
     r"^(.*_)?(password|passphrase|passwd|secret|token|key|keyring|psk|private_key|api_key)$"
@@ -93,6 +95,12 @@ def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
         )
     elif isinstance(value, str) and "\0" in value:
         yield Finding(path, "contains a NUL character (\\u0000), which no NixOS setting can hold")
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not _NIX_INT_MIN <= value <= _NIX_INT_MAX
+    ):
+        yield Finding(path, f"{value} does not fit in a NixOS integer (64-bit)")
 
 
 # --- pydantic errors -> findings ---------------------------------------------------------------------
