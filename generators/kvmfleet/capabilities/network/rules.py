@@ -1,302 +1,34 @@
-"""Networking (`[network]`): NICs renamed by permanent MAC, bonds with a fixed MAC, VLANs, bridges,
-static addresses, gateways and routes, as systemd-networkd units (`systemd.network.*`).
-
-Unit names: `10-<interface>` for every .link, .netdev and .network file. They sort before NixOS's
-own units (`40-<name>` from `networking.interfaces`, `99-ethernet-default-dhcp`, systemd's
-`99-default.link`); for .link and .network files the first match wins, so kvmfleet's units decide.
-
-A host that declares no interfaces at all (no links, bonds, VLANs, bridges, interfaces) gets
-networkd with NixOS's DHCP defaults: DHCP on every Ethernet interface and Wi-Fi station.
-docs/network.md documents every key and the derived-MAC rule.
-"""
+"""Validation of `[network]` (findings) and the values that must be unique in the fleet (identities)."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 
-from kvmfleet.capabilities.base import HostContext, Identity, Settings
-from kvmfleet.model.network import Bond, Bridge, Interface, Layer3, Network
-from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
-
-UNIT_PREFIX = "10-"
-DEFAULT_MTU = 1500
-IPV6_MIN_MTU = 1280
-BR_MAX_PORTS = 1024  # linux/net/bridge/br_private.h
-
-IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# Kind of interface -> the [network] table that defines it, in the order names are claimed.
-TABLES: tuple[tuple[str, str], ...] = (
-    ("link", "links"),
-    ("bond", "bonds"),
-    ("VLAN", "vlans"),
-    ("bridge", "bridges"),
+from kvmfleet.capabilities.base import HostContext, Identity
+from kvmfleet.capabilities.network.topology import (
+    BR_MAX_PORTS,
+    DEFAULT_MTU,
+    IPV6_MIN_MTU,
+    TABLES,
+    IpAddr,
+    Topology,
+    families,
+    is_locally_administered,
+    is_multicast,
+    layer3_of,
+    layer3_path,
+    topology,
 )
+from kvmfleet.model.network import Bond, Layer3, Network
+from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
 
 _LACP_ONLY = ("802.3ad",)
 _HASH_MODES = ("802.3ad", "balance-xor", "balance-tlb", "balance-alb")
 _PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
 # Names the kernel gives NICs itself: udev's rename races with the kernel's (systemd.link(5)).
 _KERNEL_NAME = re.compile(r"^eth\d+$")
-
-
-# --- the derived MAC ------------------------------------------------------------------------------
-
-
-def derived_mac(host: str, interface: str) -> str:
-    """The MAC of a bond or bridge without `hwaddress`: the first six bytes of the SHA-256 of the
-    UTF-8 text `kvmfleet/<host>/<interface>`, with the first byte's lowest bit cleared (unicast)
-    and its second-lowest bit set (locally administered)."""
-    octets = bytearray(hashlib.sha256(f"kvmfleet/{host}/{interface}".encode()).digest()[:6])
-    octets[0] = (octets[0] & 0xFC) | 0x02
-    return ":".join(f"{b:02x}" for b in octets)
-
-
-def bond_mac(ctx: HostContext, name: str, bond: Bond) -> str:
-    return bond.hwaddress or derived_mac(ctx.name, name)
-
-
-def bridge_mac(ctx: HostContext, name: str, bridge: Bridge) -> str:
-    return bridge.hwaddress or derived_mac(ctx.name, name)
-
-
-def _first_octet(mac: str) -> int:
-    return int(mac[:2], 16)
-
-
-def is_multicast(mac: str) -> bool:
-    return bool(_first_octet(mac) & 0x01)
-
-
-def is_locally_administered(mac: str) -> bool:
-    return bool(_first_octet(mac) & 0x02)
-
-
-# --- topology ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Topology:
-    """Who is whose: the first claim of every relation (later, conflicting ones are findings)."""
-
-    kind: dict[str, str] = field(default_factory=dict)  # name -> "link", "bond", "VLAN", "bridge"
-    table: dict[str, str] = field(default_factory=dict)  # name -> "links", "bonds", ...
-    bond_of: dict[str, str] = field(default_factory=dict)  # slave -> bond
-    bridge_of: dict[str, str] = field(default_factory=dict)  # port -> bridge
-    vlans_on: dict[str, list[str]] = field(default_factory=dict)  # parent -> VLANs
-
-    def master(self, name: str) -> str | None:
-        return self.bond_of.get(name) or self.bridge_of.get(name)
-
-
-def topology(net: Network) -> Topology:
-    topo = Topology()
-    for kind, table in TABLES:
-        for name in getattr(net, table):
-            if name not in topo.kind:
-                topo.kind[name] = kind
-                topo.table[name] = table
-    for bond_name, bond in net.bonds.items():
-        if topo.table.get(bond_name) != "bonds":
-            continue
-        for slave in bond.slaves:
-            if topo.kind.get(slave) == "link":
-                topo.bond_of.setdefault(slave, bond_name)
-    for bridge_name, bridge in net.bridges.items():
-        if topo.table.get(bridge_name) != "bridges":
-            continue
-        for port in bridge.ports:
-            if topo.kind.get(port) in ("link", "bond", "VLAN") and port not in topo.bond_of:
-                topo.bridge_of.setdefault(port, bridge_name)
-    for vlan_name, vlan in net.vlans.items():
-        if topo.table.get(vlan_name) == "vlans" and vlan.parent in topo.kind:
-            topo.vlans_on.setdefault(vlan.parent, []).append(vlan_name)
-    return topo
-
-
-def _layer3(net: Network, name: str, topo: Topology) -> Layer3 | None:
-    """The addressing table of an interface: its own for bonds/VLANs/bridges, [network.interfaces]
-    for links."""
-    table = topo.table.get(name)
-    if table == "links":
-        return net.interfaces.get(name)
-    if table is None:
-        return None
-    value: Layer3 = getattr(net, table)[name]
-    return value
-
-
-def _l3_path(name: str, topo: Topology) -> KeyPath:
-    table = topo.table.get(name)
-    return ("network", "interfaces" if table in (None, "links") else str(table), name)
-
-
-def families(l3: Layer3) -> set[int]:
-    """The IP versions an interface speaks: static addresses, DHCP, router advertisements."""
-    found: set[int] = {ipaddress.ip_interface(a).version for a in l3.addresses}
-    if l3.dhcp in ("yes", "ipv4"):
-        found.add(4)
-    if l3.dhcp in ("yes", "ipv6"):
-        found.add(6)
-    if l3.accept_ra:
-        found.add(6)
-    return found
-
-
-def _has_l3(l3: Layer3) -> bool:
-    return bool(l3.addresses or l3.gateways or l3.routes or l3.dhcp != "no" or l3.accept_ra)
-
-
-# --- settings ------------------------------------------------------------------------------------
-
-
-def settings(ctx: HostContext) -> Settings:
-    net = ctx.host.network
-    declared = net.declares_interfaces()
-    networking: Settings = {"useNetworkd": True, "useDHCP": not declared}
-    if net.dns:
-        networking["nameservers"] = list(net.dns)
-    if net.search:
-        networking["search"] = list(net.search)
-    out: Settings = {"networking": networking}
-    if not declared:
-        return out
-    topo = topology(net)
-    units: Settings = {}
-    links = {f"{UNIT_PREFIX}{name}": _link_unit(name, mac) for name, mac in net.links.items()}
-    if links:
-        units["links"] = links
-    netdevs = _netdevs(ctx)
-    if netdevs:
-        units["netdevs"] = netdevs
-    networks = _networks(net, topo)
-    if networks:
-        units["networks"] = networks
-    out["systemd"] = {"network": units}
-    return out
-
-
-def _link_unit(name: str, mac: str) -> Settings:
-    # Match the permanent MAC: a bond slave takes the bond's MAC, so `MACAddress=` would not match.
-    return {
-        "matchConfig": {"PermanentMACAddress": mac},
-        # Only the name: no alternative names that could collide with another NIC's chosen name.
-        "linkConfig": {"Name": name},
-    }
-
-
-def _netdevs(ctx: HostContext) -> Settings:
-    net = ctx.host.network
-    out: Settings = {}
-    for name, bond in net.bonds.items():
-        out[f"{UNIT_PREFIX}{name}"] = {
-            "netdevConfig": {"Kind": "bond", "Name": name, "MACAddress": bond_mac(ctx, name, bond)},
-            "bondConfig": _bond_config(bond),
-        }
-    for name, vlan in net.vlans.items():
-        out[f"{UNIT_PREFIX}{name}"] = {
-            "netdevConfig": {"Kind": "vlan", "Name": name},
-            "vlanConfig": {"Id": vlan.id},
-        }
-    for name, bridge in net.bridges.items():
-        out[f"{UNIT_PREFIX}{name}"] = {
-            "netdevConfig": {
-                "Kind": "bridge",
-                "Name": name,
-                "MACAddress": bridge_mac(ctx, name, bridge),
-            },
-            "bridgeConfig": {"STP": bridge.stp},
-        }
-    return out
-
-
-def _bond_config(bond: Bond) -> Settings:
-    config: Settings = {"Mode": bond.mode}
-    if bond.lacp_rate is not None:
-        config["LACPTransmitRate"] = bond.lacp_rate
-    if bond.xmit_hash_policy is not None:
-        config["TransmitHashPolicy"] = bond.xmit_hash_policy
-    config["MIIMonitorSec"] = f"{bond.miimon_ms}ms"
-    if bond.updelay_ms is not None:
-        config["UpDelaySec"] = f"{bond.updelay_ms}ms"
-    if bond.downdelay_ms is not None:
-        config["DownDelaySec"] = f"{bond.downdelay_ms}ms"
-    if bond.min_links is not None:
-        config["MinLinks"] = bond.min_links
-    return config
-
-
-def _networks(net: Network, topo: Topology) -> Settings:
-    out: Settings = {}
-    primaries = {b.primary for b in net.bonds.values() if b.primary is not None}
-    for name in topo.kind:
-        l3 = _layer3(net, name, topo)
-        master = topo.master(name)
-        vlans = topo.vlans_on.get(name, [])
-        if topo.kind[name] == "link" and l3 is None and master is None and not vlans:
-            continue  # a named NIC that nothing uses: networkd leaves it alone
-        unit = _network_unit(name, l3 or Interface(), topo, vlans, primary=name in primaries)
-        out[f"{UNIT_PREFIX}{name}"] = unit
-    return out
-
-
-def _network_unit(
-    name: str, l3: Layer3, topo: Topology, vlans: list[str], *, primary: bool
-) -> Settings:
-    network: Settings = {}
-    link: Settings = {}
-    if name in topo.bond_of:
-        network["Bond"] = topo.bond_of[name]
-        if primary:
-            network["PrimarySlave"] = True
-    if name in topo.bridge_of:
-        network["Bridge"] = topo.bridge_of[name]
-    if vlans:
-        network["VLAN"] = list(vlans)
-    unit: Settings = {"matchConfig": {"Name": name}}
-    if topo.master(name) is not None:
-        # A slave or port carries no addresses of its own, not even IPv6 link-local ones.
-        network["LinkLocalAddressing"] = "no"
-        link["RequiredForOnline"] = "enslaved"
-    else:
-        speaks = families(l3)
-        if l3.addresses:
-            network["Address"] = list(l3.addresses)
-        if l3.gateways:
-            network["Gateway"] = list(l3.gateways)
-        network["DHCP"] = l3.dhcp
-        network["LinkLocalAddressing"] = "ipv6" if 6 in speaks else "no"
-        network["IPv6AcceptRA"] = l3.accept_ra
-        if l3.accept_ra:
-            network["IPv6PrivacyExtensions"] = False  # servers keep stable addresses
-        if l3.addresses:
-            # Static addresses exist without carrier, so services can bind them at boot, and a
-            # link flap does not remove them.
-            network["ConfigureWithoutCarrier"] = True
-        if not speaks:
-            # Layer 2 only (e.g. a guest bridge): up, no host address, nothing to wait for but carrier.
-            link["RequiredForOnline"] = "carrier"
-        if l3.routes:
-            unit["routes"] = [_route(r.destination, r.gateway, r.metric) for r in l3.routes]
-    if l3.mtu is not None:
-        link["MTUBytes"] = l3.mtu
-    unit["networkConfig"] = network
-    if link:
-        unit["linkConfig"] = link
-    return unit
-
-
-def _route(destination: str, gateway: str | None, metric: int | None) -> Settings:
-    route: Settings = {"Destination": destination}
-    if gateway is not None:
-        route["Gateway"] = gateway
-    if metric is not None:
-        route["Metric"] = metric
-    return route
 
 
 # --- identities ----------------------------------------------------------------------------------
@@ -617,10 +349,10 @@ _L3_KEYS = (
 def _enslaved_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     """Bridge ports carry no addresses: they belong on the bridge. (Bond slaves have no table.)"""
     for name, bridge in topo.bridge_of.items():
-        l3 = _layer3(net, name, topo)
+        l3 = layer3_of(net, name, topo)
         if l3 is None:
             continue
-        base = _l3_path(name, topo)
+        base = layer3_path(name, topo)
         for key, what in _L3_KEYS:
             value = getattr(l3, key)
             if value and value != "no":
@@ -655,10 +387,10 @@ def _reachable(gateway: IpAddr, l3: Layer3) -> str | None:
 
 def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     for name in topo.kind:
-        l3 = _layer3(net, name, topo)
+        l3 = layer3_of(net, name, topo)
         if l3 is None or topo.master(name) is not None:
             continue
-        base = _l3_path(name, topo)
+        base = layer3_path(name, topo)
         for index, text in enumerate(l3.gateways):
             problem = _reachable(ipaddress.ip_address(text), l3)
             if problem:
@@ -694,10 +426,10 @@ def _default_route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     """At most one default route per family without an explicit metric, on the whole host."""
     first: dict[int, KeyPath] = {}
     for name in topo.kind:
-        l3 = _layer3(net, name, topo)
+        l3 = layer3_of(net, name, topo)
         if l3 is None or topo.master(name) is not None:
             continue
-        base = _l3_path(name, topo)
+        base = layer3_path(name, topo)
         candidates: list[tuple[int, KeyPath]] = [
             (ipaddress.ip_address(g).version, (*base, "gateways", i))
             for i, g in enumerate(l3.gateways)
@@ -728,7 +460,7 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
         if name in visiting:
             return DEFAULT_MTU
         inner = visiting | {name}
-        l3 = _layer3(net, name, topo)
+        l3 = layer3_of(net, name, topo)
         value: int
         if l3 is not None and l3.mtu is not None:
             value = l3.mtu
@@ -767,12 +499,12 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                     "raise the port's mtu too",
                 )
     for name in topo.kind:
-        l3 = _layer3(net, name, topo)
+        l3 = layer3_of(net, name, topo)
         if l3 is None or l3.mtu is None or l3.mtu >= IPV6_MIN_MTU:
             continue
         if 6 in families(l3) and topo.master(name) is None:
             yield error(
-                (*_l3_path(name, topo), "mtu"),
+                (*layer3_path(name, topo), "mtu"),
                 f"{l3.mtu} is below {IPV6_MIN_MTU}, the smallest MTU IPv6 works with, and this "
                 "interface has IPv6",
             )

@@ -1,0 +1,133 @@
+"""Shared facts of a host's network: constants, the derived MAC rule, which interface is what."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from kvmfleet.capabilities.base import HostContext
+from kvmfleet.model.network import Bond, Bridge, Layer3, Network
+from kvmfleet.problems import KeyPath
+
+UNIT_PREFIX = "10-"
+DEFAULT_MTU = 1500
+IPV6_MIN_MTU = 1280
+BR_MAX_PORTS = 1024  # linux/net/bridge/br_private.h
+
+IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Kind of interface -> the [network] table that defines it, in the order names are claimed.
+TABLES: tuple[tuple[str, str], ...] = (
+    ("link", "links"),
+    ("bond", "bonds"),
+    ("VLAN", "vlans"),
+    ("bridge", "bridges"),
+)
+
+
+# --- the derived MAC ------------------------------------------------------------------------------
+
+
+def derived_mac(host: str, interface: str) -> str:
+    """The MAC of a bond or bridge without `hwaddress`: the first six bytes of the SHA-256 of the
+    UTF-8 text `kvmfleet/<host>/<interface>`, with the first byte's lowest bit cleared (unicast)
+    and its second-lowest bit set (locally administered)."""
+    octets = bytearray(hashlib.sha256(f"kvmfleet/{host}/{interface}".encode()).digest()[:6])
+    octets[0] = (octets[0] & 0xFC) | 0x02
+    return ":".join(f"{b:02x}" for b in octets)
+
+
+def bond_mac(ctx: HostContext, name: str, bond: Bond) -> str:
+    return bond.hwaddress or derived_mac(ctx.name, name)
+
+
+def bridge_mac(ctx: HostContext, name: str, bridge: Bridge) -> str:
+    return bridge.hwaddress or derived_mac(ctx.name, name)
+
+
+def _first_octet(mac: str) -> int:
+    return int(mac[:2], 16)
+
+
+def is_multicast(mac: str) -> bool:
+    return bool(_first_octet(mac) & 0x01)
+
+
+def is_locally_administered(mac: str) -> bool:
+    return bool(_first_octet(mac) & 0x02)
+
+
+# --- topology ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Topology:
+    """Who is whose: the first claim of every relation (later, conflicting ones are findings)."""
+
+    kind: dict[str, str] = field(default_factory=dict)  # name -> "link", "bond", "VLAN", "bridge"
+    table: dict[str, str] = field(default_factory=dict)  # name -> "links", "bonds", ...
+    bond_of: dict[str, str] = field(default_factory=dict)  # slave -> bond
+    bridge_of: dict[str, str] = field(default_factory=dict)  # port -> bridge
+    vlans_on: dict[str, list[str]] = field(default_factory=dict)  # parent -> VLANs
+
+    def master(self, name: str) -> str | None:
+        return self.bond_of.get(name) or self.bridge_of.get(name)
+
+
+def topology(net: Network) -> Topology:
+    topo = Topology()
+    for kind, table in TABLES:
+        for name in getattr(net, table):
+            if name not in topo.kind:
+                topo.kind[name] = kind
+                topo.table[name] = table
+    for bond_name, bond in net.bonds.items():
+        if topo.table.get(bond_name) != "bonds":
+            continue
+        for slave in bond.slaves:
+            if topo.kind.get(slave) == "link":
+                topo.bond_of.setdefault(slave, bond_name)
+    for bridge_name, bridge in net.bridges.items():
+        if topo.table.get(bridge_name) != "bridges":
+            continue
+        for port in bridge.ports:
+            if topo.kind.get(port) in ("link", "bond", "VLAN") and port not in topo.bond_of:
+                topo.bridge_of.setdefault(port, bridge_name)
+    for vlan_name, vlan in net.vlans.items():
+        if topo.table.get(vlan_name) == "vlans" and vlan.parent in topo.kind:
+            topo.vlans_on.setdefault(vlan.parent, []).append(vlan_name)
+    return topo
+
+
+def layer3_of(net: Network, name: str, topo: Topology) -> Layer3 | None:
+    """The addressing table of an interface: its own for bonds/VLANs/bridges, [network.interfaces]
+    for links."""
+    table = topo.table.get(name)
+    if table == "links":
+        return net.interfaces.get(name)
+    if table is None:
+        return None
+    value: Layer3 = getattr(net, table)[name]
+    return value
+
+
+def layer3_path(name: str, topo: Topology) -> KeyPath:
+    table = topo.table.get(name)
+    return ("network", "interfaces" if table in (None, "links") else str(table), name)
+
+
+def families(l3: Layer3) -> set[int]:
+    """The IP versions an interface speaks: static addresses, DHCP, router advertisements."""
+    found: set[int] = {ipaddress.ip_interface(a).version for a in l3.addresses}
+    if l3.dhcp in ("yes", "ipv4"):
+        found.add(4)
+    if l3.dhcp in ("yes", "ipv6"):
+        found.add(6)
+    if l3.accept_ra:
+        found.add(6)
+    return found
+
+
+def _has_l3(l3: Layer3) -> bool:
+    return bool(l3.addresses or l3.gateways or l3.routes or l3.dhcp != "no" or l3.accept_ra)
