@@ -57,6 +57,7 @@
       python = pkgs.python3.withPackages (ps: [
         ps.pydantic
         ps.tomlkit
+        ps.tzdata
         ps.pytest
         ps.hypothesis
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable

@@ -38,6 +38,7 @@ let
   python = pkgs.python3.withPackages (ps: [
     ps.pydantic
     ps.tomlkit
+    ps.tzdata
     ps.pytest
     ps.hypothesis
   ]);

@@ -5,7 +5,11 @@
 # (both slaves up in one aggregator whose partner is the other host's bond),
 # that the bonds have the fixed MACs kvmfleet chose (lacp1's hwaddress, lacp2's
 # derived one), ping across the bond (untagged IPv4/IPv6 and a tagged VLAN),
-# ping with one slave's link cut, and lacp1's MAC after a cold reboot.
+# ping with one slave's link cut, and lacp1's MAC after a cold reboot. Then
+# lacp1 boots with lan1's cable out from the start: networkd must count the
+# host fully "online" (slaves and ports are RequiredForOnline = "no": a slave
+# without carrier is "no-carrier", and a bond port with one is
+# "degraded-carrier") and systemd-networkd-wait-online must succeed.
 #
 # Test-driver facts this relies on (nixos/lib/testing, qemu-vm.nix):
 # - virtualisation.interfaces.<name>.vlan = N adds a virtio NIC with the MAC
@@ -15,6 +19,10 @@
 # - The switches run as hubs (`vde_switch --hub`), which repeat every frame,
 #   the LACPDUs to 01:80:c2:00:00:02 included (a Linux bridge would not
 #   forward them).
+# - Machine.start() returns once QEMU runs (its monitor and the shell socket
+#   are QEMU's own chardevs), before the firmware loads the kernel: a
+#   `set_link ... off` right after it cuts the cable before the guest ever
+#   sees carrier on that NIC.
 # - virtio-net reports speed and duplex "unknown"; the 802.3ad driver keeps
 #   such ports out of aggregation. The test adds BitsPerSecond/Duplex to
 #   kvmfleet's .link units (as nixpkgs' networking bond test does with ethtool),
@@ -122,6 +130,12 @@ in
         return machine.succeed(f"cat /sys/class/net/{interface}/address").strip()
 
 
+    def networkd(machine, interface=""):
+        """`networkctl status` of the host or of one interface, as fields
+        (read whole: `| grep -q` can fail the pipeline with SIGPIPE)."""
+        return fields(machine.succeed(f"networkctl --no-pager --lines=0 status {interface}"))
+
+
     def lacp_up(machine, partner, slaves_up):
         """The bond runs 802.3ad; the slaves in `slaves_up` are up and in the
         active aggregator, whose partner is the other host's bond; with both
@@ -214,5 +228,30 @@ in
         assert mac(lacp1, "cloudbr0") == EXPECTED["lacp1"]["cloudbr0"]
         lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.10.2")
         lacp2.wait_until_succeeds("ping -c 1 -W 1 10.0.10.1")
+
+    with subtest("booted with lan1's cable out, lacp1 still comes online"):
+        lacp1.shutdown()
+        lacp1.start()
+        out = lacp1.send_monitor_command(f"set_link {LAN1_NETDEV} off")
+        assert "not found" not in out, out
+        lacp1.wait_for_unit("systemd-networkd.service")
+        lacp1.wait_for_unit("multi-user.target")
+        assert_lacp(lacp1, EXPECTED["lacp2"]["bond0"], slaves_up=("lan0",))
+        lacp1.succeed("test \"$(cat /sys/class/net/lan1/carrier)\" = 0")
+        retry(lambda _: networkd(lacp1, "lan1").get("State", "").startswith("no-carrier"), timeout_seconds=60)
+        # Only the interfaces with addresses (cloudbr0, vlan200) count. With
+        # lan1 or bond0 required, networkd would say "partial" here, and
+        # systemd < 256's wait-online would wait its 120 s timeout and fail.
+        retry(lambda _: networkd(lacp1).get("Online state") == "online", timeout_seconds=60)
+        for interface in ("lan1", "bond0"):
+            state = networkd(lacp1, interface).get("Online state")
+            assert state != "offline", f"{interface}: {state}"
+        lacp1.succeed("timeout 60 systemctl restart systemd-networkd-wait-online.service")
+        lacp1.succeed("systemctl is-active systemd-networkd-wait-online.service")
+        lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.10.2", timeout=60)
+        lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.200.2", timeout=60)
+        lacp1.send_monitor_command(f"set_link {LAN1_NETDEV} on")
+        assert_lacp(lacp1, EXPECTED["lacp2"]["bond0"])
+        assert_lacp(lacp2, EXPECTED["lacp1"]["bond0"])
   '';
 }

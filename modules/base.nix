@@ -188,8 +188,9 @@ in
 
       environment.systemPackages = lib.filter (p: p != null) (map (p: p.package) extraPackages);
 
-      # Firewall always on; nftables, so that ports can be limited to source networks.
-      networking.firewall.enable = true;
+      # Firewall on unless the inventory says `[firewall] enable = false` (warned about);
+      # nftables, so that ports can be limited to source networks.
+      networking.firewall.enable = mkDefault true;
       networking.nftables.enable = true;
 
       # SSH with keys only. Its ports go through kvmfleet.firewall: reachable from
@@ -226,6 +227,9 @@ in
       };
       # Its database comes with channels only.
       programs.command-not-found.enable = mkDefault false;
+
+      # Laptops roam: iwd associates with Wi-Fi, networkd's default DHCP does the rest.
+      networking.wireless.iwd.enable = mkDefault (lib.elem "laptop" cfg.roles);
     }
 
     (lib.mkIf (fw.trustedNetworks == [ ]) {

@@ -206,3 +206,76 @@ def test_inventory_reference_is_up_to_date() -> None:
     assert (REPO / "docs" / "inventory.md").read_text() == result.out, (
         "run: kvmfleet schema --markdown > docs/inventory.md"
     )
+
+
+def test_new_from_a_host_with_inline_tables_writes_valid_toml(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "kvm02" / "host.toml"
+    text = host.read_text()
+    text = text.replace(
+        '[network.links]\neno1 = "3c:ec:ef:10:20:01"\neno2 = "3c:ec:ef:10:20:02"\n'
+        'san0 = "3c:ec:ef:10:20:11"\nsan1 = "3c:ec:ef:10:20:12"\n',
+        '[network]\nlinks = { eno1 = "3c:ec:ef:10:20:01", eno2 = "3c:ec:ef:10:20:02", '
+        'san0 = "3c:ec:ef:10:20:11", san1 = "3c:ec:ef:10:20:12" }\n',
+    )
+    host.write_text(text)
+    assert run_cli("check", root=demo_fleet).code == 0
+    result = run_cli("new", "kvm09", "--like", "kvm02", root=demo_fleet)
+    assert result.code == 0, result.err
+    data = tomllib.loads((demo_fleet / "hosts" / "kvm09" / "host.toml").read_text())
+    assert data["network"]["links"]["eno1"] == ""
+
+
+def test_host_toml_that_is_not_a_file_is_an_error_not_a_removed_host(demo_fleet: Path) -> None:
+    host_toml = demo_fleet / "hosts" / "kvm01" / "host.toml"
+    host_toml.unlink()
+    host_toml.mkdir()
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 2
+    assert "hosts/kvm01/host.toml: is not a regular file" in result.err
+    assert (demo_fleet / "hosts" / "kvm01" / "generated.nix").exists()
+
+
+def test_generated_path_that_is_not_a_file_blocks_every_write(demo_fleet: Path) -> None:
+    target = demo_fleet / "hosts" / "kvm01" / "generated.nix"
+    target.unlink()
+    target.mkdir()
+    (demo_fleet / "hosts" / "kvm02" / "generated.nix").unlink()
+    for args in (["generate"], ["generate", "--force"]):
+        result = run_cli(*args, root=demo_fleet)
+        assert result.code == 2, result.err
+        assert "hosts/kvm01/generated.nix: not a regular file" in result.err
+        assert not (demo_fleet / "hosts" / "kvm02" / "generated.nix").exists()
+    target.rmdir()
+    os.mkfifo(target)  # --check must not block reading it
+    check = run_cli("generate", "--check", root=demo_fleet)
+    assert check.code == 1
+    assert "hosts/kvm01/generated.nix: not a regular file" in check.out
+
+
+def test_hand_edited_orphan_is_kept_but_does_not_block(demo_fleet: Path) -> None:
+    assert run_cli("generate", root=demo_fleet).code == 0
+    hosts = demo_fleet / "hosts"
+    (hosts / "x1carbon" / "host.toml").unlink()
+    generated = hosts / "x1carbon" / "generated.nix"
+    generated.write_text(generated.read_text() + "# note\n")
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "warning: hosts/x1carbon/generated.nix: left in place" in result.err
+    assert generated.exists()
+    assert "0 written" in result.out
+    assert run_cli("generate", "--check", root=demo_fleet).code == 1
+
+
+def test_deep_nesting_and_byte_order_mark(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "kvm02" / "host.toml"
+    original = host.read_text()
+    host.write_text("\ufeff" + original)
+    assert run_cli("check", root=demo_fleet).code == 0
+    host.write_text(original + "[" + ".".join(["x"] * 500) + "]\n")
+    result = run_cli("check", root=demo_fleet)
+    assert result.code == 2
+    assert "hosts/kvm02/host.toml: nested deeper than 32 levels" in result.err
+    host.write_text(original + "deep = " + "[" * 600 + "]" * 600 + "\n")
+    result = run_cli("check", root=demo_fleet)
+    assert result.code == 2
+    assert "Traceback" not in result.err

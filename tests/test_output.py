@@ -31,9 +31,27 @@ def test_classify(tmp_path: Path) -> None:
     assert classify(tmp_path, "f.nix", content).status is Status.HAND_EDITED
     (tmp_path / "f.nix").write_text("{ handWritten = true; }\n")
     assert classify(tmp_path, "f.nix", content).status is Status.HAND_EDITED
-    assert classify_orphan(tmp_path, "f.nix").status is Status.HAND_EDITED
+    assert classify_orphan(tmp_path, "f.nix").status is Status.ORPHAN_KEPT
     (tmp_path / "f.nix").write_text(content)
     assert classify_orphan(tmp_path, "f.nix").status is Status.ORPHANED
+    (tmp_path / "Host.toml").write_text("")  # a human is at work in this directory
+    assert classify_orphan(tmp_path, "f.nix").status is Status.ORPHAN_KEPT
+
+
+def test_non_regular_targets_are_never_read_or_replaced(tmp_path: Path) -> None:
+    content = with_header(BODY, ["x"])
+    (tmp_path / "dir.nix").mkdir()
+    os.mkfifo(tmp_path / "fifo.nix")
+    (tmp_path / "real.nix").write_text(content)
+    (tmp_path / "link.nix").symlink_to(tmp_path / "real.nix")
+    for name in ("dir.nix", "fifo.nix", "link.nix"):
+        assert classify(tmp_path, name, content).status is Status.NOT_A_FILE
+        assert classify_orphan(tmp_path, name).status is Status.NOT_A_FILE
+
+
+def test_header_must_open_the_file() -> None:
+    text = with_header(BODY, ["x"])
+    assert not is_intact("# my note\n" + text)
 
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:

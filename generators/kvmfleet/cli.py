@@ -11,7 +11,7 @@ from kvmfleet import __version__
 from kvmfleet.generate import Fleet, build, plan
 from kvmfleet.inventory import GENERATED_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, untracked, write_atomic
-from kvmfleet.problems import InventoryError, Problem
+from kvmfleet.problems import InventoryError, Problem, Severity
 from kvmfleet.reference import markdown
 from kvmfleet.scaffold import new_host
 from kvmfleet.schema import HOST_SCHEMA_FILE, SITE_SCHEMA_FILE, dumps, host_schema, site_schema
@@ -136,11 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _schema(root, stdout=args.stdout)
     except InventoryError as exc:
         _report(exc.problems)
-        errors = sum(1 for p in exc.problems if p.severity.value == "error")
-        print(
-            f"kvmfleet: {errors} error{'s' if errors != 1 else ''}; nothing written",
-            file=sys.stderr,
-        )
+        errors = sum(1 for p in exc.problems if p.severity is Severity.ERROR)
+        plural = "s" if errors != 1 else ""
+        outcome = "; nothing written" if args.command in {"generate", "new", "schema"} else ""
+        print(f"kvmfleet: {errors} error{plural}{outcome}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
@@ -169,9 +168,15 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
         load(root, only=only)  # unknown host names are errors
     fleet = _validated(root)
     planned = plan(fleet, only)
-    edited = [p for p in planned if p.status is Status.HAND_EDITED]
     if check:
         return _report_check(planned)
+    blocked = [p for p in planned if p.status is Status.NOT_A_FILE and p.content is not None]
+    edited = [p for p in planned if p.status is Status.HAND_EDITED]
+    for p in blocked:
+        print(
+            f"{p.path}: not a regular file (a directory, link or FIFO?); remove it first",
+            file=sys.stderr,
+        )
     if edited and not force:
         for p in edited:
             print(
@@ -179,51 +184,70 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
                 "the inventory, or run `kvmfleet generate --force` to overwrite it",
                 file=sys.stderr,
             )
-        print("kvmfleet: refusing to overwrite hand-edited files; nothing written", file=sys.stderr)
+    if blocked or (edited and not force):
+        print("kvmfleet: refusing to overwrite; nothing written", file=sys.stderr)
         return EXIT_INVALID
-    for p in planned:
-        _apply(root, p)
+    failed = [p for p in planned if not _apply(root, p)]
     _warn_untracked(root, fleet, only)
-    written = sum(
-        1 for p in planned if p.status in {Status.NEW, Status.UPDATED, Status.HAND_EDITED}
-    )
+    written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
+    unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
     print(
-        f"kvmfleet: {len(fleet.hosts)} hosts, {written} written, "
-        f"{sum(1 for p in planned if p.status is Status.UNCHANGED)} unchanged"
+        f"kvmfleet: {len(fleet.hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged"
     )
+    if failed:
+        print(f"kvmfleet: {len(failed)} file(s) could not be written", file=sys.stderr)
+        return EXIT_INVALID
     return EXIT_OK
 
 
-def _apply(root: Path, p: Planned) -> None:
+def _apply(root: Path, p: Planned) -> bool:
+    """Carry out one planned change; False if the file system refused it (reported)."""
     if p.status is Status.UNCHANGED:
-        return
+        return True
     target = root / p.path
-    if p.content is None:
-        if p.status is Status.ORPHANED:
-            target.unlink()
-            print(f"{p.path}: removed (its host.toml is gone)")
-        else:
-            print(f"{p.path}: left alone (no host.toml, and edited by hand)", file=sys.stderr)
-        return
-    write_atomic(target, p.content)
+    try:
+        if p.content is None:
+            _apply_orphan(target, p)
+            return True
+        write_atomic(target, p.content)
+    except OSError as exc:
+        print(f"{p.path}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return False
     label = {
         Status.NEW: "new",
         Status.UPDATED: "updated",
         Status.HAND_EDITED: "overwrote hand edits",
-    }[p.status]
-    print(f"{p.path}: written ({label})")
+    }
+    print(f"{p.path}: written ({label[p.status]})")
+    return True
+
+
+def _apply_orphan(target: Path, p: Planned) -> None:
+    if p.status is Status.ORPHANED:
+        target.unlink()
+        print(f"{p.path}: removed (its host.toml is gone)")
+    else:
+        print(
+            f"warning: {p.path}: left in place: its host.toml is gone, but it was edited by hand or "
+            "its directory holds other files; remove it by hand if the host is gone",
+            file=sys.stderr,
+        )
+
+
+_CHECK_REASONS = {
+    Status.NEW: "missing",
+    Status.UPDATED: "stale",
+    Status.HAND_EDITED: "edited by hand",
+    Status.ORPHANED: "orphaned (no host.toml)",
+    Status.ORPHAN_KEPT: "orphaned (no host.toml; edited by hand or beside other files: remove by hand)",
+    Status.NOT_A_FILE: "not a regular file",
+}
 
 
 def _report_check(planned: list[Planned]) -> int:
-    reasons = {
-        Status.NEW: "missing",
-        Status.UPDATED: "stale",
-        Status.HAND_EDITED: "edited by hand",
-        Status.ORPHANED: "orphaned (no host.toml)",
-    }
     stale = [p for p in planned if p.status is not Status.UNCHANGED]
     for p in stale:
-        print(f"{p.path}: {reasons[p.status]}")
+        print(f"{p.path}: {_CHECK_REASONS[p.status]}")
     if stale:
         print(
             f"kvmfleet: {len(stale)} generated file(s) out of date; run `kvmfleet generate`",

@@ -13,7 +13,7 @@ from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
 from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
-from kvmfleet.validate import check_site_roles, locate, validate_host
+from kvmfleet.validate import check_site, locate, validate_host
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def build(root: Path) -> Fleet:
     inventory = load(root, partial=True)
     problems: list[Problem] = [
         *inventory.problems,
-        *check_site_roles(inventory.site, inventory.site_file),
+        *check_site(inventory.site, inventory.site_file),
     ]
     claims: list[Claim] = []
     valid: list[tuple[HostInventory, Host]] = []

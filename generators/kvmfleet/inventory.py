@@ -8,19 +8,23 @@ Layers, first to last (a later layer wins): the top-level tables of `hosts/site.
 from __future__ import annotations
 
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmfleet.problems import InventoryError, KeyPath, Problem
+from kvmfleet.problems import InventoryError, KeyPath, Problem, quote
 
 HOSTS_DIR = "hosts"
 SITE_FILE = "site.toml"
 HOST_FILE = "host.toml"
 GENERATED_FILE = "generated.nix"
 HARDWARE_FILE = "hardware.nix"
+
+# Inventories are a few levels deep; a limit keeps every later stage safely recursive.
+MAX_DEPTH = 32
 
 # RFC 1123 label, lower case: NixOS rejects dots in networking.hostName, DNS wants <= 63.
 HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -80,6 +84,10 @@ def relative(root: Path, path: Path) -> str:
 def read_toml(root: Path, path: Path) -> Table:
     """Parse one TOML file; a syntax error names the file, line and column."""
     name = relative(root, path)
+    if not is_regular_file(path):
+        raise InventoryError(
+            [Problem(name, (), "is not a regular file (a directory, a dangling link, a FIFO?)")]
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -88,12 +96,44 @@ def read_toml(root: Path, path: Path) -> Table:
         ) from None
     except OSError as exc:
         raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror}")]) from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InventoryError(
             [Problem(name, (), f"TOML syntax error: {_toml_message(exc, text)}")]
         ) from None
+    except RecursionError:
+        raise InventoryError(
+            [Problem(name, (), f"nested deeper than {MAX_DEPTH} levels")]
+        ) from None
+    if _depth(data) > MAX_DEPTH:
+        raise InventoryError([Problem(name, (), f"nested deeper than {MAX_DEPTH} levels")])
+    return data
+
+
+def is_regular_file(path: Path) -> bool:
+    """A regular file, or a symbolic link to one; never blocks on a FIFO or device."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _depth(value: Any) -> int:
+    """How deeply tables and arrays nest (iteratively: no recursion limit to hit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError, text: str) -> str:
@@ -191,7 +231,7 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
     site_path = hosts_dir / SITE_FILE
     site_file = relative(root, site_path)
     site: Table = {}
-    if site_path.exists():
+    if site_path.exists() or site_path.is_symlink():
         try:
             site = read_toml(root, site_path)
         except InventoryError as exc:
@@ -202,7 +242,7 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
         if not entry.is_dir() or entry.name.startswith((".", "_")):
             continue
         host_path = entry / HOST_FILE
-        if not host_path.is_file():
+        if not (host_path.exists() or host_path.is_symlink()):
             stray.append(entry.name)
             continue
         host_file = relative(root, host_path)
@@ -211,7 +251,7 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
                 Problem(
                     relative(root, entry),
                     (),
-                    f'"{entry.name}" is not a valid host name (the directory name is the host name: '
+                    f"{quote(entry.name)} is not a valid host name (the directory name is the host name: "
                     "lower-case letters, digits and '-', 1 to 63 characters, not starting or ending with '-')",
                 )
             )

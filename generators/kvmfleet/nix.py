@@ -32,9 +32,9 @@ class NixRenderError(ValueError):
     """A value that has no Nix representation (NUL in a string, NaN, an int beyond 64 bits, ...)."""
 
 
-def render_module(attrs: Mapping[str, NixValue], header: str = "") -> str:
-    """A whole file: optional comment header, then the attribute set, then a newline."""
-    return header + render(attrs) + "\n"
+def render_module(attrs: Mapping[str, NixValue]) -> str:
+    """A whole file's body: the attribute set and a final newline."""
+    return render(attrs) + "\n"
 
 
 def render(value: NixValue, depth: int = 0) -> str:

@@ -25,11 +25,7 @@ def format_keypath(path: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
             continue
-        text = (
-            part
-            if _BARE_KEY.match(part)
-            else '"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        )
+        text = part if _BARE_KEY.match(part) else quote(part)
         out += f".{text}" if out else text
     return out
 
@@ -44,7 +40,7 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
+        where = f"{printable(self.file)}: " if self.file else ""
         key = f"{format_keypath(self.path)}: " if self.path else ""
         prefix = "warning: " if self.severity is Severity.WARNING else ""
         return f"{prefix}{where}{key}{self.message}"
@@ -93,6 +89,11 @@ def _escape_char(ch: str) -> str:
     if not ch.isprintable():
         return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
     return ch
+
+
+def printable(text: str) -> str:
+    """`text` with control and other unprintable characters escaped, so a message stays one line."""
+    return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
 
 
 def quote(value: object) -> str:

@@ -38,12 +38,12 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
                 Problem(
                     f"{HOSTS_DIR}/{name}",
                     (),
-                    f'"{name}" is not a valid host name '
+                    f"{quote(name)} is not a valid host name "
                     "(lower-case letters, digits and '-', 1 to 63 characters)",
                 )
             ]
         )
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise InventoryError([Problem(target_rel, (), "already exists; not overwriting it")])
     inventory = load(root, only=[like])
     source_inv = inventory.hosts[0]
@@ -52,35 +52,49 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         raise InventoryError(
             [*problems, Problem(source_inv.file, (), "fix this host before copying it")]
         )
-    source_text = (root / source_inv.file).read_text(encoding="utf-8")
+    source_text = (root / source_inv.file).read_text(encoding="utf-8").removeprefix("\ufeff")
     try:
-        doc = tomlkit.parse(source_text)
+        tomlkit.parse(source_text)
     except tomlkit.exceptions.ParseError as exc:  # tomllib accepted it, so this is rare
         raise InventoryError(
             [Problem(source_inv.file, (), f"cannot edit with comments kept: {exc}")]
         ) from None
     ctx = HostContext(like, host)
+    changes = [
+        (identity, _fresh_value(identity, like, name))
+        for cap in REGISTRY
+        for identity in cap.identities(ctx)
+        # A value from site.toml is not the host's to change.
+        if source_inv.origin(identity.path).file == source_inv.file
+    ]
     original = tomllib.loads(source_text)
-    to_fill: list[str] = []
-    replaced: list[str] = []
-    for cap in REGISTRY:
-        for identity in cap.identities(ctx):
-            if source_inv.origin(identity.path).file != source_inv.file:
-                continue  # comes from site.toml: not the host's to change
-            fresh = _fresh_value(identity, like, name)
-            # An array item's comment goes on the array: name all of its old values.
-            commented = identity.path[:-1] if isinstance(identity.path[-1], int) else identity.path
-            old = _lookup(original, commented)
-            note = (
-                f"was {_toml(old)} in {like}"
-                if fresh
-                else f"must be unique: was {_toml(old)} in {like}"
-            )
+    header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"
+    for with_comments in (True, False):
+        doc = tomlkit.parse(source_text)
+        to_fill: list[str] = []
+        replaced: list[str] = []
+        for identity, fresh in changes:
+            note = _note(original, identity, like, fresh) if with_comments else None
             if _set(doc, identity.path, fresh or "", note):
                 (replaced if fresh else to_fill).append(format_keypath(identity.path))
-    header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"
-    write_atomic(target, header + tomlkit.dumps(doc))
-    return Scaffolded(target_rel, tuple(to_fill), tuple(replaced))
+        text = header + tomlkit.dumps(doc)
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            continue  # a comment landed inside an inline table: write the values alone
+        write_atomic(target, text)
+        return Scaffolded(target_rel, tuple(to_fill), tuple(replaced))
+    raise InventoryError([Problem(source_inv.file, (), "cannot be copied with its comments kept")])
+
+
+def _note(original: dict[str, Any], identity: Identity, like: str, fresh: str | None) -> str:
+    # An array item's comment goes on the array: name all of its old values.
+    path = identity.path[:-1] if isinstance(identity.path[-1], int) else identity.path
+    try:
+        old = _toml(_lookup(original, path))
+    except (KeyError, IndexError, TypeError):
+        old = quote(identity.value)
+    return f"was {old} in {like}" if fresh else f"must be unique: was {old} in {like}"
 
 
 def _fresh_value(identity: Identity, like: str, name: str) -> str | None:
@@ -111,7 +125,7 @@ def _toml(value: Any) -> str:
     return quote(value)
 
 
-def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str) -> bool:
+def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str | None) -> bool:
     """Set `path` in the tomlkit document and comment the line; False if the path is not there."""
     node: Any = doc
     for part in path[:-1]:
@@ -125,6 +139,8 @@ def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str) -> bool:
     except (KeyError, IndexError, TypeError):
         return False
     node[last] = value
+    if note is None:
+        return True
     if isinstance(node, Array):
         node.comment(note)
     else:

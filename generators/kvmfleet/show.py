@@ -15,11 +15,17 @@ def show_text(inv: HostInventory) -> str:
         f"# {inv.name}: layers, first to last: " + ", ".join(str(layer) for layer in inv.layers)
     ]
     rows = list(_leaves(inv.data, ()))
-    width = max((len(f"{format_keypath(p)} = {_toml(v)}") for p, v in rows), default=0)
+    # Align the source comments, but not behind a 400-character SSH key.
+    width = min(
+        _ALIGN_MAX, max((len(f"{format_keypath(p)} = {_toml(v)}") for p, v in rows), default=0)
+    )
     for path, value in rows:
         text = f"{format_keypath(path)} = {_toml(value)}"
         lines.append(f"{text.ljust(width)}  # {inv.origin(path)}")
     return "\n".join(lines) + "\n"
+
+
+_ALIGN_MAX = 60
 
 
 def show_json(inv: HostInventory) -> str:

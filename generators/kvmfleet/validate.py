@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,47 +37,85 @@ def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Pr
 
 def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
     """The typed host, or None with the problems that prevent it."""
-    problems = [locate(inv, f) for f in _secret_findings(inv.data, ())]
-    secret_paths = {p.path for p in problems}
+    problems = [locate(inv, f) for f in content_findings(inv.data, ())]
+    flagged = {p.path for p in problems}
+    # With an unknown role, a role layer is missing: "required key" errors would mislead.
+    skip_missing = _has_unknown_role(inv.data)
     try:
         host = Host.model_validate(inv.data)
     except ValidationError as exc:
         for finding, missing in _translate(exc.errors(include_url=False), inv.data):
+            if missing and skip_missing:
+                continue
             problem = locate(inv, finding, missing=missing)
-            if problem.path not in secret_paths:
+            if not any(problem.path[: len(path)] == path for path in flagged):
                 problems.append(problem)
         return None, problems
     return (None if problems else host), problems
 
 
-def check_site_roles(site: dict[str, Any], site_file: str) -> list[Problem]:
-    """`[roles]` in site.toml holds one table per known role."""
+def _has_unknown_role(data: dict[str, Any]) -> bool:
+    section = data.get("host")
+    roles = section.get("roles") if isinstance(section, dict) else None
+    return isinstance(roles, list) and any(role not in ROLES for role in roles)
+
+
+def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
+    """site.toml on its own: `[roles]` holds one table per known role, and every layer (the top
+    level and each role table) has only known keys of the right types, even where no host uses it."""
+    problems = [Problem(site_file, f.path, f.message) for f in content_findings(site, ())]
+    layers: list[tuple[KeyPath, dict[str, Any]]] = [
+        ((), {k: v for k, v in site.items() if k != "roles"})
+    ]
     roles = site.get("roles")
-    if roles is None:
-        return []
-    if not isinstance(roles, dict):
-        return [
+    if roles is not None and not isinstance(roles, dict):
+        problems.append(
             Problem(
                 site_file, ("roles",), f"expected a table of role tables, got {_describe(roles)}"
             )
-        ]
-    problems = []
-    for role, table in roles.items():
-        if role not in ROLES:
-            problems.append(Problem(site_file, ("roles", role), _unknown("role", role, ROLES)))
-        elif not isinstance(table, dict):
-            problems.append(
-                Problem(site_file, ("roles", role), f"expected a table, got {_describe(table)}")
-            )
+        )
+    elif isinstance(roles, dict):
+        for role, table in roles.items():
+            if role not in ROLES:
+                problems.append(Problem(site_file, ("roles", role), _unknown("role", role, ROLES)))
+            elif not isinstance(table, dict):
+                problems.append(
+                    Problem(site_file, ("roles", role), f"expected a table, got {_describe(table)}")
+                )
+            else:
+                layers.append((("roles", role), table))
+                host = table.get("host")
+                if isinstance(host, dict) and "roles" in host:
+                    problems.append(
+                        Problem(
+                            site_file,
+                            ("roles", role, "host", "roles"),
+                            "a role layer cannot choose roles: set host.roles in host.toml "
+                            "(or at the top level of site.toml)",
+                        )
+                    )
+    flagged = {p.path for p in problems}
+    for prefix, layer in layers:
+        try:
+            Host.model_validate(layer)
+        except ValidationError as exc:
+            for finding, missing in _translate(exc.errors(include_url=False), layer):
+                path = (*prefix, *finding.path)
+                # A layer need not be complete: required keys may come from another layer.
+                if not missing and not any(path[: len(f)] == f for f in flagged):
+                    problems.append(Problem(site_file, path, finding.message))
     return problems
 
 
-def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
+def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
+    """Checks on raw values whatever their table: no secrets, no control characters, integers
+    that Nix can hold."""
     if isinstance(value, dict):
         for key, child in value.items():
             child_path = (*path, key)
-            if "\0" in key:
-                yield Finding(child_path, "the key contains a NUL character (\\u0000)")
+            control = _control_character(key)
+            if control:
+                yield Finding(child_path, f"the key contains a control character ({control})")
             elif _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
                 yield Finding(
                     child_path,
@@ -84,23 +123,35 @@ def _secret_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
                     "and give its path in the matching *_file key",
                 )
             else:
-                yield from _secret_findings(child, child_path)
+                yield from content_findings(child, child_path)
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _secret_findings(child, (*path, index))
-    elif isinstance(value, str) and "PRIVATE KEY" in value and "-----BEGIN" in value:
-        yield Finding(
-            path,
-            "is a private key: secrets never go in the inventory; give a path to a file instead",
-        )
-    elif isinstance(value, str) and "\0" in value:
-        yield Finding(path, "contains a NUL character (\\u0000), which no NixOS setting can hold")
+            yield from content_findings(child, (*path, index))
+    elif isinstance(value, str):
+        if "PRIVATE KEY" in value and "-----BEGIN" in value:
+            yield Finding(
+                path,
+                "is a private key: secrets never go in the inventory; give a path to a file instead",
+            )
+        elif control := _control_character(value):
+            yield Finding(
+                path,
+                f"contains a control character ({control}): inventory values are single-line text",
+            )
     elif (
         isinstance(value, int)
         and not isinstance(value, bool)
         and not _NIX_INT_MIN <= value <= _NIX_INT_MAX
     ):
         yield Finding(path, f"{value} does not fit in a NixOS integer (64-bit)")
+
+
+def _control_character(text: str) -> str | None:
+    """The first control character in `text`, spelled as an escape (e.g. `\\u000a`)."""
+    for ch in text:
+        if unicodedata.category(ch) in {"Cc", "Cs"}:
+            return f"\\u{ord(ch):04x}"
+    return None
 
 
 # --- pydantic errors -> findings ---------------------------------------------------------------------

@@ -28,6 +28,7 @@ python3Packages.buildPythonApplication {
   dependencies = with python3Packages; [
     pydantic
     tomlkit
+    tzdata
   ];
 
   # The test suite runs as the flake's `pytest` check.

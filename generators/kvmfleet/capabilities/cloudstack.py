@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kvmfleet.capabilities.base import HostContext, Identity
-from kvmfleet.capabilities.names import interface_names
+from kvmfleet.capabilities.network import interface_names
 from kvmfleet.problems import Finding, error, warning
 
 
@@ -19,7 +19,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             ("cloudstack",),
             'the CloudStack agent runs on hypervisors only: add "hypervisor" to host.roles',
         )
-    known = interface_names(ctx.host)
+    known = interface_names(ctx.host.network)
     for key in ("private_nic", "public_nic", "guest_nic"):
         nic = getattr(cs, key)
         if nic not in known:

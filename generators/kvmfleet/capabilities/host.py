@@ -33,6 +33,8 @@ def settings(ctx: HostContext) -> Settings:
             "firewall": {"trustedNetworks": list(host.firewall.trusted_networks)},
         },
     }
+    if host.host.root_password_file is not None:
+        out["users"]["users"]["root"]["hashedPasswordFile"] = host.host.root_password_file
     if host.host.domain is not None:
         out["networking"]["domain"] = host.host.domain
     if not host.firewall.enable:
@@ -74,8 +76,8 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             ("boot", "loader"),
             'systemd-boot boots by UEFI from an EFI system partition: needs disk.table = "gpt"',
         )
-    has_keys = host.ssh.authorized_keys or (host.cloudstack and host.cloudstack.ssh_authorized_keys)
-    if not has_keys:
+    # Only [ssh] keys reach root today ([cloudstack] keys come with that capability).
+    if not host.ssh.authorized_keys:
         yield error(
             ("ssh", "authorized_keys"),
             "needs at least one key: root logs in by SSH key only, passwords are off",

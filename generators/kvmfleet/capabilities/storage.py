@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from kvmfleet.capabilities.base import HostContext, Identity
-from kvmfleet.capabilities.names import interface_names
+from kvmfleet.capabilities.network import interface_names
 from kvmfleet.problems import Finding, error
 
 
@@ -14,7 +14,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
     iscsi = ctx.host.iscsi
     if iscsi is None:
         return
-    known = interface_names(ctx.host)
+    known = interface_names(ctx.host.network)
     for name, iface in iscsi.ifaces.items():
         if iface.interface not in known:
             yield error(

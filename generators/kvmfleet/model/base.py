@@ -13,6 +13,7 @@ from kvmfleet.model.types import (
     IpNetwork,
     Model,
     PackageName,
+    SecretFile,
     SshPublicKey,
     StateVersion,
     SysctlName,
@@ -37,6 +38,10 @@ class HostSection(Model):
     )
     system: Literal["x86_64-linux", "aarch64-linux"] = Field(
         default="x86_64-linux", description="nixpkgs.hostPlatform."
+    )
+    root_password_file: SecretFile | None = Field(
+        default=None,
+        description="File on the host with root's password hash (console login only; SSH stays key-only).",
     )
     max_guests: Annotated[int, Field(ge=0)] | None = Field(
         default=None,

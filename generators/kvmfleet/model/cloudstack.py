@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from kvmfleet.model.types import InterfaceName, Model, SshPublicKey, Uuid
+from kvmfleet.model.types import InterfaceName, Model, SshPublicKey, Uuid, parse_ip
 from kvmfleet.problems import quote
 
 _VERSION = re.compile(r"^4\.(20|22)(\.\d+){0,2}$")
@@ -25,9 +25,12 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 def _server(value: str) -> str:
-    if not _HOSTNAME.match(value) and ":" not in value:
-        raise ValueError(f"{quote(value)} is not a host name or IP address")
-    return value
+    if _HOSTNAME.match(value):
+        return value
+    try:
+        return str(parse_ip(value))
+    except ValueError:
+        raise ValueError(f"{quote(value)} is not a host name or IP address") from None
 
 
 _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")

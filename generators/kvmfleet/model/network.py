@@ -1,6 +1,6 @@
 """`[network]`: NICs named by permanent MAC, bonds with a fixed MAC, VLANs, bridges, addresses.
 
-Translated by capabilities/network.py into systemd-networkd units; docs/network.md is the reference
+Translated by capabilities/network/ into systemd-networkd units; docs/network.md is the reference
 of every key. Checks that involve more than one key (slaves exist, gateways are reachable, bond
 options fit the mode, ...) live in the capability's `findings`, not here.
 """

@@ -60,11 +60,44 @@ def _ifname(value: str) -> str:
 InterfaceName = Annotated[str, AfterValidator(_ifname)]
 
 
+def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An IP address without a zone id (`%eth0`): zone ids are host-local and end up verbatim in
+    unit files."""
+    if "%" in value:
+        raise ValueError("zone ids (%...) are not allowed")
+    return ipaddress.ip_address(value)
+
+
+def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an address cannot be a host's or a peer's unicast address, if it cannot."""
+    if ip.is_unspecified:
+        return "the unspecified address"
+    if ip.is_multicast:
+        return "a multicast address"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return "an IPv4-mapped IPv6 address (write the IPv4 address)"
+    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+        return "the broadcast address"
+    return None
+
+
+def _no_zone(value: str) -> None:
+    if "%" in value:
+        raise ValueError(
+            f"{quote(value)}: zone ids (%...) are not allowed here; give the address alone"
+        )
+
+
 def _ip(value: str) -> str:
+    _no_zone(value)
     try:
-        return str(ipaddress.ip_address(value))
+        ip = parse_ip(value)
     except ValueError:
         raise ValueError(f"{quote(value)} is not an IP address") from None
+    why = _unusable(ip)
+    if why:
+        raise ValueError(f"{quote(value)} is {why}, not a unicast address")
+    return str(ip)
 
 
 IpAddress = Annotated[str, AfterValidator(_ip)]
@@ -73,12 +106,16 @@ IpAddress = Annotated[str, AfterValidator(_ip)]
 def _interface_address(value: str) -> str:
     if "/" not in value:
         raise ValueError(f'{quote(value)} needs a prefix length (e.g. "10.0.10.21/24")')
+    _no_zone(value)
     try:
         iface = ipaddress.ip_interface(value)
     except ValueError:
         raise ValueError(
             f'{quote(value)} is not an address with prefix length (CIDR, e.g. "10.0.10.21/24")'
         ) from None
+    why = _unusable(iface.ip) or ("a loopback address" if iface.ip.is_loopback else None)
+    if why:
+        raise ValueError(f"{quote(value)} is {why}: it cannot be an interface's address")
     net = iface.network
     if iface.version == 4 and net.prefixlen < 31:
         if iface.ip == net.network_address:
@@ -94,6 +131,7 @@ InterfaceAddress = Annotated[str, AfterValidator(_interface_address)]
 
 
 def _network(value: str) -> str:
+    _no_zone(value)
     try:
         return str(ipaddress.ip_network(value, strict=True))
     except ValueError as exc:
@@ -128,6 +166,7 @@ DomainName = Annotated[str, AfterValidator(_domain)]
 
 @cache
 def _known_timezones() -> frozenset[str]:
+    # The tzdata package (a dependency) makes this the same set on every machine.
     return frozenset(zoneinfo.available_timezones())
 
 
@@ -300,15 +339,18 @@ def split_host_port(value: str) -> tuple[str, int | None]:
             if not rest.startswith(":"):
                 raise ValueError("expected ':port' after ']'")
             port = _port(rest[1:])
-        if ipaddress.ip_address(host).version != 6:
+        if parse_ip(host).version != 6:
             raise ValueError("brackets are for IPv6 addresses")
     elif value.count(":") == 1:
         host, port_text = value.split(":")
         port = _port(port_text)
     elif value.count(":") > 1:
         raise ValueError('an IPv6 address with a port needs brackets: "[2001:db8::1]:3260"')
-    ipaddress.ip_address(host)
-    return str(ipaddress.ip_address(host)), port
+    ip = parse_ip(host)
+    why = _unusable(ip)
+    if why:
+        raise ValueError(f"{host} is {why}")
+    return str(ip), port
 
 
 def _port(text: str) -> int:

@@ -14,6 +14,7 @@ from kvmfleet.capabilities.network.rules import findings, identities
 from kvmfleet.capabilities.network.topology import (
     UNIT_PREFIX,
     derived_mac,
+    interface_names,
     is_locally_administered,
     is_multicast,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "derived_mac",
     "findings",
     "identities",
+    "interface_names",
     "is_locally_administered",
     "is_multicast",
     "settings",

@@ -81,6 +81,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
     yield from _address_findings(net, topo)
     yield from _default_route_findings(net, topo)
     yield from _mtu_findings(net, topo)
+    yield from _reachability_findings(net)
 
 
 def _names(net: Network) -> Iterator[Finding]:
@@ -369,8 +370,13 @@ def _reachable(gateway: IpAddr, l3: Layer3) -> str | None:
     same = [i for i in own if i.version == version]
     if any(i.ip == gateway for i in same):
         return f"{gateway} is an address of this interface itself"
-    if any(gateway in i.network for i in same):
+    connected = [i for i in same if gateway in i.network]
+    if any(_is_host_address(gateway, i.network) for i in connected):
         return None
+    if connected:
+        subnet = connected[0].network
+        what = "network" if gateway == subnet.network_address else "broadcast"
+        return f"{gateway} is the {what} address of {subnet}, not a router's address"
     speaks = families(l3)
     if version == 6 and gateway.is_link_local and 6 in speaks:
         return None
@@ -383,6 +389,14 @@ def _reachable(gateway: IpAddr, l3: Layer3) -> str | None:
         )
     subnets = ", ".join(str(i.network) for i in same)
     return f"{gateway} is not in a subnet of this interface ({subnets})"
+
+
+def _is_host_address(ip: IpAddr, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    """Whether `ip` (in `subnet`) can be a host's address there: not the network or broadcast
+    address of an IPv4 subnet of /30 or wider (/31 and /32 have neither, RFC 3021)."""
+    if subnet.version == 6 or subnet.prefixlen >= 31:
+        return True
+    return ip not in (subnet.network_address, subnet.broadcast_address)
 
 
 def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
@@ -508,3 +522,20 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                 f"{l3.mtu} is below {IPV6_MIN_MTU}, the smallest MTU IPv6 works with, and this "
                 "interface has IPv6",
             )
+
+
+def _reachability_findings(net: Network) -> Iterator[Finding]:
+    """Once [network] declares interfaces, NixOS's DHCP on every NIC is off (useDHCP = false): a
+    host none of whose interfaces has an address, DHCP or router advertisements cannot be reached,
+    not even over SSH to fix it. (An address on an interface that cannot carry one is an error of
+    its own and counts here as an attempt.)"""
+    if not net.declares_interfaces():
+        return
+    if any(families(l3) for _, _, l3 in _all_layer3(net)):
+        return
+    yield error(
+        ("network",),
+        "no interface has an address, DHCP or IPv6 router advertisements: the host would be "
+        "unreachable (declaring interfaces turns NixOS's DHCP on every NIC off); give the "
+        "management interface addresses, dhcp or accept_ra",
+    )

@@ -61,6 +61,14 @@ def is_locally_administered(mac: str) -> bool:
 # --- topology ------------------------------------------------------------------------------------
 
 
+def interface_names(net: Network) -> set[str]:
+    """Every interface name `[network]` defines: links, bonds, VLANs, bridges, and the names under
+    [network.interfaces] (links, or an error of their own). Other capabilities (iSCSI ifaces,
+    CloudStack NICs) check their references against this set."""
+    names = {name for _, table in TABLES for name in getattr(net, table)}
+    return names | set(net.interfaces)
+
+
 @dataclass
 class Topology:
     """Who is whose: the first claim of every relation (later, conflicting ones are findings)."""
@@ -127,7 +135,3 @@ def families(l3: Layer3) -> set[int]:
     if l3.accept_ra:
         found.add(6)
     return found
-
-
-def _has_l3(l3: Layer3) -> bool:
-    return bool(l3.addresses or l3.gateways or l3.routes or l3.dhcp != "no" or l3.accept_ra)

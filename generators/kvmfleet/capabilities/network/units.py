@@ -121,12 +121,21 @@ def _network_unit(
     if vlans:
         network["VLAN"] = list(vlans)
     unit: Settings = {"matchConfig": {"Name": name}}
-    if topo.master(name) is not None:
+    enslaved = topo.master(name) is not None
+    speaks: set[int] = set() if enslaved else families(l3)
+    if not speaks:
+        # No address of its own (a bond slave, a bridge port, a layer-2-only bridge, bond or
+        # VLAN): not part of "online". Every state it could be required to reach ("enslaved",
+        # "carrier", the default "degraded") needs full carrier, which a slave with its cable out
+        # ("no-carrier"), a bond port with such a slave ("degraded-carrier") or a bridge without
+        # ports never has: networkd would call the host only "partial"ly online, and
+        # systemd-networkd-wait-online before systemd 256 waited its whole timeout and failed
+        # (systemd#22713, #29506). Interfaces with addresses or DHCP keep networkd's default.
+        link["RequiredForOnline"] = "no"
+    if enslaved:
         # A slave or port carries no addresses of its own, not even IPv6 link-local ones.
         network["LinkLocalAddressing"] = "no"
-        link["RequiredForOnline"] = "enslaved"
     else:
-        speaks = families(l3)
         if l3.addresses:
             network["Address"] = list(l3.addresses)
         if l3.gateways:
@@ -140,9 +149,6 @@ def _network_unit(
             # Static addresses exist without carrier, so services can bind them at boot, and a
             # link flap does not remove them.
             network["ConfigureWithoutCarrier"] = True
-        if not speaks:
-            # Layer 2 only (e.g. a guest bridge): up, no host address, nothing to wait for but carrier.
-            link["RequiredForOnline"] = "carrier"
         if l3.routes:
             unit["routes"] = [_route(r.destination, r.gateway, r.metric) for r in l3.routes]
     if l3.mtu is not None:
