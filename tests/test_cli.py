@@ -279,3 +279,12 @@ def test_deep_nesting_and_byte_order_mark(demo_fleet: Path) -> None:
     result = run_cli("check", root=demo_fleet)
     assert result.code == 2
     assert "Traceback" not in result.err
+
+
+def test_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
+    (tmp_path / "hosts").mkdir()
+    assert run_cli("schema", root=tmp_path).code == 0
+    for name in ("host.schema.json", "site.schema.json"):
+        assert (REPO / "hosts" / name).read_text() == (tmp_path / "hosts" / name).read_text(), (
+            "run: kvmfleet schema"
+        )

@@ -159,9 +159,9 @@ def merge_into(
             origins.setdefault(path, source)
             merge_into(current, origins, value, source, path)
             continue
-        # A replaced value forgets where its old children came from.
-        for stale in [p for p in origins if p[: len(path)] == path]:
-            del origins[stale]
+        if key in target:  # a replaced value forgets where its old children came from
+            for stale in [p for p in origins if p[: len(path)] == path]:
+                del origins[stale]
         target[key] = _copy(value)
         _record(origins, value, source, path)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import re
 import typing
-import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,6 +17,8 @@ from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import model_of, unwrap
 from kvmfleet.problems import Finding, KeyPath, Problem, quote
 
+# Unicode categories Cc (C0, DEL, C1) and Cs (lone surrogates).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NIX_INT_MIN = -(2**63) + 1
 _NIX_INT_MAX = 2**63 - 1
 # Key names that hold secrets: the inventory must give a path to a file instead.
@@ -148,10 +149,8 @@ def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
 
 def _control_character(text: str) -> str | None:
     """The first control character in `text`, spelled as an escape (e.g. `\\u000a`)."""
-    for ch in text:
-        if unicodedata.category(ch) in {"Cc", "Cs"}:
-            return f"\\u{ord(ch):04x}"
-    return None
+    match = _CONTROL.search(text)
+    return f"\\u{ord(match[0]):04x}" if match else None
 
 
 # --- pydantic errors -> findings ---------------------------------------------------------------------
