@@ -43,9 +43,14 @@ let
     ps.hypothesis
   ]);
 
-  hosts = lib.mapAttrs' (
-    name: host: lib.nameValuePair "toplevel-${name}" host.config.system.build.toplevel
-  ) self.nixosConfigurations;
+  # Each host's toplevel, under the checks of its own platform only (an aarch64 host cannot be
+  # built by an x86_64 `nix flake check`).
+  system = pkgs.stdenv.hostPlatform.system;
+  hosts =
+    lib.mapAttrs' (name: host: lib.nameValuePair "toplevel-${name}" host.config.system.build.toplevel)
+      (
+        lib.filterAttrs (_: host: host.pkgs.stdenv.hostPlatform.system == system) self.nixosConfigurations
+      );
 
   isVMTest =
     name: type:

@@ -280,6 +280,8 @@ mtu = 1280
     assert networks["10-lan1"] == {
         "matchConfig": {"Name": "lan1"},
         "networkConfig": {"DHCP": "yes", "LinkLocalAddressing": "ipv6", "IPv6AcceptRA": False},
+        # DHCPv6 without RAs: networkd would wait for an RA's M flag that never comes
+        "dhcpV6Config": {"WithoutRA": "solicit"},
         "linkConfig": {"MTUBytes": 1280},
     }
 
@@ -385,10 +387,20 @@ def test_a_host_without_any_reachable_interface_is_an_error() -> None:
         "management interface addresses, dhcp or accept_ra"
     )
     links = '[network.links]\nlan0 = "02:00:00:00:00:01"\nlan1 = "02:00:00:00:00:02"\n'
+    unreachable += " (DHCPv6 without accept_ra needs an IPv6 gateway or route)"
     assert _findings(links) == [unreachable]
     assert _findings(links + '[network.bridges.br0]\nports = ["lan0"]\n') == [unreachable]
-    for reachable in ('dhcp = "ipv6"', "accept_ra = true", 'addresses = ["192.0.2.10/24"]'):
+    for reachable in (
+        'dhcp = "ipv4"',
+        'dhcp = "ipv6"\naccept_ra = true',
+        'dhcp = "ipv6"\ngateways = ["fe80::1"]',
+        'dhcp = "ipv6"\nroutes = [{ destination = "2001:db8::/32", gateway = "fe80::1" }]',
+        "accept_ra = true",
+        'addresses = ["192.0.2.10/24"]',
+    ):
         assert _findings(links + f"[network.interfaces.lan1]\n{reachable}\n") == []
+    # DHCPv6 without router advertisements: a /128 and no route to anyone.
+    assert _findings(links + '[network.interfaces.lan1]\ndhcp = "ipv6"\n') == [unreachable]
     # No interface declared: NixOS's DHCP on every NIC (the laptop).
     assert _findings('[network]\ndns = ["192.0.2.53"]\n') == []
 
@@ -535,3 +547,154 @@ def test_vm_test_modules_evaluate_to_the_intended_settings(
     for result in build(root).hosts:
         evaluated = nix_eval(root / "hosts" / result.name / "generated.nix")
         assert evaluated == json.loads(json.dumps(result.settings))
+
+
+# --- DHCPv6, MTU inheritance, routes, link-local, firewall (review fixes) -------------------------
+
+LAN = '[network.links]\nlan0 = "02:00:00:00:00:01"\nlan1 = "02:00:00:00:00:02"\n'
+
+
+def _units(tmp_path: Path, network: str) -> dict[str, Any]:
+    units: dict[str, Any] = _settings(_fleet(tmp_path, a=network), "a")["systemd"]["network"]
+    return units
+
+
+def test_dhcpv6_without_router_advertisements_solicits(tmp_path: Path) -> None:
+    """networkd starts DHCPv6 only on an RA's M/O flag unless [DHCPv6] WithoutRA= is set."""
+    networks = _units(
+        tmp_path,
+        LAN + '[network.interfaces.lan0]\ndhcp = "ipv6"\ngateways = ["fe80::1"]\n'
+        '[network.interfaces.lan1]\ndhcp = "yes"\naccept_ra = true\n',
+    )["networks"]
+    assert networks["10-lan0"]["dhcpV6Config"] == {"WithoutRA": "solicit"}
+    assert "dhcpV6Config" not in networks["10-lan1"]
+
+
+def test_vlans_and_bridges_get_the_inherited_mtu_explicitly(tmp_path: Path) -> None:
+    """The kernel copies a parent's MTU to a VLAN only at creation: the units set it."""
+    networks = _units(
+        tmp_path,
+        LAN + '[network.bonds.bond0]\nslaves = ["lan0", "lan1"]\nmtu = 9000\n'
+        '[network.vlans.vlan10]\nparent = "bond0"\nid = 10\naddresses = ["192.0.2.10/24"]\n'
+        '[network.vlans.vlan20]\nparent = "bond0"\nid = 20\nmtu = 1500\n'
+        '[network.vlans.vlan30]\nparent = "vlan10"\nid = 30\n'
+        '[network.bridges.br0]\nports = ["vlan20"]\n'
+        '[network.bridges.br1]\nports = ["vlan30"]\n'
+        "[network.bridges.br2]\n",
+    )["networks"]
+    mtu = {name: unit.get("linkConfig", {}).get("MTUBytes") for name, unit in networks.items()}
+    assert mtu == {
+        "10-lan0": None,  # the bond sets its slaves' MTU
+        "10-lan1": None,
+        "10-bond0": 9000,
+        "10-vlan10": 9000,  # inherited from bond0, set explicitly
+        "10-vlan20": 1500,
+        "10-vlan30": 9000,  # from vlan10, from bond0
+        "10-br0": None,  # its port's 1500: the kernel's default, nothing to set
+        "10-br1": 9000,
+        "10-br2": None,
+    }
+
+
+def test_on_link_routes_need_their_family_and_a_destination_is_routed_once() -> None:
+    base = LAN + '[network.interfaces.lan0]\naddresses = ["192.0.2.10/24"]\n'
+    assert _findings(base + 'routes = [{ destination = "::/0" }]\n') == [
+        'network.interfaces.lan0.routes.0.destination: "::/0" is an on-link IPv6 route (no '
+        "gateway), but this interface has no IPv6 address, DHCP or router advertisements"
+    ]
+    assert _findings(base + 'routes = [{ destination = "198.51.100.0/24" }]\n') == []
+    twice = (
+        base
+        + 'routes = [{ destination = "198.51.100.0/24", metric = 5 }]\n'
+        + '[network.interfaces.lan1]\ndhcp = "ipv4"\n'
+        + 'routes = [{ destination = "198.51.100.0/24", metric = 5 }]\n'
+    )
+    assert _findings(twice) == [
+        'network.interfaces.lan1.routes.0.destination: "198.51.100.0/24" with metric 5 is '
+        "already routed by network.interfaces.lan0.routes[0]: give one of them another metric"
+    ]
+    assert _findings(twice.replace("metric = 5 }]\n[", "metric = 6 }]\n[")) == []
+
+
+def test_the_duplicate_default_route_is_the_metricless_route_not_the_gateway() -> None:
+    network = (
+        LAN + '[network.interfaces.lan0]\naddresses = ["2001:db8:1::2/64"]\n'
+        'routes = [{ destination = "::/0", gateway = "2001:db8:1::1" }]\n'
+        '[network.bridges.br0]\nports = ["lan1"]\naddresses = ["2001:db8:2::2/64"]\n'
+        'gateways = ["2001:db8:2::1"]\n'
+    )
+    (problem,) = _findings(network)
+    assert problem.startswith("network.interfaces.lan0.routes.0: a second IPv6 default route")
+    assert "(the first is network.bridges.br0.gateways[0])" in problem
+
+
+@pytest.mark.parametrize(("guests", "warned"), [(1021, False), (1022, True)])
+def test_a_bridge_takes_at_most_1023_ports(guests: int, warned: bool) -> None:
+    network = (
+        LAN + '[network.bridges.br0]\nports = ["lan0", "lan1"]\naddresses = ["192.0.2.1/24"]\n'
+    )
+    head = HEAD.replace("[host]\n", f"[host]\nmax_guests = {guests}\n")
+    host = Host.model_validate(tomllib.loads(head + network))
+    found = [f.message for f in cap.findings(HostContext("a", host))]
+    assert bool(found) == warned
+    if warned:
+        assert "takes at most 1023 (BR_MAX_PORTS is 1024, port number 0 is reserved)" in found[0]
+
+
+def test_link_local_addresses_are_not_fleet_identities() -> None:
+    network = (
+        LAN + "[network.interfaces.lan0]\n"
+        'addresses = ["192.0.2.10/24", "169.254.0.1/16", "fe80::1/64", "2001:db8::10/64"]\n'
+    )
+    ips = [
+        i.value for i in cap.identities(HostContext("a", _host(network))) if i.kind == "IP address"
+    ]
+    assert ips == ["192.0.2.10", "2001:db8::10"]
+
+
+def test_link_local_name_servers_need_a_zone() -> None:
+    assert _findings('[network]\ndns = ["169.254.169.253", "fd00::53"]\n') == []
+    assert _findings('[network]\ndns = ["192.0.2.53", "fe80::53"]\n') == [
+        "network.dns.1: fe80::53 is an IPv6 link-local address: it is reachable only through a "
+        "named interface (a zone), which networking.nameservers cannot give; use a global or "
+        "unique local address"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("interface", "trusted", "locked_out"),
+    [
+        ('addresses = ["2001:db8::10/64"]', '"10.0.10.0/24"', 6),
+        ('dhcp = "ipv6"\naccept_ra = true', '"10.0.10.0/24"', 6),
+        ('dhcp = "ipv4"', '"2001:db8::/64"', 4),
+        ('dhcp = "yes"', '"2001:db8::/64"', None),
+        ('addresses = ["2001:db8::10/64"]', '"10.0.10.0/24", "2001:db8::/64"', None),
+    ],
+)
+def test_trusted_networks_must_include_a_family_of_the_host(
+    interface: str, trusted: str, locked_out: int | None
+) -> None:
+    network = (
+        f"[firewall]\ntrusted_networks = [{trusted}]\n"
+        + LAN
+        + f"[network.interfaces.lan0]\n{interface}\n"
+    )
+    expected = (
+        []
+        if locked_out is None
+        else [
+            f"firewall.trusted_networks: contains no IPv{locked_out} network, but the host has "
+            f"only IPv{locked_out} addresses (static, DHCP or router advertisements): SSH and the "
+            "management ports would be unreachable (the firewall accepts them only from "
+            "trusted_networks)"
+        ]
+    )
+    assert _findings(network) == expected
+    # Without declared interfaces the host has DHCP in both families.
+    assert _findings(f"[firewall]\ntrusted_networks = [{trusted}]\n") == []
+    # A disabled firewall ignores the list (warning).
+    disabled = network.replace("[firewall]\n", "[firewall]\nenable = false\n")
+    assert _findings(disabled) == [
+        "warning: firewall.trusted_networks: is ignored while the firewall is disabled "
+        "(enable = false): SSH and the management ports are open to every network, not only these"
+    ]

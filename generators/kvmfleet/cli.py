@@ -9,7 +9,7 @@ from pathlib import Path
 
 from kvmfleet import __version__
 from kvmfleet.generate import Fleet, build, plan
-from kvmfleet.inventory import GENERATED_FILE, HOST_FILE, HOSTS_DIR, load
+from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, untracked, write_atomic
 from kvmfleet.problems import InventoryError, Problem, Severity
 from kvmfleet.reference import markdown
@@ -262,10 +262,11 @@ def _warn_untracked(root: Path, fleet: Fleet, only: list[str] | None) -> None:
     paths = []
     for result in fleet.hosts:
         if only is None or result.name in only:
-            paths += [
-                f"{HOSTS_DIR}/{result.name}/{HOST_FILE}",
-                f"{HOSTS_DIR}/{result.name}/{GENERATED_FILE}",
-            ]
+            directory = f"{HOSTS_DIR}/{result.name}"
+            paths += [f"{directory}/{HOST_FILE}", f"{directory}/{GENERATED_FILE}"]
+            # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
+            if (root / directory / HARDWARE_FILE).exists():
+                paths.append(f"{directory}/{HARDWARE_FILE}")
     missing = untracked(root, paths)
     if not missing:
         return
@@ -294,6 +295,10 @@ def _schema(root: Path, *, stdout: bool) -> int:
     if stdout:
         sys.stdout.write(dumps(host_schema()))
         return EXIT_OK
+    if not (root / HOSTS_DIR).is_dir():
+        raise InventoryError(
+            [Problem(HOSTS_DIR, (), "no such directory (is --root the fleet's flake directory?)")]
+        )
     for filename, schema in ((HOST_SCHEMA_FILE, host_schema()), (SITE_SCHEMA_FILE, site_schema())):
         target = root / HOSTS_DIR / filename
         write_atomic(target, dumps(schema))

@@ -46,6 +46,9 @@ def build(root: Path) -> Fleet:
     """Validate the whole fleet and compute every host's settings; raise InventoryError with every
     error of the run (warnings included) if anything is wrong."""
     inventory = load(root, partial=True)
+    if any(p.file == inventory.site_file for p in inventory.problems):
+        # Without site.toml every host would miss its defaults: report the cause, not the cascade.
+        raise InventoryError(inventory.problems)
     problems: list[Problem] = [
         *inventory.problems,
         *check_site(inventory.site, inventory.site_file),

@@ -27,7 +27,7 @@ HARDWARE_FILE = "hardware.nix"
 MAX_DEPTH = 32
 
 # RFC 1123 label, lower case: NixOS rejects dots in networking.hostName, DNS wants <= 63.
-HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 Table = dict[str, Any]
 

@@ -18,7 +18,7 @@ NixValue = None | bool | int | float | str | Sequence["NixValue"] | Mapping[str,
 INDENT = "  "
 WIDTH = 100  # nixfmt's default line width, counted after the indentation
 _SIMPLE_SELECTORS = 4  # nixfmt keeps long strings beside `a.b.c.d =` but not beside longer paths
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*\Z")
 # Keywords cannot be bare attribute names (`or` only with a warning in newer Nix: quote it too).
 _KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
 _INT_MIN = -(2**63) + 1  # Nix reads `-N` as negation of N, and N must fit in 63 bits

@@ -9,7 +9,7 @@ from enum import Enum
 
 KeyPath = tuple[str | int, ...]
 
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
 class Severity(Enum):

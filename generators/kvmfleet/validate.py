@@ -5,13 +5,14 @@ from __future__ import annotations
 import difflib
 import re
 import typing
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from kvmfleet.inventory import HostInventory, Layer
+from kvmfleet.inventory import HostInventory
 from kvmfleet.model import Host
 from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import model_of, unwrap
@@ -28,18 +29,24 @@ _SECRET_KEY = re.compile(
 
 
 def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Problem:
-    """Name the file (and, for site roles, the `roles.<role>.` prefix) a finding's key comes from."""
-    layer = Layer(inv.file) if missing else inv.origin(finding.path)
+    """Name the file (and, for site roles, the `roles.<role>.` prefix) a finding's key comes from;
+    a missing key belongs to the layer that opened its table. A finding about a host located in
+    site.toml says which host it is about."""
+    layer = inv.origin(finding.path[:-1] if missing else finding.path)
     path = finding.path
     if layer.role is not None:
         path = ("roles", layer.role, *path)
-    return Problem(layer.file, path, finding.message, finding.severity)
+    message = finding.message if layer.file == inv.file else f"{finding.message} (host {inv.name})"
+    return Problem(layer.file, path, message, finding.severity)
 
 
 def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
     """The typed host, or None with the problems that prevent it."""
-    problems = [locate(inv, f) for f in content_findings(inv.data, ())]
-    flagged = {p.path for p in problems}
+    # Values from site.toml are checked once by check_site; here only the host's own file's
+    # values, and what only the merge shows (missing keys, capability rules).
+    content = [*content_findings(inv.data, ()), *_pitfall_findings(inv.data)]
+    flagged = {f.path for f in content}
+    problems = [locate(inv, f) for f in content if _own(inv, f.path)]
     # With an unknown role, a role layer is missing: "required key" errors would mislead.
     skip_missing = _has_unknown_role(inv.data)
     try:
@@ -48,23 +55,32 @@ def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
         for finding, missing in _translate(exc.errors(include_url=False), inv.data):
             if missing and skip_missing:
                 continue
-            problem = locate(inv, finding, missing=missing)
-            if not any(problem.path[: len(path)] == path for path in flagged):
-                problems.append(problem)
+            if not missing and not _own(inv, finding.path):
+                continue
+            if not any(finding.path[: len(path)] == path for path in flagged):
+                problems.append(locate(inv, finding, missing=missing))
+        # An error in site.toml alone still makes this host invalid.
         return None, problems
-    return (None if problems else host), problems
+    return (None if content else host), problems
+
+
+def _own(inv: HostInventory, path: KeyPath) -> bool:
+    return inv.origin(path).file == inv.file
 
 
 def _has_unknown_role(data: dict[str, Any]) -> bool:
     section = data.get("host")
-    roles = section.get("roles") if isinstance(section, dict) else None
-    return isinstance(roles, list) and any(role not in ROLES for role in roles)
+    if not isinstance(section, dict) or "roles" not in section:
+        return False
+    roles = section["roles"]
+    return not isinstance(roles, list) or any(role not in ROLES for role in roles)
 
 
 def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     """site.toml on its own: `[roles]` holds one table per known role, and every layer (the top
     level and each role table) has only known keys of the right types, even where no host uses it."""
     problems = [Problem(site_file, f.path, f.message) for f in content_findings(site, ())]
+    problems += [Problem(site_file, f.path, f.message) for f in _pitfall_findings(site)]
     layers: list[tuple[KeyPath, dict[str, Any]]] = [
         ((), {k: v for k, v in site.items() if k != "roles"})
     ]
@@ -108,6 +124,19 @@ def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     return problems
 
 
+def _pitfall_findings(data: dict[str, Any]) -> Iterator[Finding]:
+    """TOML mistakes whose plain type error would not say what to do."""
+    sysctl = data.get("sysctl")
+    if isinstance(sysctl, dict):
+        for key, value in sysctl.items():
+            if isinstance(value, dict):
+                yield Finding(
+                    ("sysctl", key),
+                    'a sysctl name with dots must be quoted, e.g. "net.ipv4.tcp_retries2" = 8 '
+                    "(unquoted, TOML reads the dots as nested tables)",
+                )
+
+
 def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
     """Checks on raw values whatever their table: no secrets, no control characters, integers
     that Nix can hold."""
@@ -116,7 +145,9 @@ def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
             child_path = (*path, key)
             control = _control_character(key)
             if control:
-                yield Finding(child_path, f"the key contains a control character ({control})")
+                yield Finding(
+                    child_path, f"the key contains a control or invisible character ({control})"
+                )
             elif _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
                 yield Finding(
                     child_path,
@@ -137,7 +168,8 @@ def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
         elif control := _control_character(value):
             yield Finding(
                 path,
-                f"contains a control character ({control}): inventory values are single-line text",
+                f"contains a control or invisible character ({control}): "
+                "inventory values are plain single-line text",
             )
     elif (
         isinstance(value, int)
@@ -150,7 +182,16 @@ def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
 def _control_character(text: str) -> str | None:
     """The first control character in `text`, spelled as an escape (e.g. `\\u000a`)."""
     match = _CONTROL.search(text)
-    return f"\\u{ord(match[0]):04x}" if match else None
+    if match:
+        return f"\\u{ord(match[0]):04x}"
+    if text.isascii():
+        return None
+    # Invisible format characters (U+202E right-to-left override, U+200B zero-width space) and
+    # line/paragraph separators hide what a value really says.
+    for ch in text:
+        if unicodedata.category(ch) in {"Cf", "Zl", "Zp"}:
+            return f"\\u{ord(ch):04x}"
+    return None
 
 
 # --- pydantic errors -> findings ---------------------------------------------------------------------
@@ -175,8 +216,18 @@ def _translate(errors: list[ErrorDetails], data: Any) -> Iterator[tuple[Finding,
     for err in errors:
         path = _input_path(err, data)
         groups.setdefault(path, []).append(err)
+    # `slave = ...` gets "did you mean slaves?": then "slaves: required key is missing" is noise.
+    suggested = {
+        (*path[:-1], suggestion)
+        for path, errs in groups.items()
+        if errs[0]["type"] == "extra_forbidden"
+        for suggestion in [_suggestion(str(path[-1]), _field_names(path[:-1]))]
+        if suggestion
+    }
     for path, errs in groups.items():
         missing = all(e["type"] == "missing" for e in errs)
+        if missing and path in suggested:
+            continue
         yield Finding(path, _phrase(path, errs)), missing
 
 
@@ -279,11 +330,21 @@ def _describe(value: Any) -> str:
     return quote(value)
 
 
+def _suggestion(name: str, known: Iterable[str]) -> str | None:
+    """The known name `name` was probably meant to be: a close spelling, or one it abbreviates."""
+    candidates = sorted(known)
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    prefixed = [k for k in candidates if len(name) >= 3 and k.startswith(name)]
+    return prefixed[0] if len(prefixed) == 1 else None
+
+
 def _unknown(what: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    close = _suggestion(name, known)
     if close:
-        return f"unknown {what}; did you mean {quote(close[0])}?"
+        return f"unknown {what}; did you mean {quote(close)}?"
     if known:
         return f"unknown {what} (expected one of: {', '.join(known)})"
     return f"unknown {what}"

@@ -71,6 +71,12 @@ def _file_systems(ctx: HostContext) -> Settings:
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
     host = ctx.host
+    if host.boot.loader == "grub" and host.host.system != "x86_64-linux":
+        # nixpkgs builds GRUB's BIOS target (grub.devices) for x86 only.
+        yield error(
+            ("boot", "loader"),
+            f'GRUB on a BIOS disk needs an x86_64 host; {host.host.system} boots by UEFI: use "systemd-boot"',
+        )
     if host.boot.loader == "systemd-boot" and host.disk.table != "gpt":
         yield error(
             ("boot", "loader"),

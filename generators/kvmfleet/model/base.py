@@ -49,7 +49,7 @@ class HostSection(Model):
     )
 
 
-_KERNEL = re.compile(r"^(lts|latest|\d+\.\d+)$")
+_KERNEL = re.compile(r"^(lts|latest|[0-9]+\.[0-9]+)\Z")
 
 
 def _kernel(value: str) -> str:
@@ -118,6 +118,11 @@ class Firewall(Model):
 
 
 def _sysctl_value(value: Any) -> int | str | bool:
+    if isinstance(value, str) and (not value or value != value.strip()):
+        # systemd-sysctl fails at boot on an empty value.
+        raise ValueError(
+            f"{quote(value)}: a sysctl value must not be empty or start or end with spaces"
+        )
     if isinstance(value, bool | int | str):
         return value
     raise ValueError(f"expected an integer, a string or a boolean, got {quote(value)}")

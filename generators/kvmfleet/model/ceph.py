@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from kvmfleet.model.types import AbsolutePath, Endpoint, Model, SecretFile, Uuid
 from kvmfleet.problems import quote
 
-_CEPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CEPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 def _ceph_id(value: str) -> str:

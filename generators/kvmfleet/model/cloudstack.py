@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from kvmfleet.model.types import InterfaceName, Model, SshPublicKey, Uuid, parse_ip
 from kvmfleet.problems import quote
 
-_VERSION = re.compile(r"^4\.(20|22)(\.\d+){0,2}$")
+_VERSION = re.compile(r"^4\.(20|22)(\.[0-9]+){0,2}\Z")
 
 
 def _version(value: str) -> str:
@@ -21,7 +21,7 @@ def _version(value: str) -> str:
     return value
 
 
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
+_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
 
 
 def _server(value: str) -> str:
@@ -33,7 +33,7 @@ def _server(value: str) -> str:
         raise ValueError(f"{quote(value)} is not a host name or IP address") from None
 
 
-_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9-]{1,64}\Z")
 
 
 def _id(value: str) -> str:

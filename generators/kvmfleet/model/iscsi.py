@@ -10,7 +10,7 @@ from pydantic import AfterValidator, Field
 from kvmfleet.model.types import Endpoint, InterfaceName, IscsiName, Model, SecretFile
 from kvmfleet.problems import quote
 
-_IFACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_IFACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def _iface_id(value: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import posixpath
 import re
 import uuid
 import zoneinfo
@@ -24,7 +25,7 @@ class Model(BaseModel):
 
 # --- network identifiers -------------------------------------------------------------------------
 
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
 
 
 def _mac(value: str) -> str:
@@ -38,7 +39,7 @@ MacAddress = Annotated[str, AfterValidator(_mac)]
 
 # Linux accepts up to 15 bytes (IFNAMSIZ - 1) without '/', ':' or whitespace; we also keep names
 # usable in sysctl paths and unit names.
-_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_IFNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 _RESERVED_IFNAMES = frozenset({"all", "default", "lo"})
 
 
@@ -51,6 +52,11 @@ def _ifname(value: str) -> str:
         raise ValueError(
             f"{quote(value)} is not a valid interface name "
             "(letters, digits, '-', '_', '.'; starting with a letter or digit)"
+        )
+    if value.isdigit():
+        # systemd (ifname_valid_full) refuses all-digit names: they read as interface indexes.
+        raise ValueError(
+            f"{quote(value)} is not a valid interface name (it must not be all digits)"
         )
     if value in _RESERVED_IFNAMES:
         raise ValueError(f"{quote(value)} is reserved by the kernel and cannot name an interface")
@@ -117,6 +123,10 @@ def _interface_address(value: str) -> str:
     if why:
         raise ValueError(f"{quote(value)} is {why}: it cannot be an interface's address")
     net = iface.network
+    if net.prefixlen == 0:
+        raise ValueError(
+            f"{quote(value)} has prefix length 0: every destination would be on this link"
+        )
     if iface.version == 4 and net.prefixlen < 31:
         if iface.ip == net.network_address:
             raise ValueError(f"{quote(value)} is the network address of {net}, not a host address")
@@ -149,7 +159,7 @@ IpNetwork = Annotated[str, AfterValidator(_network)]
 
 # --- names -----------------------------------------------------------------------------------------
 
-_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def _domain(value: str) -> str:
@@ -170,7 +180,7 @@ def _known_timezones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-_TZ = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$")
+_TZ = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 
 
 def _timezone(value: str) -> str:
@@ -185,7 +195,7 @@ def _timezone(value: str) -> str:
 
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 
-_STATE_VERSION = re.compile(r"^\d{2}\.(05|11)$")
+_STATE_VERSION = re.compile(r"^[0-9]{2}\.(05|11)\Z")
 
 
 def _state_version(value: str) -> str:
@@ -197,7 +207,7 @@ def _state_version(value: str) -> str:
 StateVersion = Annotated[str, AfterValidator(_state_version)]
 
 _ATTR = r"[A-Za-z_][A-Za-z0-9_'-]*"
-_ATTR_PATH = re.compile(rf"^{_ATTR}(\.{_ATTR})*$")
+_ATTR_PATH = re.compile(rf"^{_ATTR}(\.{_ATTR})*\Z")
 
 
 def _package(value: str) -> str:
@@ -210,7 +220,7 @@ def _package(value: str) -> str:
 
 PackageName = Annotated[str, AfterValidator(_package)]
 
-_SYSCTL = re.compile(r"^[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+$")
+_SYSCTL = re.compile(r"^[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+\Z")
 
 
 def _sysctl_name(value: str) -> str:
@@ -270,12 +280,26 @@ def _shorten(value: str) -> str:
 SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
 
 
-def _secret_path(value: str) -> str:
-    if not value.startswith("/") or "\n" in value or "\0" in value:
+def _absolute_path(value: str) -> str:
+    """An absolute, normalised path: no `//`, `.`, `..`, trailing `/` or whitespace."""
+    if (
+        not value.startswith("/")
+        or value.startswith("//")
+        or posixpath.normpath(value) != value
+        or any(ch.isspace() for ch in value)
+    ):
         raise ValueError(
-            f"{quote(value)} is not an absolute path to a file provisioned on the host"
+            f"{quote(value)} is not an absolute, normalised path "
+            '(no "//", ".", "..", trailing "/" or spaces)'
         )
-    if value.startswith("/nix/store"):
+    return value
+
+
+def _secret_path(value: str) -> str:
+    _absolute_path(value)
+    if value == "/":
+        raise ValueError(f"{quote(value)} is a directory, not a file")
+    if value.startswith("/nix/store/"):
         raise ValueError(
             f"{quote(value)} is in the Nix store, which is world-readable: secrets must live outside it"
         )
@@ -283,12 +307,6 @@ def _secret_path(value: str) -> str:
 
 
 SecretFile = Annotated[str, AfterValidator(_secret_path)]
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or "\n" in value or "\0" in value or "//" in value:
-        raise ValueError(f"{quote(value)} is not an absolute path")
-    return value
 
 
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
@@ -310,7 +328,7 @@ Uuid = Annotated[str, AfterValidator(_uuid)]
 
 # RFC 3720: iqn.YYYY-MM.reversed.domain[:anything], or eui./naa. hex forms; lower case.
 _IQN = re.compile(
-    r"^(iqn\.\d{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?|eui\.[0-9a-f]{16}|naa\.([0-9a-f]{16}|[0-9a-f]{32}))$"
+    r"^(iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?|eui\.[0-9a-f]{16}|naa\.([0-9a-f]{16}|[0-9a-f]{32}))\Z"
 )
 
 
@@ -354,7 +372,7 @@ def split_host_port(value: str) -> tuple[str, int | None]:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ValueError(f"{quote(text)} is not a port (1-65535)")
     return int(text)
 

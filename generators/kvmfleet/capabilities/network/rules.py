@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from kvmfleet.capabilities.base import HostContext, Identity
 from kvmfleet.capabilities.network.topology import (
     BR_MAX_PORTS,
-    DEFAULT_MTU,
+    BRIDGE_PORT_LIMIT,
     IPV6_MIN_MTU,
     TABLES,
     IpAddr,
@@ -19,6 +19,8 @@ from kvmfleet.capabilities.network.topology import (
     is_multicast,
     layer3_of,
     layer3_path,
+    mtu_resolver,
+    reachable_families,
     topology,
 )
 from kvmfleet.model.network import Bond, Layer3, Network
@@ -28,7 +30,8 @@ _LACP_ONLY = ("802.3ad",)
 _HASH_MODES = ("802.3ad", "balance-xor", "balance-tlb", "balance-alb")
 _PRIMARY_MODES = ("active-backup", "balance-tlb", "balance-alb")
 # Names the kernel gives NICs itself: udev's rename races with the kernel's (systemd.link(5)).
-_KERNEL_NAME = re.compile(r"^eth\d+$")
+_KERNEL_NAME = re.compile(r"^eth[0-9]+\Z")
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # --- identities ----------------------------------------------------------------------------------
@@ -48,7 +51,10 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
             )
     for table, name, l3 in _all_layer3(net):
         for index, address in enumerate(l3.addresses):
-            value = str(ipaddress.ip_interface(address).ip)
+            ip = ipaddress.ip_interface(address).ip
+            if ip.is_link_local:
+                continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
+            value = str(ip)
             yield Identity("IP address", value, ("network", table, name, "addresses", index))
 
 
@@ -79,9 +85,12 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
     yield from _interface_findings(net, topo)
     yield from _enslaved_findings(net, topo)
     yield from _address_findings(net, topo)
+    yield from _route_findings(net, topo)
     yield from _default_route_findings(net, topo)
     yield from _mtu_findings(net, topo)
+    yield from _dns_findings(net)
     yield from _reachability_findings(net)
+    yield from _firewall_findings(ctx, topo)
 
 
 def _names(net: Network) -> Iterator[Finding]:
@@ -242,12 +251,12 @@ def _bridge_findings(ctx: HostContext, topo: Topology) -> Iterator[Finding]:
             else:
                 claimed[port] = name
         guests = ctx.host.host.max_guests
-        if guests is not None and len(bridge.ports) + guests > BR_MAX_PORTS:
+        if guests is not None and len(bridge.ports) + guests > BRIDGE_PORT_LIMIT:
             yield warning(
                 base,
                 f"may need {len(bridge.ports) + guests} ports ({len(bridge.ports)} configured + "
                 f"host.max_guests = {guests} guest NICs), but a Linux bridge takes at most "
-                f"{BR_MAX_PORTS} (BR_MAX_PORTS)",
+                f"{BRIDGE_PORT_LIMIT} (BR_MAX_PORTS is {BR_MAX_PORTS}, port number 0 is reserved)",
             )
 
 
@@ -409,18 +418,17 @@ def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
             problem = _reachable(ipaddress.ip_address(text), l3)
             if problem:
                 yield error((*base, "gateways", index), problem)
-        routed: dict[tuple[str, int | None], int] = {}
         for index, route in enumerate(l3.routes):
             destination = ipaddress.ip_network(route.destination)
-            key = (route.destination, route.metric)
-            if key in routed:
-                yield error(
-                    (*base, "routes", index, "destination"),
-                    f"{quote(route.destination)} is already routed by routes[{routed[key]}] "
-                    "with the same metric",
-                )
-            routed.setdefault(key, index)
             if route.gateway is None:
+                if destination.version not in families(l3):
+                    yield error(
+                        (*base, "routes", index, "destination"),
+                        f"{quote(route.destination)} is an on-link IPv{destination.version} route "
+                        "(no gateway), "
+                        f"but this interface has no IPv{destination.version} address, DHCP or "
+                        "router advertisements",
+                    )
                 continue
             gateway = ipaddress.ip_address(route.gateway)
             path: KeyPath = (*base, "routes", index, "gateway")
@@ -436,60 +444,78 @@ def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                 yield error(path, problem)
 
 
-def _default_route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
-    """At most one default route per family without an explicit metric, on the whole host."""
-    first: dict[int, KeyPath] = {}
+def _addressed(net: Network, topo: Topology) -> Iterator[tuple[KeyPath, Layer3]]:
+    """(path, addressing) of every interface that can carry addresses (not a slave or port)."""
     for name in topo.kind:
         l3 = layer3_of(net, name, topo)
-        if l3 is None or topo.master(name) is not None:
-            continue
-        base = layer3_path(name, topo)
-        candidates: list[tuple[int, KeyPath]] = [
-            (ipaddress.ip_address(g).version, (*base, "gateways", i))
-            for i, g in enumerate(l3.gateways)
-        ]
+        if l3 is not None and topo.master(name) is None:
+            yield layer3_path(name, topo), l3
+
+
+def _usable_route(l3: Layer3, destination: IpNetwork, gateway: str | None) -> bool:
+    """Whether a route is not an error of its own (gateway or on-link family mismatch)."""
+    if gateway is None:
+        return destination.version in families(l3)
+    return ipaddress.ip_address(gateway).version == destination.version
+
+
+def _route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
+    """A destination with a given metric is routed once on the whole host: the kernel refuses or
+    replaces a second route to it with the same metric, even through another interface. (Default
+    routes without metric are _default_route_findings'.)"""
+    first: dict[tuple[IpNetwork, int | None], KeyPath] = {}
+    for base, l3 in _addressed(net, topo):
         for index, route in enumerate(l3.routes):
             destination = ipaddress.ip_network(route.destination)
             if destination.prefixlen == 0 and route.metric is None:
-                candidates.append((destination.version, (*base, "routes", index)))
-        for version, path in candidates:
-            if version in first:
-                default = "0.0.0.0/0" if version == 4 else "::/0"
+                continue
+            if not _usable_route(l3, destination, route.gateway):
+                continue
+            key = (destination, route.metric)
+            path: KeyPath = (*base, "routes", index)
+            if key in first:
+                metric = "no metric" if route.metric is None else f"metric {route.metric}"
                 yield error(
-                    path,
-                    f"a second IPv{version} default route (the first is "
-                    f"{format_keypath(first[version])}); for more than one, use routes to "
-                    f"{quote(default)} with distinct metrics",
+                    (*path, "destination"),
+                    f"{quote(route.destination)} with {metric} is already routed by "
+                    f"{format_keypath(first[key])}: give one of them another metric",
                 )
             else:
-                first[version] = path
+                first[key] = path
+
+
+def _default_route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
+    """At most one default route per family without an explicit metric, on the whole host. The
+    `gateways` come first: a metric-less route to "0.0.0.0/0" or "::/0" is the second one."""
+    first: dict[int, KeyPath] = {}
+    candidates: list[tuple[int, KeyPath]] = []
+    routes: list[tuple[int, KeyPath]] = []
+    for base, l3 in _addressed(net, topo):
+        candidates.extend(
+            (ipaddress.ip_address(g).version, (*base, "gateways", i))
+            for i, g in enumerate(l3.gateways)
+        )
+        for index, route in enumerate(l3.routes):
+            destination = ipaddress.ip_network(route.destination)
+            if destination.prefixlen != 0 or route.metric is not None:
+                continue
+            if _usable_route(l3, destination, route.gateway):
+                routes.append((destination.version, (*base, "routes", index)))
+    for version, path in [*candidates, *routes]:
+        if version in first:
+            default = "0.0.0.0/0" if version == 4 else "::/0"
+            yield error(
+                path,
+                f"a second IPv{version} default route (the first is "
+                f"{format_keypath(first[version])}); for more than one, use routes to "
+                f"{quote(default)} with distinct metrics",
+            )
+        else:
+            first[version] = path
 
 
 def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
-    memo: dict[str, int] = {}
-
-    def mtu_of(name: str, visiting: frozenset[str] = frozenset()) -> int:
-        if name in memo:
-            return memo[name]
-        if name in visiting:
-            return DEFAULT_MTU
-        inner = visiting | {name}
-        l3 = layer3_of(net, name, topo)
-        value: int
-        if l3 is not None and l3.mtu is not None:
-            value = l3.mtu
-        elif name in topo.bond_of:
-            value = mtu_of(topo.bond_of[name], inner)
-        elif topo.table.get(name) == "vlans":
-            value = mtu_of(net.vlans[name].parent, inner)
-        elif topo.table.get(name) == "bridges":
-            ports = [p for p in net.bridges[name].ports if p in topo.kind]
-            value = min((mtu_of(p, inner) for p in ports), default=DEFAULT_MTU)
-        else:
-            value = DEFAULT_MTU
-        memo[name] = value
-        return value
-
+    mtu_of = mtu_resolver(net, topo)
     for name, vlan in net.vlans.items():
         if vlan.mtu is not None and vlan.parent in topo.kind and vlan.parent != name:
             parent_mtu = mtu_of(vlan.parent)
@@ -524,18 +550,66 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
             )
 
 
+def _dns_findings(net: Network) -> Iterator[Finding]:
+    for index, text in enumerate(net.dns):
+        ip = ipaddress.ip_address(text)
+        if ip.version == 6 and ip.is_link_local:
+            yield error(
+                ("network", "dns", index),
+                f"{ip} is an IPv6 link-local address: it is reachable only through a named "
+                "interface (a zone), which networking.nameservers cannot give; use a global or "
+                "unique local address",
+            )
+
+
 def _reachability_findings(net: Network) -> Iterator[Finding]:
     """Once [network] declares interfaces, NixOS's DHCP on every NIC is off (useDHCP = false): a
     host none of whose interfaces has an address, DHCP or router advertisements cannot be reached,
     not even over SSH to fix it. (An address on an interface that cannot carry one is an error of
-    its own and counts here as an attempt.)"""
+    its own and counts here as an attempt.) DHCPv6 without router advertisements counts only with
+    an IPv6 gateway or route (reachable_families)."""
     if not net.declares_interfaces():
         return
-    if any(families(l3) for _, _, l3 in _all_layer3(net)):
+    if any(reachable_families(l3) for _, _, l3 in _all_layer3(net)):
         return
     yield error(
         ("network",),
         "no interface has an address, DHCP or IPv6 router advertisements: the host would be "
         "unreachable (declaring interfaces turns NixOS's DHCP on every NIC off); give the "
-        "management interface addresses, dhcp or accept_ra",
+        "management interface addresses, dhcp or accept_ra (DHCPv6 without accept_ra needs an "
+        "IPv6 gateway or route)",
+    )
+
+
+def _firewall_findings(ctx: HostContext, topo: Topology) -> Iterator[Finding]:
+    """`[firewall] trusted_networks` limits SSH and the management ports to those networks: they
+    must include one of an address family the host has (static, DHCP or RA; a host without
+    declared interfaces has DHCP in both)."""
+    firewall = ctx.host.firewall
+    trusted = [ipaddress.ip_network(n) for n in firewall.trusted_networks]
+    if not trusted:
+        return
+    path: KeyPath = ("firewall", "trusted_networks")
+    if not firewall.enable:
+        yield warning(
+            path,
+            "is ignored while the firewall is disabled (enable = false): SSH and the management "
+            "ports are open to every network, not only these",
+        )
+        return
+    net = ctx.host.network
+    if net.declares_interfaces():
+        host: set[int] = set()
+        for _, l3 in _addressed(net, topo):
+            host |= families(l3)
+    else:
+        host = {4, 6}
+    if not host or any(n.version in host for n in trusted):
+        return  # no family at all: _reachability_findings reports it
+    (version,) = host  # one family: with both, any network is of one of them
+    yield error(
+        path,
+        f"contains no IPv{version} network, but the host has only IPv{version} addresses "
+        "(static, DHCP or router advertisements): SSH and the management ports would be "
+        "unreachable (the firewall accepts them only from trusted_networks)",
     )

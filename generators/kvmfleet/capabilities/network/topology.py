@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvmfleet.capabilities.base import HostContext
@@ -13,7 +14,8 @@ from kvmfleet.problems import KeyPath
 UNIT_PREFIX = "10-"
 DEFAULT_MTU = 1500
 IPV6_MIN_MTU = 1280
-BR_MAX_PORTS = 1024  # linux/net/bridge/br_private.h
+BR_MAX_PORTS = 1024  # linux/net/bridge/br_private.h; port number 0 is reserved
+BRIDGE_PORT_LIMIT = BR_MAX_PORTS - 1  # ports 1..1023: the most a bridge takes
 
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -135,3 +137,71 @@ def families(l3: Layer3) -> set[int]:
     if l3.accept_ra:
         found.add(6)
     return found
+
+
+def dhcp6_without_ra(l3: Layer3) -> bool:
+    """DHCPv6 is wanted but router advertisements are not accepted: networkd starts DHCPv6 only on
+    an RA's M/O flag, so the unit asks it to solicit without one (`[DHCPv6] WithoutRA=solicit`)."""
+    return l3.dhcp in ("yes", "ipv6") and not l3.accept_ra
+
+
+def reachable_families(l3: Layer3) -> set[int]:
+    """The IP versions over which an interface can be reached from other subnets or hosts. DHCPv6
+    without router advertisements yields an address (a /128) but neither an on-link prefix nor a
+    route: it counts only with an IPv6 gateway or route of the interface's own."""
+    found = families(l3)
+    if 6 in found and dhcp6_without_ra(l3):
+        own = {ipaddress.ip_interface(a).version for a in l3.addresses}
+        routed = any(ipaddress.ip_address(g).version == 6 for g in l3.gateways) or any(
+            ipaddress.ip_network(r.destination).version == 6 for r in l3.routes
+        )
+        if 6 not in own and not routed:
+            found.discard(6)
+    return found
+
+
+def mtu_resolver(net: Network, topo: Topology) -> Callable[[str], int]:
+    """The MTU an interface ends with: its own `mtu`; else a bond slave's is its bond's, a VLAN's
+    its parent's and a bridge's the smallest of its ports'; else the kernel's 1500. For VLANs and
+    bridges without `mtu` the units set this inherited value explicitly (`MTUBytes=`): the kernel
+    copies a parent's MTU to a VLAN only when creating it, so the result would depend on whether
+    networkd raised the parent's MTU before or after."""
+    memo: dict[str, int] = {}
+
+    def mtu_of(name: str, visiting: frozenset[str] = frozenset()) -> int:
+        if name in memo:
+            return memo[name]
+        if name in visiting:
+            return DEFAULT_MTU
+        inner = visiting | {name}
+        l3 = layer3_of(net, name, topo)
+        value: int
+        if l3 is not None and l3.mtu is not None:
+            value = l3.mtu
+        elif name in topo.bond_of:
+            value = mtu_of(topo.bond_of[name], inner)
+        elif topo.table.get(name) == "vlans":
+            value = mtu_of(net.vlans[name].parent, inner)
+        elif topo.table.get(name) == "bridges":
+            ports = [p for p in net.bridges[name].ports if p in topo.kind]
+            value = min((mtu_of(p, inner) for p in ports), default=DEFAULT_MTU)
+        else:
+            value = DEFAULT_MTU
+        memo[name] = value
+        return value
+
+    return lambda name: mtu_of(name)
+
+
+def inherited_mtu(
+    net: Network, topo: Topology, name: str, mtu_of: Callable[[str], int]
+) -> int | None:
+    """The MTU to set explicitly on a VLAN or bridge without `mtu` whose lower interfaces give it
+    another MTU than the kernel's 1500; None otherwise."""
+    if topo.table.get(name) not in ("vlans", "bridges"):
+        return None
+    l3 = layer3_of(net, name, topo)
+    if l3 is None or l3.mtu is not None:
+        return None
+    value = mtu_of(name)
+    return None if value == DEFAULT_MTU else value

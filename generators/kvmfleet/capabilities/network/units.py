@@ -8,8 +8,11 @@ from kvmfleet.capabilities.network.topology import (
     Topology,
     bond_mac,
     bridge_mac,
+    dhcp6_without_ra,
     families,
+    inherited_mtu,
     layer3_of,
+    mtu_resolver,
     topology,
 )
 from kvmfleet.model.network import Bond, Interface, Layer3, Network
@@ -96,20 +99,30 @@ def _bond_config(bond: Bond) -> Settings:
 def _networks(net: Network, topo: Topology) -> Settings:
     out: Settings = {}
     primaries = {b.primary for b in net.bonds.values() if b.primary is not None}
+    mtu_of = mtu_resolver(net, topo)
     for name in topo.kind:
         l3 = layer3_of(net, name, topo)
         master = topo.master(name)
         vlans = topo.vlans_on.get(name, [])
         if topo.kind[name] == "link" and l3 is None and master is None and not vlans:
             continue  # a named NIC that nothing uses: networkd leaves it alone
-        unit = _network_unit(name, l3 or Interface(), topo, vlans, primary=name in primaries)
+        unit = _network_unit(
+            name,
+            l3 or Interface(),
+            topo,
+            vlans,
+            primary=name in primaries,
+            mtu=inherited_mtu(net, topo, name, mtu_of),
+        )
         out[f"{UNIT_PREFIX}{name}"] = unit
     return out
 
 
 def _network_unit(
-    name: str, l3: Layer3, topo: Topology, vlans: list[str], *, primary: bool
+    name: str, l3: Layer3, topo: Topology, vlans: list[str], *, primary: bool, mtu: int | None
 ) -> Settings:
+    """`mtu`: the MTU a VLAN or bridge without `mtu` inherits from its lower interfaces, set
+    explicitly so that it does not depend on the order networkd creates and configures them."""
     network: Settings = {}
     link: Settings = {}
     if name in topo.bond_of:
@@ -143,6 +156,9 @@ def _network_unit(
         network["DHCP"] = l3.dhcp
         network["LinkLocalAddressing"] = "ipv6" if 6 in speaks else "no"
         network["IPv6AcceptRA"] = l3.accept_ra
+        if dhcp6_without_ra(l3):
+            # networkd starts DHCPv6 only when an RA asks for it (M or O flag); RAs are off here.
+            unit["dhcpV6Config"] = {"WithoutRA": "solicit"}
         if l3.accept_ra:
             network["IPv6PrivacyExtensions"] = False  # servers keep stable addresses
         if l3.addresses:
@@ -153,6 +169,8 @@ def _network_unit(
             unit["routes"] = [_route(r.destination, r.gateway, r.metric) for r in l3.routes]
     if l3.mtu is not None:
         link["MTUBytes"] = l3.mtu
+    elif mtu is not None:
+        link["MTUBytes"] = mtu
     unit["networkConfig"] = network
     if link:
         unit["linkConfig"] = link
