@@ -288,3 +288,23 @@ def test_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
         assert (REPO / "hosts" / name).read_text() == (tmp_path / "hosts" / name).read_text(), (
             "run: kvmfleet schema"
         )
+
+
+def test_a_host_made_invalid_by_site_toml_is_never_skipped_silently(
+    demo_fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kvmfleet.generate
+
+    site = demo_fleet / "hosts" / "site.toml"
+    site.write_text(
+        site.read_text().replace('timezone = "Europe/Amsterdam"', 'timezone = "Mars/Olympus"')
+    )
+    reported = run_cli("check", root=demo_fleet)
+    assert reported.code == 2
+    assert reported.err.count("Mars/Olympus") == 1  # once, at site.toml, not once per host
+    monkeypatch.setattr(kvmfleet.generate, "check_site", lambda site, site_file: [])
+    result = run_cli("check", root=demo_fleet)
+    assert result.code == 2
+    assert (
+        "hosts/kvm01/host.toml: is invalid through a value it inherits from site.toml" in result.err
+    )

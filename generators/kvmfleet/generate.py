@@ -55,10 +55,13 @@ def build(root: Path) -> Fleet:
     ]
     claims: list[Claim] = []
     valid: list[tuple[HostInventory, Host]] = []
+    silent: list[HostInventory] = []  # invalid through site.toml values, reported by check_site
     for inv in inventory.hosts:
         host, host_problems = validate_host(inv)
         problems.extend(host_problems)
         if host is None:
+            if not any(p.severity is Severity.ERROR for p in host_problems):
+                silent.append(inv)
             continue
         ctx = HostContext(inv.name, host)
         before = len(problems)
@@ -69,6 +72,18 @@ def build(root: Path) -> Fleet:
         if not any(p.severity is Severity.ERROR for p in problems[before:]):
             valid.append((inv, host))
     problems.extend(duplicate_identities(claims))
+    if silent and not any(
+        p.severity is Severity.ERROR and p.file == inventory.site_file for p in problems
+    ):
+        # A safety net: an invalid host is never skipped without a word.
+        problems.extend(
+            Problem(
+                inv.file,
+                (),
+                "is invalid through a value it inherits from site.toml; see `kvmfleet show`",
+            )
+            for inv in silent
+        )
     if any(p.severity is Severity.ERROR for p in problems):
         raise InventoryError(problems)
     results = tuple(
