@@ -308,3 +308,13 @@ def test_a_host_made_invalid_by_site_toml_is_never_skipped_silently(
     assert (
         "hosts/kvm01/host.toml: is invalid through a value it inherits from site.toml" in result.err
     )
+
+
+def test_new_names_the_site_toml_error_that_blocks_it(demo_fleet: Path) -> None:
+    site = demo_fleet / "hosts" / "site.toml"
+    site.write_text(
+        site.read_text().replace('timezone = "Europe/Amsterdam"', 'timezone = "Mars/Base"')
+    )
+    result = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
+    assert result.code == 2
+    assert 'hosts/site.toml: host.timezone: "Mars/Base" is not a time zone' in result.err

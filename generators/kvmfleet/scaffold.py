@@ -18,7 +18,7 @@ from kvmfleet.capabilities.network import derived_mac
 from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, load
 from kvmfleet.output import write_atomic
 from kvmfleet.problems import InventoryError, Problem, format_keypath, quote
-from kvmfleet.validate import validate_host
+from kvmfleet.validate import check_site, validate_host
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,14 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
     source_inv = inventory.hosts[0]
     host, problems = validate_host(source_inv)
     if host is None:
+        # Values inherited from site.toml are checked there, once.
+        site_problems = check_site(inventory.site, inventory.site_file)
         raise InventoryError(
-            [*problems, Problem(source_inv.file, (), "fix this host before copying it")]
+            [
+                *site_problems,
+                *problems,
+                Problem(source_inv.file, (), "fix this host before copying it"),
+            ]
         )
     source_text = (root / source_inv.file).read_text(encoding="utf-8").removeprefix("\ufeff")
     try:

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from kvmfleet.inventory import HostInventory
+from kvmfleet.inventory import HostInventory, Layer
 from kvmfleet.model import Host
 from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import model_of, unwrap
@@ -29,15 +29,26 @@ _SECRET_KEY = re.compile(
 
 
 def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Problem:
-    """Name the file (and, for site roles, the `roles.<role>.` prefix) a finding's key comes from;
-    a missing key belongs to the layer that opened its table. A finding about a host located in
-    site.toml says which host it is about."""
-    layer = inv.origin(finding.path[:-1] if missing else finding.path)
+    """Name the file (and, for site roles, the `roles.<role>.` prefix) a finding's key comes from.
+    A table the host's own file writes into is the host's (a missing key there, a rule about the
+    whole table); a finding located in site.toml says which host it is about."""
+    table = finding.path[:-1] if missing else finding.path
+    layer = inv.origin(table)
+    if layer.file != inv.file and _host_writes_into(inv, table):
+        layer = Layer(inv.file)
     path = finding.path
     if layer.role is not None:
         path = ("roles", layer.role, *path)
     message = finding.message if layer.file == inv.file else f"{finding.message} (host {inv.name})"
     return Problem(layer.file, path, message, finding.severity)
+
+
+def _host_writes_into(inv: HostInventory, table: KeyPath) -> bool:
+    depth = len(table)
+    return any(
+        len(path) > depth and path[:depth] == table and layer.file == inv.file
+        for path, layer in inv.origins.items()
+    )
 
 
 def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
@@ -81,6 +92,14 @@ def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     level and each role table) has only known keys of the right types, even where no host uses it."""
     problems = [Problem(site_file, f.path, f.message) for f in content_findings(site, ())]
     problems += [Problem(site_file, f.path, f.message) for f in _pitfall_findings(site)]
+    roles = site.get("roles")
+    if isinstance(roles, dict):
+        for role, table in roles.items():
+            if isinstance(table, dict):
+                problems += [
+                    Problem(site_file, ("roles", role, *f.path), f.message)
+                    for f in _pitfall_findings(table)
+                ]
     layers: list[tuple[KeyPath, dict[str, Any]]] = [
         ((), {k: v for k, v in site.items() if k != "roles"})
     ]
