@@ -114,6 +114,7 @@
           pkgs
           lib
           src
+          python
           ;
       };
     };

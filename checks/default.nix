@@ -31,17 +31,11 @@
   pkgs,
   lib,
   src,
+  # the generator's dependencies and test tools (the dev shell's Python)
+  python,
 }:
 let
   kvmfleet = self.packages.${pkgs.stdenv.hostPlatform.system}.kvmfleet;
-
-  python = pkgs.python3.withPackages (ps: [
-    ps.pydantic
-    ps.tomlkit
-    ps.tzdata
-    ps.pytest
-    ps.hypothesis
-  ]);
 
   # Each host's toplevel, under the checks of its own platform only (an aarch64 host cannot be
   # built by an x86_64 `nix flake check`).

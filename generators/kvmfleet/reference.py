@@ -13,6 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from kvmfleet.model import Host
 from kvmfleet.model.introspect import unwrap
+from kvmfleet.model.types import Pattern
 
 # Validator function name -> what the value is, for readers.
 _KINDS = {
@@ -23,9 +24,6 @@ _KINDS = {
     "_network": "network (CIDR)",
     "_domain": "domain name",
     "_timezone": "tz database zone",
-    "_state_version": "NixOS release (YY.05/YY.11)",
-    "_package": "nixpkgs attribute",
-    "_sysctl_name": "sysctl name",
     "_sysctl_value": "integer, string or boolean",
     "_ssh_public_key": "SSH public key",
     "_secret_path": "path to a secret file (outside /nix/store)",
@@ -34,12 +32,7 @@ _KINDS = {
     "_uuid": "UUID",
     "_iqn": "iSCSI name (IQN)",
     "_endpoint": "address[:port]",
-    "_kernel": '"lts", "latest" or "X.Y"',
-    "_version": "CloudStack release",
     "_server": "host name or IP",
-    "_id": "CloudStack id",
-    "_iface_id": "iSCSI iface name",
-    "_ceph_id": "Ceph name",
 }
 
 INTRO = """\
@@ -120,7 +113,9 @@ def _type(annotation: Any) -> str:
     if origin is typing.Annotated:
         for meta in reversed(args[1:]):  # the outermost validator is the most specific
             func = getattr(meta, "func", None)
-            if func is not None and func.__name__ in _KINDS:
+            if isinstance(func, Pattern):
+                return func.kind
+            if func is not None and getattr(func, "__name__", None) in _KINDS:
                 return _KINDS[func.__name__]
         base = _type(args[0])
         for meta in args[1:]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
@@ -18,6 +17,7 @@ from kvmfleet.model.types import (
     StateVersion,
     SysctlName,
     TimeZone,
+    matching,
 )
 from kvmfleet.problems import quote
 
@@ -49,15 +49,14 @@ class HostSection(Model):
     )
 
 
-_KERNEL = re.compile(r"^(lts|latest|[0-9]+\.[0-9]+)\Z")
-
-
-def _kernel(value: str) -> str:
-    if not _KERNEL.match(value):
-        raise ValueError(
-            f'{quote(value)} is not a kernel choice ("lts", "latest" or a series like "6.12")'
-        )
-    return value
+Kernel = Annotated[
+    str,
+    matching(
+        r"lts|latest|[0-9]+\.[0-9]+",
+        'a kernel choice ("lts", "latest" or a series like "6.12")',
+        '"lts", "latest" or "X.Y"',
+    ),
+]
 
 
 class Boot(Model):
@@ -66,7 +65,7 @@ class Boot(Model):
     loader: Literal["grub", "systemd-boot"] = Field(
         description='"grub" (BIOS; needs table "msdos" or a BIOS boot partition) or "systemd-boot" (UEFI, table "gpt").'
     )
-    kernel: Annotated[str, AfterValidator(_kernel)] = Field(
+    kernel: Kernel = Field(
         default="lts", description='"lts" (nixpkgs default), "latest", or a series such as "6.12".'
     )
 

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from kvmfleet.model.types import AbsolutePath, Endpoint, Model, SecretFile, Uuid
-from kvmfleet.problems import quote
+from kvmfleet.model.types import AbsolutePath, Endpoint, Model, SecretFile, Uuid, matching
 
-_CEPH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
-
-
-def _ceph_id(value: str) -> str:
-    if not _CEPH_ID.match(value):
-        raise ValueError(
-            f"{quote(value)} is not a Ceph client or file system name (letters, digits, '-', '_', '.')"
-        )
-    return value
-
-
-CephId = Annotated[str, AfterValidator(_ceph_id)]
+CephId = Annotated[
+    str,
+    matching(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+        "a Ceph client or file system name (letters, digits, '-', '_', '.')",
+        "Ceph name",
+    ),
+]
 
 
 class CephFsMount(Model):

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from kvmfleet.model.types import Endpoint, InterfaceName, IscsiName, Model, SecretFile
-from kvmfleet.problems import quote
+from kvmfleet.model.types import Endpoint, InterfaceName, IscsiName, Model, SecretFile, matching
 
-_IFACE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
-
-
-def _iface_id(value: str) -> str:
-    if not _IFACE_ID.match(value):
-        raise ValueError(
-            f"{quote(value)} is not an iSCSI iface name (letters, digits, '-', '_', '.')"
-        )
-    return value
-
-
-IfaceId = Annotated[str, AfterValidator(_iface_id)]
+IfaceId = Annotated[
+    str,
+    matching(
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        "an iSCSI iface name (letters, digits, '-', '_', '.')",
+        "iSCSI iface name",
+    ),
+]
 
 
 class IscsiIface(Model):

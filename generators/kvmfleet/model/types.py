@@ -9,12 +9,31 @@ import posixpath
 import re
 import uuid
 import zoneinfo
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from kvmfleet.problems import quote
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """Validates strings that match `regex` in full; the error reads `"x" is not <what>`."""
+
+    regex: str
+    what: str
+    kind: str  # a short name for the inventory reference
+
+    def __call__(self, value: str) -> str:
+        if not re.fullmatch(self.regex, value):
+            raise ValueError(f"{quote(value)} is not {self.what}")
+        return value
+
+
+def matching(regex: str, what: str, kind: str) -> AfterValidator:
+    return AfterValidator(Pattern(regex, what, kind))
 
 
 class Model(BaseModel):
@@ -195,43 +214,33 @@ def _timezone(value: str) -> str:
 
 TimeZone = Annotated[str, AfterValidator(_timezone)]
 
-_STATE_VERSION = re.compile(r"^[0-9]{2}\.(05|11)\Z")
-
-
-def _state_version(value: str) -> str:
-    if not _STATE_VERSION.match(value):
-        raise ValueError(f'{quote(value)} is not a NixOS release (YY.05 or YY.11, e.g. "26.05")')
-    return value
-
-
-StateVersion = Annotated[str, AfterValidator(_state_version)]
+StateVersion = Annotated[
+    str,
+    matching(
+        r"[0-9]{2}\.(05|11)",
+        'a NixOS release (YY.05 or YY.11, e.g. "26.05")',
+        "NixOS release (YY.05/YY.11)",
+    ),
+]
 
 _ATTR = r"[A-Za-z_][A-Za-z0-9_'-]*"
-_ATTR_PATH = re.compile(rf"^{_ATTR}(\.{_ATTR})*\Z")
+PackageName = Annotated[
+    str,
+    matching(
+        rf"{_ATTR}(\.{_ATTR})*",
+        'a nixpkgs attribute name (e.g. "wget" or "python3Packages.requests")',
+        "nixpkgs attribute",
+    ),
+]
 
-
-def _package(value: str) -> str:
-    if not _ATTR_PATH.match(value):
-        raise ValueError(
-            f'{quote(value)} is not a nixpkgs attribute name (e.g. "wget" or "python3Packages.requests")'
-        )
-    return value
-
-
-PackageName = Annotated[str, AfterValidator(_package)]
-
-_SYSCTL = re.compile(r"^[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+\Z")
-
-
-def _sysctl_name(value: str) -> str:
-    if not _SYSCTL.match(value):
-        raise ValueError(
-            f'{quote(value)} is not a sysctl name (dotted, e.g. "net.ipv4.tcp_retries2")'
-        )
-    return value
-
-
-SysctlName = Annotated[str, AfterValidator(_sysctl_name)]
+SysctlName = Annotated[
+    str,
+    matching(
+        r"[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+",
+        'a sysctl name (dotted, e.g. "net.ipv4.tcp_retries2")',
+        "sysctl name",
+    ),
+]
 
 # --- keys, paths and identifiers -------------------------------------------------------------------
 
