@@ -80,3 +80,21 @@ def nix_eval() -> Callable[[Path], Any]:
 def demo_fleet(tmp_path: Path) -> Path:
     """A copy of the repo's demo fleet (hosts/ with its committed generated files)."""
     return copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+
+
+def host_program(name: str) -> Any:
+    """Import a host-side program, `pkgs/<name>/<name with _>.py` (stdlib only, not part of the
+    kvmfleet package: it is installed on the hosts), for its unit tests."""
+    import importlib.util
+    import sys
+
+    module = name.replace("-", "_")
+    if module in sys.modules:
+        return sys.modules[module]
+    path = REPO / "pkgs" / name / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(module, path)
+    assert spec is not None and spec.loader is not None, path
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[module] = loaded
+    spec.loader.exec_module(loaded)
+    return loaded
