@@ -33,10 +33,9 @@
         filter = path: _: !isCache path;
       };
 
-      # hosts/<name>/ with a generated.nix (a new one must be `git add`ed to be seen).
-      isHost =
-        name: type: type == "directory" && builtins.pathExists (./hosts + "/${name}/generated.nix");
-      hostNames = lib.attrNames (lib.filterAttrs isHost (builtins.readDir ./hosts));
+      # hosts/<name>/ with host.toml and generated.nix, by the generator's rule (a new one must be
+      # `git add`ed to be seen).
+      hostNames = import ./lib/host-names.nix ./hosts;
       mkHost =
         name:
         let

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvmfleet.problems import InventoryError, KeyPath, Problem, quote
+from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity, quote
 
 HOSTS_DIR = "hosts"
 SITE_FILE = "site.toml"
@@ -82,20 +82,26 @@ def relative(root: Path, path: Path) -> str:
 
 
 def read_toml(root: Path, path: Path) -> Table:
-    """Parse one TOML file; a syntax error names the file, line and column."""
+    """Parse one TOML file; a syntax error names the file, line and column.
+
+    The bytes are decoded as strict UTF-8 with no newline translation: a lone CR inside a line is
+    the TOML parser's to reject, never silently turned into a line break that `cat` would hide."""
     name = relative(root, path)
-    if not is_regular_file(path):
-        raise InventoryError(
-            [Problem(name, (), "is not a regular file (a directory, a dangling link, a FIFO?)")]
-        )
+    kind = entry_kind(path)
+    if kind == "link":
+        raise InventoryError([Problem(name, (), LINK_MESSAGE)])
+    if kind != "file":
+        raise InventoryError([Problem(name, (), NOT_A_FILE_MESSAGE)])
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise InventoryError(
             [Problem(name, (), f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
         ) from None
-    except OSError as exc:
-        raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror}")]) from None
     text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     try:
         data = tomllib.loads(text)
@@ -112,12 +118,28 @@ def read_toml(root: Path, path: Path) -> Table:
     return data
 
 
-def is_regular_file(path: Path) -> bool:
-    """A regular file, or a symbolic link to one; never blocks on a FIFO or device."""
+LINK_MESSAGE = (
+    "is a symbolic link: kvmfleet never reads or writes through links in the inventory "
+    "(make it a real file or directory)"
+)
+
+
+NOT_A_FILE_MESSAGE = "is not a regular file (a directory, a FIFO, a device?)"
+
+
+def entry_kind(path: Path) -> str:
+    """ "missing", "link", "file" (regular), "dir" or "other"; never follows a link, never opens."""
     try:
-        return stat.S_ISREG(path.stat().st_mode)
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return "missing"
     except OSError:
-        return False
+        return "other"
+    if stat.S_ISLNK(mode):
+        return "link"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "dir" if stat.S_ISDIR(mode) else "other"
 
 
 def _depth(value: Any) -> int:
@@ -217,13 +239,95 @@ def layer_host(
     return HostInventory(name, host_file, data, origins, tuple(layers))
 
 
+@dataclass(frozen=True)
+class HostDirs:
+    """What `hosts/` holds: host directories, leftovers of removed hosts, and problems."""
+
+    hosts: tuple[str, ...]
+    # Directories without host.toml that hold a generated.nix (a removed host's leftover).
+    stray: tuple[str, ...]
+    problems: tuple[Problem, ...]
+
+
+INVALID_HOST_NAME = (
+    "is not a valid host name (the directory name is the host name: lower-case letters, digits "
+    "and '-', 1 to 63 characters, not starting or ending with '-')"
+)
+
+
+def scan_hosts(root: Path) -> HostDirs:
+    """Sort the entries of `hosts/` by the one rule the flake applies too (lib/host-names.nix):
+    a host is a real directory with a valid host name holding a regular `host.toml`. Every other
+    directory is reported (a warning, or an error where the host was clearly meant), never
+    skipped in silence; links are refused, never followed."""
+    hosts_dir = root / HOSTS_DIR
+    hosts: list[str] = []
+    stray: list[str] = []
+    problems: list[Problem] = []
+    try:
+        entries = sorted(hosts_dir.iterdir())
+    except OSError as exc:
+        return HostDirs((), (), (Problem(HOSTS_DIR, (), f"cannot list: {exc.strerror or exc}"),))
+    for entry in entries:
+        rel = relative(root, entry)
+        kind = entry_kind(entry)
+        if kind == "link":
+            if entry.name != SITE_FILE and (entry.is_dir() or not entry.exists()):
+                problems.append(Problem(rel, (), LINK_MESSAGE))
+            continue  # a linked site.toml is reported when it is read
+        if kind != "dir":
+            continue
+        host_kind = entry_kind(entry / HOST_FILE)
+        if not HOST_NAME.match(entry.name):
+            if host_kind != "missing" and not entry.name.startswith((".", "_")):
+                problems.append(Problem(rel, (), f"{quote(entry.name)} {INVALID_HOST_NAME}"))
+            else:
+                problems.append(
+                    Problem(
+                        rel,
+                        (),
+                        f"not a host directory: {quote(entry.name)} {INVALID_HOST_NAME}; ignored",
+                        Severity.WARNING,
+                    )
+                )
+            continue
+        if host_kind == "missing":
+            if entry_kind(entry / GENERATED_FILE) != "missing":
+                stray.append(entry.name)
+            else:
+                problems.append(Problem(rel, (), _not_a_host(entry), Severity.WARNING))
+            continue
+        if host_kind == "link":
+            problems.append(Problem(f"{rel}/{HOST_FILE}", (), LINK_MESSAGE))
+        elif host_kind != "file":
+            problems.append(Problem(f"{rel}/{HOST_FILE}", (), NOT_A_FILE_MESSAGE))
+        else:
+            hosts.append(entry.name)
+    return HostDirs(tuple(hosts), tuple(stray), tuple(problems))
+
+
+def _not_a_host(directory: Path) -> str:
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        return f"not a host directory (cannot list: {exc.strerror or exc}); ignored"
+    near = [n for n in names if n.lower() in {HOST_FILE, "hosts.toml", "host.tml"}]
+    if near:
+        return f"not a host directory: no {HOST_FILE} (found {quote(near[0])}: did you mean {HOST_FILE}?); ignored"
+    return f"not a host directory: no {HOST_FILE}; ignored"
+
+
 def load(root: Path, only: list[str] | None = None, *, partial: bool = False) -> Inventory:
     """Read `hosts/site.toml` and every `hosts/<name>/host.toml` under `root` (or only the named hosts).
 
     Raises InventoryError with every syntax or naming problem found across all files, unless
-    `partial`: then the problems are returned with the hosts that could be read."""
+    `partial`: then the problems are returned with the hosts that could be read. Warnings (a
+    directory that is not a host) are returned in `problems` too."""
     hosts_dir = root / HOSTS_DIR
-    if not hosts_dir.is_dir():
+    hosts_kind = entry_kind(hosts_dir)
+    if hosts_kind == "link":
+        raise InventoryError([Problem(HOSTS_DIR, (), LINK_MESSAGE)])
+    if hosts_kind != "dir":
         raise InventoryError(
             [Problem(HOSTS_DIR, (), "no such directory (is --root the fleet's flake directory?)")]
         )
@@ -231,42 +335,29 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
     site_path = hosts_dir / SITE_FILE
     site_file = relative(root, site_path)
     site: Table = {}
-    if site_path.exists() or site_path.is_symlink():
+    if entry_kind(site_path) != "missing":
         try:
             site = read_toml(root, site_path)
         except InventoryError as exc:
             problems.extend(exc.problems)
+    scan = scan_hosts(root)
+    problems.extend(scan.problems)
     hosts: list[HostInventory] = []
-    stray: list[str] = []
-    for entry in sorted(hosts_dir.iterdir()):
-        if not entry.is_dir() or entry.name.startswith((".", "_")):
+    for name in scan.hosts:
+        if only is not None and name not in only:
             continue
-        host_path = entry / HOST_FILE
-        if not (host_path.exists() or host_path.is_symlink()):
-            stray.append(entry.name)
-            continue
-        host_file = relative(root, host_path)
-        if not HOST_NAME.match(entry.name):
-            problems.append(
-                Problem(
-                    relative(root, entry),
-                    (),
-                    f"{quote(entry.name)} is not a valid host name (the directory name is the host name: "
-                    "lower-case letters, digits and '-', 1 to 63 characters, not starting or ending with '-')",
-                )
-            )
-            continue
-        if only is not None and entry.name not in only:
-            continue
+        host_path = hosts_dir / name / HOST_FILE
         try:
             table = read_toml(root, host_path)
         except InventoryError as exc:
             problems.extend(exc.problems)
             continue
-        hosts.append(layer_host(entry.name, host_file, table, site_file, site))
+        hosts.append(layer_host(name, relative(root, host_path), table, site_file, site))
     if only is not None:
         known = {h.name for h in hosts} | {
-            p.file.split("/")[1] for p in problems if p.file.count("/") >= 2
+            p.file.split("/")[1]
+            for p in problems
+            if p.file.count("/") >= 1 and p.severity is Severity.ERROR
         }
         for name in only:
             if name not in known:
@@ -277,6 +368,6 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
                         f"no such host (expected {HOSTS_DIR}/{name}/{HOST_FILE})",
                     )
                 )
-    if problems and not partial:
+    if not partial and any(p.severity is Severity.ERROR for p in problems):
         raise InventoryError(problems)
-    return Inventory(root, site, site_file, tuple(hosts), tuple(stray), tuple(problems))
+    return Inventory(root, site, site_file, tuple(hosts), scan.stray, tuple(problems))
