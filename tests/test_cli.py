@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli
+from kvmfleet.model.base import ROLES
 
 
 def _generated(root: Path) -> list[Path]:
@@ -167,7 +168,7 @@ def test_schema_is_written_and_lists_every_table(demo_fleet: Path) -> None:
     )
     assert "required" not in json.dumps(host)
     site = json.loads((demo_fleet / "hosts" / "site.schema.json").read_text())
-    assert set(site["properties"]["roles"]["properties"]) == {"hypervisor", "laptop"}
+    assert set(site["properties"]["roles"]["properties"]) == set(ROLES)
 
 
 def test_missing_hosts_directory(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from conftest import DATA, REPO, copy_fleet, run_cli
-from kvmfleet.capabilities import REGISTRY, HostContext
+from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capabilities import network as cap
+from kvmfleet.capability import HostContext
 from kvmfleet.generate import build
 from kvmfleet.model import Host
 from kvmfleet.problems import Severity

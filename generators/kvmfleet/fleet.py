@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from kvmfleet.capabilities import Identity
+from kvmfleet.capability import Identity
 from kvmfleet.inventory import HostInventory
 from kvmfleet.problems import Finding, Problem, format_keypath
 from kvmfleet.validate import locate

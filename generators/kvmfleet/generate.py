@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvmfleet.capabilities import REGISTRY, HostContext, Settings
-from kvmfleet.capabilities.base import merge_settings
+from kvmfleet.capabilities import REGISTRY
+from kvmfleet.capability import HostContext, Settings, merge_settings
 from kvmfleet.fleet import Claim, duplicate_identities
 from kvmfleet.inventory import GENERATED_FILE, HOSTS_DIR, HostInventory, Inventory, load
 from kvmfleet.model import Host

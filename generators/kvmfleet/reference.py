@@ -13,27 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from kvmfleet.model import Host
 from kvmfleet.model.introspect import unwrap
-from kvmfleet.model.types import Pattern
-
-# Validator function name -> what the value is, for readers.
-_KINDS = {
-    "_mac": "MAC address",
-    "_ifname": "interface name (≤ 15 chars)",
-    "_ip": "IP address",
-    "_interface_address": "address/prefix",
-    "_network": "network (CIDR)",
-    "_domain": "domain name",
-    "_timezone": "tz database zone",
-    "_sysctl_value": "integer, string or boolean",
-    "_ssh_public_key": "SSH public key",
-    "_secret_path": "path to a secret file (outside /nix/store)",
-    "_absolute_path": "absolute path",
-    "_block_device": "block device path",
-    "_uuid": "UUID",
-    "_iqn": "iSCSI name (IQN)",
-    "_endpoint": "address[:port]",
-    "_server": "host name or IP",
-}
+from kvmfleet.model.types import Constraint
 
 INTRO = """\
 # Inventory reference
@@ -113,10 +93,8 @@ def _type(annotation: Any) -> str:
     if origin is typing.Annotated:
         for meta in reversed(args[1:]):  # the outermost validator is the most specific
             func = getattr(meta, "func", None)
-            if isinstance(func, Pattern):
+            if isinstance(func, Constraint):
                 return func.kind
-            if func is not None and getattr(func, "__name__", None) in _KINDS:
-                return _KINDS[func.__name__]
         base = _type(args[0])
         for meta in args[1:]:
             for limit in [meta, *getattr(meta, "metadata", [])]:

@@ -4,7 +4,6 @@ must be unique in the fleet (addresses, MACs, IQN, GUID) so that the new host ca
 from __future__ import annotations
 
 import tomllib
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ import tomlkit
 import tomlkit.exceptions
 from tomlkit.items import Array, Item
 
-from kvmfleet.capabilities import REGISTRY, HostContext, Identity
-from kvmfleet.capabilities.network import derived_mac
+from kvmfleet.capabilities import REGISTRY
+from kvmfleet.capability import HostContext, Identity
 from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, load
 from kvmfleet.output import write_atomic
 from kvmfleet.problems import InventoryError, Problem, format_keypath, quote
@@ -67,7 +66,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         ) from None
     ctx = HostContext(like, host)
     changes = [
-        (identity, _fresh_value(identity, like, name))
+        (identity, identity.renew(like, name))
         for cap in REGISTRY
         for identity in cap.identities(ctx)
         # A value from site.toml is not the host's to change.
@@ -101,22 +100,6 @@ def _note(original: dict[str, Any], identity: Identity, like: str, fresh: str | 
     except (KeyError, IndexError, TypeError):
         old = quote(identity.value)
     return f"was {old} in {like}" if fresh else f"must be unique: was {old} in {like}"
-
-
-def _fresh_value(identity: Identity, like: str, name: str) -> str | None:
-    """A value that is unique by construction, where one exists; None means the admin must choose."""
-    if identity.kind == "CloudStack GUID":
-        return str(uuid.uuid4())
-    if identity.kind == "iSCSI initiator name" and identity.value.endswith(f":{like}"):
-        return identity.value[: -len(like)] + name
-    if (
-        identity.kind == "MAC address"
-        and identity.path[-1] == "hwaddress"
-        and isinstance(identity.path[-2], str)
-    ):
-        # Bonds and bridges: the MAC kvmfleet would derive for the new host (or drop the key).
-        return derived_mac(name, identity.path[-2])
-    return None
 
 
 def _lookup(data: Any, path: tuple[str | int, ...]) -> Any:

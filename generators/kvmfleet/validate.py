@@ -12,11 +12,12 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from kvmfleet.capabilities import REGISTRY
 from kvmfleet.inventory import HostInventory, Layer
 from kvmfleet.model import Host
 from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import model_of, unwrap
-from kvmfleet.problems import Finding, KeyPath, Problem, quote
+from kvmfleet.problems import Finding, KeyPath, Problem, Severity, quote
 
 # Unicode categories Cc (C0, DEL, C1) and Cs (lone surrogates).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -72,7 +73,8 @@ def validate_host(inv: HostInventory) -> tuple[Host | None, list[Problem]]:
                 problems.append(locate(inv, finding, missing=missing))
         # An error in site.toml alone still makes this host invalid.
         return None, problems
-    return (None if content else host), problems
+    invalid = any(f.severity is Severity.ERROR for f in content)
+    return (None if invalid else host), problems
 
 
 def _own(inv: HostInventory, path: KeyPath) -> bool:
@@ -91,13 +93,13 @@ def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     """site.toml on its own: `[roles]` holds one table per known role, and every layer (the top
     level and each role table) has only known keys of the right types, even where no host uses it."""
     problems = [Problem(site_file, f.path, f.message) for f in content_findings(site, ())]
-    problems += [Problem(site_file, f.path, f.message) for f in _pitfall_findings(site)]
+    problems += [Problem(site_file, f.path, f.message, f.severity) for f in _pitfall_findings(site)]
     roles = site.get("roles")
     if isinstance(roles, dict):
         for role, table in roles.items():
             if isinstance(table, dict):
                 problems += [
-                    Problem(site_file, ("roles", role, *f.path), f.message)
+                    Problem(site_file, ("roles", role, *f.path), f.message, f.severity)
                     for f in _pitfall_findings(table)
                 ]
     layers: list[tuple[KeyPath, dict[str, Any]]] = [
@@ -143,17 +145,10 @@ def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     return problems
 
 
-def _pitfall_findings(data: dict[str, Any]) -> Iterator[Finding]:
-    """TOML mistakes whose plain type error would not say what to do."""
-    sysctl = data.get("sysctl")
-    if isinstance(sysctl, dict):
-        for key, value in sysctl.items():
-            if isinstance(value, dict):
-                yield Finding(
-                    ("sysctl", key),
-                    'a sysctl name with dots must be quoted, e.g. "net.ipv4.tcp_retries2" = 8 '
-                    "(unquoted, TOML reads the dots as nested tables)",
-                )
+def _pitfall_findings(layer: dict[str, Any]) -> Iterator[Finding]:
+    """Every capability's pitfall checks on one raw layer (site top level, a role table, a host)."""
+    for cap in REGISTRY:
+        yield from cap.pitfalls(layer)
 
 
 def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:

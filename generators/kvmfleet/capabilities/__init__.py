@@ -1,22 +1,25 @@
-"""The capability registry: one line per capability, applied in this order."""
+"""The capability registry: one line per capability, applied in this order (settings lists
+concatenate in it)."""
 
 from __future__ import annotations
 
-from kvmfleet.capabilities import battery, ceph, cloudstack, host, network, storage
-from kvmfleet.capabilities.base import Capability, HostContext, Identity, Settings
+from kvmfleet.capabilities import (
+    base,
+    battery,
+    ceph,
+    cloudstack,
+    network,
+    storage,
+)
+from kvmfleet.capability import Capability
 
 REGISTRY: tuple[Capability, ...] = (
-    Capability(
-        "host",
-        ("host", "boot", "disk", "ssh", "packages", "sysctl", "firewall"),
-        host.settings,
-        host.findings,
-    ),
-    Capability("network", ("network",), network.settings, network.findings, network.identities),
-    Capability("storage", ("iscsi", "multipath"), None, storage.findings, storage.identities),
-    Capability("ceph", ("ceph",), None, ceph.findings),
-    Capability("cloudstack", ("cloudstack",), None, cloudstack.findings, cloudstack.identities),
-    Capability("battery", ("battery",), None, battery.findings),
+    base.CAPABILITY,
+    network.CAPABILITY,
+    storage.CAPABILITY,
+    ceph.CAPABILITY,
+    cloudstack.CAPABILITY,
+    battery.CAPABILITY,
 )
 
-__all__ = ["REGISTRY", "Capability", "HostContext", "Identity", "Settings"]
+__all__ = ["REGISTRY"]

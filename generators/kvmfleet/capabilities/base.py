@@ -1,64 +1,119 @@
-"""What a capability is: host model -> findings, fleet-unique identities, NixOS settings (plain data)."""
+"""Host basics: identity, time, release, boot loader and root file system, kernel, SSH keys,
+packages, sysctls, firewall. Options that need `pkgs` are set on modules/base.nix."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.model import Host
-from kvmfleet.problems import Finding, KeyPath
+from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.problems import Finding, error, warning
 
-Settings = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class HostContext:
-    name: str
-    host: Host
+ROOT_LABEL = "nixos"
+ESP_LABEL = "ESP"
 
 
-@dataclass(frozen=True)
-class Identity:
-    """A value that must be unique across the fleet (an IP, a MAC, an IQN, a GUID)."""
+def settings(ctx: HostContext) -> Settings:
+    host = ctx.host
+    out: Settings = {
+        "networking": {"hostName": ctx.name},
+        "time": {"timeZone": host.host.timezone},
+        "system": {"stateVersion": host.host.state_version},
+        "nixpkgs": {"hostPlatform": host.host.system},
+        "boot": _boot(ctx),
+        "fileSystems": _file_systems(ctx),
+        "users": {
+            "users": {
+                "root": {"openssh": {"authorizedKeys": {"keys": list(host.ssh.authorized_keys)}}}
+            }
+        },
+        "kvmfleet": {
+            "roles": list(host.host.roles),
+            "kernel": host.boot.kernel,
+            "extraPackages": list(host.packages.extra),
+            "firewall": {"trustedNetworks": list(host.firewall.trusted_networks)},
+        },
+    }
+    if host.host.root_password_file is not None:
+        out["users"]["users"]["root"]["hashedPasswordFile"] = host.host.root_password_file
+    if host.host.domain is not None:
+        out["networking"]["domain"] = host.host.domain
+    if not host.firewall.enable:
+        out["networking"]["firewall"] = {"enable": False}
+    return out
 
-    kind: str
-    value: str
-    path: KeyPath
+
+def _boot(ctx: HostContext) -> Settings:
+    host = ctx.host
+    boot: Settings = {}
+    if host.boot.loader == "grub":
+        boot["loader"] = {"grub": {"enable": True, "devices": [host.disk.device]}}
+    else:
+        boot["loader"] = {"systemd-boot": {"enable": True}, "efi": {"canTouchEfiVariables": True}}
+    if host.sysctl:
+        boot["kernel"] = {"sysctl": dict(sorted(host.sysctl.items()))}
+    return boot
 
 
-def _no_findings(ctx: HostContext) -> Iterable[Finding]:
-    return ()
+def _file_systems(ctx: HostContext) -> Settings:
+    # Partitions are found by label, so the same config works whatever the disk enumerates as.
+    fs: Settings = {
+        "/": {"device": f"/dev/disk/by-label/{ROOT_LABEL}", "fsType": ctx.host.disk.filesystem}
+    }
+    if ctx.host.boot.loader == "systemd-boot":
+        fs["/boot"] = {
+            "device": f"/dev/disk/by-label/{ESP_LABEL}",
+            "fsType": "vfat",
+            # The ESP holds the boot loader's random seed: keep it private.
+            "options": ["fmask=0077", "dmask=0077"],
+        }
+    return fs
 
 
-def _no_identities(ctx: HostContext) -> Iterable[Identity]:
-    return ()
+def findings(ctx: HostContext) -> Iterator[Finding]:
+    host = ctx.host
+    if host.boot.loader == "grub" and host.host.system != "x86_64-linux":
+        # nixpkgs builds GRUB's BIOS target (grub.devices) for x86 only.
+        yield error(
+            ("boot", "loader"),
+            f'GRUB on a BIOS disk needs an x86_64 host; {host.host.system} boots by UEFI: use "systemd-boot"',
+        )
+    if host.boot.loader == "systemd-boot" and host.disk.table != "gpt":
+        yield error(
+            ("boot", "loader"),
+            'systemd-boot boots by UEFI from an EFI system partition: needs disk.table = "gpt"',
+        )
+    # Only [ssh] keys reach root today ([cloudstack] keys come with that capability).
+    if not host.ssh.authorized_keys:
+        yield error(
+            ("ssh", "authorized_keys"),
+            "needs at least one key: root logs in by SSH key only, passwords are off",
+        )
+    if not host.firewall.enable:
+        yield warning(
+            ("firewall", "enable"),
+            "the firewall is off: every listening service is reachable from everywhere",
+        )
+    if len(set(host.host.roles)) != len(host.host.roles):
+        yield error(("host", "roles"), "lists a role twice")
 
 
-@dataclass(frozen=True)
-class Capability:
-    """One column through the tree. `settings` is None while the capability's tables are validated
-    but not yet translated into NixOS settings (generate then warns that they have no effect)."""
+def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
+    sysctl = layer.get("sysctl")
+    if isinstance(sysctl, dict):
+        for key, value in sysctl.items():
+            if isinstance(value, dict):
+                yield error(
+                    ("sysctl", key),
+                    'a sysctl name with dots must be quoted, e.g. "net.ipv4.tcp_retries2" = 8 '
+                    "(unquoted, TOML reads the dots as nested tables)",
+                )
 
-    name: str
-    tables: tuple[str, ...]
-    settings: Callable[[HostContext], Settings] | None
-    findings: Callable[[HostContext], Iterable[Finding]] = field(default=_no_findings)
-    identities: Callable[[HostContext], Iterable[Identity]] = field(default=_no_identities)
 
-
-def merge_settings(
-    target: Settings, addition: Settings, owner: str, path: tuple[str, ...] = ()
-) -> None:
-    """Deep-merge one capability's settings into the host's; two capabilities setting the same
-    option is a bug in kvmfleet, not in the inventory."""
-    for key, value in addition.items():
-        here = (*path, key)
-        if key not in target:
-            target[key] = value
-        elif isinstance(target[key], dict) and isinstance(value, dict):
-            merge_settings(target[key], value, owner, here)
-        else:
-            raise RuntimeError(
-                f"capability {owner} sets {'.'.join(here)}, which another capability already set"
-            )
+CAPABILITY = Capability(
+    "base",
+    ("host", "boot", "disk", "ssh", "packages", "sysctl", "firewall"),
+    settings,
+    findings,
+    pitfalls=pitfalls,
+)

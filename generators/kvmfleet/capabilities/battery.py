@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvmfleet.capabilities.base import HostContext
+from kvmfleet.capability import Capability, HostContext
 from kvmfleet.problems import Finding, error
 
 
@@ -32,3 +32,6 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             ("battery", "limits"),
             "battery 0 (both) cannot be combined with limits for battery 1 or 2",
         )
+
+
+CAPABILITY = Capability("battery", ("battery",), None, findings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from kvmfleet.capabilities.base import HostContext
+from kvmfleet.capability import Capability, HostContext
 from kvmfleet.model.types import split_host_port
 from kvmfleet.problems import Finding, error
 
@@ -28,3 +28,6 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
                 f'"{mount.mountpoint}" is already used by ceph.cephfs[{seen[mount.mountpoint]}]',
             )
         seen.setdefault(mount.mountpoint, index)
+
+
+CAPABILITY = Capability("ceph", ("ceph",), None, findings)

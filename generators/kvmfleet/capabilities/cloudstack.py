@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
-from kvmfleet.capabilities.base import HostContext, Identity
 from kvmfleet.capabilities.network import interface_names
+from kvmfleet.capability import Capability, HostContext, Identity
 from kvmfleet.problems import Finding, error, warning
 
 
@@ -33,4 +34,13 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
 
 def identities(ctx: HostContext) -> Iterator[Identity]:
     if ctx.host.cloudstack is not None:
-        yield Identity("CloudStack GUID", ctx.host.cloudstack.guid, ("cloudstack", "guid"))
+        yield Identity(
+            "CloudStack GUID", ctx.host.cloudstack.guid, ("cloudstack", "guid"), _new_guid
+        )
+
+
+def _new_guid(like: str, name: str) -> str:
+    return str(uuid.uuid4())
+
+
+CAPABILITY = Capability("cloudstack", ("cloudstack",), None, findings, identities)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvmfleet.capabilities.base import HostContext, Identity
 from kvmfleet.capabilities.network import interface_names
+from kvmfleet.capability import Capability, HostContext, Identity, Renew
 from kvmfleet.problems import Finding, error
 
 
@@ -32,6 +32,17 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
 
 def identities(ctx: HostContext) -> Iterator[Identity]:
     if ctx.host.iscsi is not None:
-        yield Identity(
-            "iSCSI initiator name", ctx.host.iscsi.initiator_name, ("iscsi", "initiator_name")
-        )
+        iqn = ctx.host.iscsi.initiator_name
+        yield Identity("iSCSI initiator name", iqn, ("iscsi", "initiator_name"), _renew_iqn(iqn))
+
+
+def _renew_iqn(iqn: str) -> Renew:
+    """An IQN ending in `:<host>` gets the new host's name; any other is the administrator's."""
+
+    def renew(like: str, name: str) -> str | None:
+        return iqn[: -len(like)] + name if iqn.endswith(f":{like}") else None
+
+    return renew
+
+
+CAPABILITY = Capability("storage", ("iscsi", "multipath"), None, findings, identities)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from kvmfleet.model.types import (
     AbsolutePath,
@@ -17,12 +18,14 @@ from kvmfleet.model.types import (
     StateVersion,
     SysctlName,
     TimeZone,
+    constrained,
     matching,
 )
 from kvmfleet.problems import quote
 
 Role = Literal["hypervisor", "laptop"]
-ROLES: tuple[str, ...] = ("hypervisor", "laptop")
+# The one list of roles: modules/base.nix's `kvmfleet.roles` enum must equal it (a test checks).
+ROLES: tuple[str, ...] = typing.get_args(Role)
 
 
 class HostSection(Model):
@@ -81,7 +84,7 @@ def _block_device(value: str) -> str:
 class Disk(Model):
     """`[disk]`: the system disk."""
 
-    device: Annotated[AbsolutePath, AfterValidator(_block_device)] = Field(
+    device: Annotated[AbsolutePath, constrained("block device path", _block_device)] = Field(
         description="System disk."
     )
     table: Literal["msdos", "gpt"] = Field(description="Partition table.")
@@ -127,5 +130,5 @@ def _sysctl_value(value: Any) -> int | str | bool:
     raise ValueError(f"expected an integer, a string or a boolean, got {quote(value)}")
 
 
-SysctlValue = Annotated[Any, AfterValidator(_sysctl_value)]
+SysctlValue = Annotated[Any, constrained("integer, string or boolean", _sysctl_value)]
 Sysctls = dict[SysctlName, SysctlValue]

@@ -20,4 +20,4 @@ class Battery(Model):
         default="tpacpi-bat",
         description='"tpacpi-bat" (acpi_call, older ThinkPads) or "natacpi" (kernel sysfs).',
     )
-    limits: list[BatteryLimit] = Field(default=[])
+    limits: list[BatteryLimit] = Field(default=[], description="Charge thresholds per battery.")

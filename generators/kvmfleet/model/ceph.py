@@ -19,7 +19,7 @@ CephId = Annotated[
 
 
 class CephFsMount(Model):
-    mountpoint: AbsolutePath
+    mountpoint: AbsolutePath = Field(description="Where it is mounted on the host.")
     path: AbsolutePath = Field(default="/", description="Directory inside the file system.")
     fs_name: CephId | None = Field(
         default=None, description="File system name (default: the cluster's default)."
@@ -35,4 +35,4 @@ class Ceph(Model):
     keyring_file: SecretFile = Field(
         description="Keyring path on the host, provisioned out of band."
     )
-    cephfs: list[CephFsMount] = Field(default=[])
+    cephfs: list[CephFsMount] = Field(default=[], description="CephFS mounts.")

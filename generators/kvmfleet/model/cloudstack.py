@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
-from kvmfleet.model.types import InterfaceName, Model, SshPublicKey, Uuid, matching, parse_ip
+from kvmfleet.model.types import (
+    InterfaceName,
+    Model,
+    SshPublicKey,
+    Uuid,
+    constrained,
+    matching,
+    parse_ip,
+)
 from kvmfleet.problems import quote
 
 CloudStackVersion = Annotated[
@@ -35,11 +43,13 @@ def _server(value: str) -> str:
 
 
 class CloudStack(Model):
-    version: CloudStackVersion
-    management_servers: list[Annotated[str, AfterValidator(_server)]] = Field(min_length=1)
-    zone: CloudStackId
-    pod: CloudStackId
-    cluster: CloudStackId
+    version: CloudStackVersion = Field(description="CloudStack release of the agent.")
+    management_servers: list[Annotated[str, constrained("host name or IP", _server)]] = Field(
+        min_length=1, description="Management servers the agent connects to."
+    )
+    zone: CloudStackId = Field(description="Zone the host is added to.")
+    pod: CloudStackId = Field(description="Pod the host is added to.")
+    cluster: CloudStackId = Field(description="Cluster the host is added to.")
     libvirt_transport: Literal["tls", "tcp"] = Field(
         default="tls",
         description='"tls" (16514, CloudStack CA) or "tcp" (16509, unauthenticated: warned).',
@@ -48,6 +58,8 @@ class CloudStack(Model):
         default=[], description="Management server keys for Add Host."
     )
     guid: Uuid = Field(description="The agent's host GUID (unique in the fleet).")
-    private_nic: InterfaceName = "cloudbr0"
-    public_nic: InterfaceName = "cloudbr0"
-    guest_nic: InterfaceName = "cloudbr0"
+    private_nic: InterfaceName = Field(
+        default="cloudbr0", description="Bridge for management traffic."
+    )
+    public_nic: InterfaceName = Field(default="cloudbr0", description="Bridge for public traffic.")
+    guest_nic: InterfaceName = Field(default="cloudbr0", description="Bridge for guest traffic.")

@@ -8,26 +8,32 @@ from kvmfleet.model.base import Boot, Disk, Firewall, HostSection, Packages, Ssh
 from kvmfleet.model.battery import Battery
 from kvmfleet.model.ceph import Ceph
 from kvmfleet.model.cloudstack import CloudStack
-from kvmfleet.model.iscsi import Iscsi, Multipath
 from kvmfleet.model.network import Network
+from kvmfleet.model.storage import Iscsi, Multipath
 from kvmfleet.model.types import Model
 
 
 class Host(Model):
     """A host's merged inventory (site.toml, its roles, host.toml)."""
 
-    host: HostSection
-    boot: Boot
-    disk: Disk
-    ssh: Ssh = Field(default_factory=Ssh)
-    packages: Packages = Field(default_factory=Packages)
+    host: HostSection = Field(description="Who the host is: roles, domain, time zone, release.")
+    boot: Boot = Field(description="Boot loader and kernel.")
+    disk: Disk = Field(description="The system disk.")
+    ssh: Ssh = Field(default_factory=Ssh, description="How root logs in (SSH keys only).")
+    packages: Packages = Field(default_factory=Packages, description="Extra packages.")
     sysctl: Sysctls = Field(
         default={}, description='Kernel parameters, e.g. "net.ipv4.tcp_retries2" = 8.'
     )
-    firewall: Firewall = Field(default_factory=Firewall)
-    network: Network = Field(default_factory=Network)
-    iscsi: Iscsi | None = None
-    multipath: Multipath | None = None
-    ceph: Ceph | None = None
-    cloudstack: CloudStack | None = None
-    battery: Battery | None = None
+    firewall: Firewall = Field(
+        default_factory=Firewall,
+        description="Firewall and the networks trusted to manage the host.",
+    )
+    network: Network = Field(
+        default_factory=Network,
+        description="NICs, bonds, VLANs, bridges, addresses and routes (systemd-networkd).",
+    )
+    iscsi: Iscsi | None = Field(default=None, description="iSCSI initiator, ifaces and targets.")
+    multipath: Multipath | None = Field(default=None, description="Multipath device settings.")
+    ceph: Ceph | None = Field(default=None, description="Ceph client for RBD and CephFS.")
+    cloudstack: CloudStack | None = Field(default=None, description="The CloudStack KVM agent.")
+    battery: Battery | None = Field(default=None, description="ThinkPad charge thresholds.")

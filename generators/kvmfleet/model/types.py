@@ -9,9 +9,10 @@ import posixpath
 import re
 import uuid
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -19,12 +20,29 @@ from kvmfleet.problems import quote
 
 
 @dataclass(frozen=True)
+class Constraint:
+    """The validator of a constrained type, with `kind`: what it accepts in a few words (the
+    inventory reference's type column). `check` returns the (normalised) value or raises
+    ValueError with the one-line message the user sees."""
+
+    kind: str
+    check: Callable[[Any], Any]
+
+    def __call__(self, value: Any) -> Any:
+        return self.check(value)
+
+
+def constrained(kind: str, check: Callable[[Any], Any]) -> AfterValidator:
+    """`Annotated[str, constrained("MAC address", _mac)]`: a type that checks and describes itself."""
+    return AfterValidator(Constraint(kind, check))
+
+
+@dataclass(frozen=True)
 class Pattern:
-    """Validates strings that match `regex` in full; the error reads `"x" is not <what>`."""
+    """Accepts strings that match `regex` in full; the error reads `"x" is not <what>`."""
 
     regex: str
     what: str
-    kind: str  # a short name for the inventory reference
 
     def __call__(self, value: str) -> str:
         if not re.fullmatch(self.regex, value):
@@ -33,7 +51,7 @@ class Pattern:
 
 
 def matching(regex: str, what: str, kind: str) -> AfterValidator:
-    return AfterValidator(Pattern(regex, what, kind))
+    return constrained(kind, Pattern(regex, what))
 
 
 class Model(BaseModel):
@@ -54,7 +72,7 @@ def _mac(value: str) -> str:
     return mac
 
 
-MacAddress = Annotated[str, AfterValidator(_mac)]
+MacAddress = Annotated[str, constrained("MAC address", _mac)]
 
 # Linux accepts up to 15 bytes (IFNAMSIZ - 1) without '/', ':' or whitespace; we also keep names
 # usable in sysctl paths and unit names.
@@ -82,7 +100,7 @@ def _ifname(value: str) -> str:
     return value
 
 
-InterfaceName = Annotated[str, AfterValidator(_ifname)]
+InterfaceName = Annotated[str, constrained("interface name (≤ 15 chars)", _ifname)]
 
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -125,7 +143,7 @@ def _ip(value: str) -> str:
     return str(ip)
 
 
-IpAddress = Annotated[str, AfterValidator(_ip)]
+IpAddress = Annotated[str, constrained("IP address", _ip)]
 
 
 def _interface_address(value: str) -> str:
@@ -156,7 +174,7 @@ def _interface_address(value: str) -> str:
     return iface.with_prefixlen
 
 
-InterfaceAddress = Annotated[str, AfterValidator(_interface_address)]
+InterfaceAddress = Annotated[str, constrained("address/prefix", _interface_address)]
 
 
 def _network(value: str) -> str:
@@ -174,7 +192,7 @@ def _network(value: str) -> str:
         ) from None
 
 
-IpNetwork = Annotated[str, AfterValidator(_network)]
+IpNetwork = Annotated[str, constrained("network (CIDR)", _network)]
 
 # --- names -----------------------------------------------------------------------------------------
 
@@ -190,7 +208,7 @@ def _domain(value: str) -> str:
     return value
 
 
-DomainName = Annotated[str, AfterValidator(_domain)]
+DomainName = Annotated[str, constrained("domain name", _domain)]
 
 
 @cache
@@ -212,7 +230,7 @@ def _timezone(value: str) -> str:
     return value
 
 
-TimeZone = Annotated[str, AfterValidator(_timezone)]
+TimeZone = Annotated[str, constrained("tz database zone", _timezone)]
 
 StateVersion = Annotated[
     str,
@@ -286,7 +304,7 @@ def _shorten(value: str) -> str:
     return value if len(value) <= 40 else value[:37] + "..."
 
 
-SshPublicKey = Annotated[str, AfterValidator(_ssh_public_key)]
+SshPublicKey = Annotated[str, constrained("SSH public key", _ssh_public_key)]
 
 
 def _absolute_path(value: str) -> str:
@@ -315,10 +333,10 @@ def _secret_path(value: str) -> str:
     return value
 
 
-SecretFile = Annotated[str, AfterValidator(_secret_path)]
+SecretFile = Annotated[str, constrained("path to a secret file (outside /nix/store)", _secret_path)]
 
 
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+AbsolutePath = Annotated[str, constrained("absolute path", _absolute_path)]
 
 
 def _uuid(value: str) -> str:
@@ -333,7 +351,7 @@ def _uuid(value: str) -> str:
     return str(parsed)
 
 
-Uuid = Annotated[str, AfterValidator(_uuid)]
+Uuid = Annotated[str, constrained("UUID", _uuid)]
 
 # RFC 3720: iqn.YYYY-MM.reversed.domain[:anything], or eui./naa. hex forms; lower case.
 _IQN = re.compile(
@@ -350,7 +368,7 @@ def _iqn(value: str) -> str:
     return value
 
 
-IscsiName = Annotated[str, AfterValidator(_iqn)]
+IscsiName = Annotated[str, constrained("iSCSI name (IQN)", _iqn)]
 
 
 def split_host_port(value: str) -> tuple[str, int | None]:
@@ -396,7 +414,7 @@ def _endpoint(value: str) -> str:
     return value
 
 
-Endpoint = Annotated[str, AfterValidator(_endpoint)]
+Endpoint = Annotated[str, constrained("address[:port]", _endpoint)]
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 Percent = Annotated[int, Field(ge=0, le=100)]

@@ -19,8 +19,10 @@ from kvmfleet.capabilities.network.topology import (
     is_multicast,
 )
 from kvmfleet.capabilities.network.units import settings
+from kvmfleet.capability import Capability
 
 __all__ = [
+    "CAPABILITY",
     "UNIT_PREFIX",
     "derived_mac",
     "findings",
@@ -30,3 +32,5 @@ __all__ = [
     "is_multicast",
     "settings",
 ]
+
+CAPABILITY = Capability("network", ("network",), settings, findings, identities)

@@ -6,7 +6,6 @@ import ipaddress
 import re
 from collections.abc import Iterator, Mapping, Sequence
 
-from kvmfleet.capabilities.base import HostContext, Identity
 from kvmfleet.capabilities.network.topology import (
     BR_MAX_PORTS,
     BRIDGE_PORT_LIMIT,
@@ -14,6 +13,7 @@ from kvmfleet.capabilities.network.topology import (
     TABLES,
     IpAddr,
     Topology,
+    derived_mac,
     families,
     is_locally_administered,
     is_multicast,
@@ -23,6 +23,7 @@ from kvmfleet.capabilities.network.topology import (
     reachable_families,
     topology,
 )
+from kvmfleet.capability import HostContext, Identity, Renew
 from kvmfleet.model.network import Bond, Layer3, Network
 from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
 
@@ -41,14 +42,11 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
     net = ctx.host.network
     for name, mac in net.links.items():
         yield Identity("MAC address", mac, ("network", "links", name))
-    for name, bond in net.bonds.items():
-        if bond.hwaddress is not None:
-            yield Identity("MAC address", bond.hwaddress, ("network", "bonds", name, "hwaddress"))
-    for name, bridge in net.bridges.items():
-        if bridge.hwaddress is not None:
-            yield Identity(
-                "MAC address", bridge.hwaddress, ("network", "bridges", name, "hwaddress")
-            )
+    for table, virtual in (("bonds", net.bonds), ("bridges", net.bridges)):
+        for name, iface in virtual.items():
+            if iface.hwaddress is not None:
+                path = ("network", table, name, "hwaddress")
+                yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
     for table, name, l3 in _all_layer3(net):
         for index, address in enumerate(l3.addresses):
             ip = ipaddress.ip_interface(address).ip
@@ -56,6 +54,15 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
                 continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
             value = str(ip)
             yield Identity("IP address", value, ("network", table, name, "addresses", index))
+
+
+def _derive_mac_for(interface: str) -> Renew:
+    """A bond's or bridge's fixed MAC becomes the one kvmfleet derives for the new host."""
+
+    def renew(like: str, name: str) -> str:
+        return derived_mac(name, interface)
+
+    return renew
 
 
 def _all_layer3(net: Network) -> Iterator[tuple[str, str, Layer3]]:

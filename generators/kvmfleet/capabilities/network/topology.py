@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kvmfleet.capabilities.base import HostContext
+from kvmfleet.capability import HostContext
 from kvmfleet.model.network import Bond, Bridge, Layer3, Network
 from kvmfleet.problems import KeyPath
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kvmfleet.capabilities.base import HostContext, Settings
 from kvmfleet.capabilities.network.topology import (
     UNIT_PREFIX,
     Topology,
@@ -15,6 +14,7 @@ from kvmfleet.capabilities.network.topology import (
     mtu_resolver,
     topology,
 )
+from kvmfleet.capability import HostContext, Settings
 from kvmfleet.model.network import Bond, Interface, Layer3, Network
 
 # --- settings ------------------------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""What a capability is: one column through the tree, from inventory tables to NixOS settings.
+
+A capability declares the `Host` fields it owns and maps a validated host to
+- `settings`: NixOS option values (plain data), merged with every other capability's;
+- `findings`: errors and warnings about the host (`kvmfleet.problems.error` / `warning`);
+- `identities`: values that must be unique in the fleet, and how `new --like` renews them;
+- `pitfalls`: findings on one raw TOML layer, for mistakes whose type error would not say what
+  to do (run on site.toml's top level, each of its role tables and each host file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kvmfleet.model import Host
+from kvmfleet.problems import Finding, KeyPath
+
+Settings = dict[str, Any]
+
+# (the host a file is copied from, the new host's name) -> a fresh value, or None to leave it
+# empty for the administrator.
+Renew = Callable[[str, str], str | None]
+
+
+@dataclass(frozen=True)
+class HostContext:
+    name: str
+    host: Host
+
+
+def must_choose(like: str, name: str) -> str | None:
+    """The administrator picks the new value (an address, a NIC's MAC)."""
+    return None
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A value that must be unique across the fleet (an IP, a MAC, an IQN, a GUID). `renew` says
+    what `kvmfleet new NAME --like OTHER` writes in its place."""
+
+    kind: str
+    value: str
+    path: KeyPath
+    renew: Renew = field(default=must_choose, compare=False)
+
+
+def _no_findings(ctx: HostContext) -> Iterable[Finding]:
+    return ()
+
+
+def _no_identities(ctx: HostContext) -> Iterable[Identity]:
+    return ()
+
+
+def _no_pitfalls(layer: Mapping[str, Any]) -> Iterable[Finding]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One column through the tree. `settings` is None while the capability's tables are validated
+    but not yet translated into NixOS settings (generate then warns that they have no effect)."""
+
+    name: str
+    tables: tuple[str, ...]
+    settings: Callable[[HostContext], Settings] | None
+    findings: Callable[[HostContext], Iterable[Finding]] = field(default=_no_findings)
+    identities: Callable[[HostContext], Iterable[Identity]] = field(default=_no_identities)
+    pitfalls: Callable[[Mapping[str, Any]], Iterable[Finding]] = field(default=_no_pitfalls)
+
+
+def merge_settings(
+    target: Settings, addition: Mapping[str, Any], owner: str, path: tuple[str, ...] = ()
+) -> None:
+    """Merge one capability's settings into the host's (in place), as the NixOS module system
+    would: attribute sets merge recursively, lists concatenate (items already there are dropped),
+    equal values agree. Two different values for one option is a bug in kvmfleet, not in the
+    inventory: RuntimeError."""
+    for key, value in addition.items():
+        here = (*path, key)
+        if key not in target:
+            target[key] = _copy(value)
+            continue
+        current = target[key]
+        if isinstance(current, dict) and isinstance(value, dict):
+            merge_settings(current, value, owner, here)
+        elif isinstance(current, list) and isinstance(value, list):
+            for item in value:
+                if item not in current:
+                    current.append(_copy(item))
+        elif type(current) is not type(value) or current != value:
+            raise RuntimeError(
+                f"capability {owner} sets {'.'.join(here)} = {value!r}, "
+                f"which another capability already set to {current!r}"
+            )
+
+
+def _copy(value: Any) -> Any:
+    """Containers are copied so that merging never changes a capability's own data."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
