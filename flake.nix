@@ -80,6 +80,7 @@
 
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
+        cephfs-du = pkgs.callPackage ./pkgs/cephfs-du/package.nix { };
         default = self.packages.${system}.kvmfleet;
       };
 
