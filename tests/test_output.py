@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,71 @@ def test_write_atomic_keeps_old_content_when_writing_fails(
         write_atomic(target, "new\n")
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nix"]
+
+
+def test_changed_line_endings_are_a_change(tmp_path: Path) -> None:
+    content = with_header(BODY, ["x"])
+    (tmp_path / "f.nix").write_bytes(content.replace("\n", "\r\n").encode())
+    assert classify(tmp_path, "f.nix", content).status is Status.HAND_EDITED
+    (tmp_path / "f.nix").write_bytes(content.encode() + b"\r")
+    assert classify(tmp_path, "f.nix", content).status is Status.HAND_EDITED
+
+
+def test_an_unreadable_generated_file_is_not_called_hand_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    content = with_header(BODY, ["x"])
+    (tmp_path / "f.nix").write_text(content)
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert classify(tmp_path, "f.nix", content).status is Status.UNREADABLE
+    assert classify_orphan(tmp_path, "f.nix").status is Status.UNREADABLE
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path: Path) -> None:
+    target = tmp_path / "generated.nix"
+    pid = os.fork()
+    if pid == 0:  # the writer, killed between writing and renaming
+        import kvmfleet.output as output
+
+        output.os.fsync = lambda fd: os._exit(9)  # type: ignore[assignment]
+        write_atomic(target, "half")
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 9
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(f".generated.nix.{pid}.") and left.name.endswith(".tmp")
+    assert not target.exists()
+    # A temporary of a live writer (this process) is left alone; other files too.
+    live = tmp_path / f".generated.nix.{os.getpid()}.abc.tmp"
+    live.write_text("busy")
+    (tmp_path / ".generated.nix.notapid.tmp").write_text("not ours")
+    write_atomic(target, BODY)
+    assert target.read_text() == BODY
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, ".generated.nix.notapid.tmp", "generated.nix"]
+    )
+
+
+def test_a_stale_temporary_does_not_keep_an_orphan(tmp_path: Path) -> None:
+    (tmp_path / "f.nix").write_text(with_header(BODY, ["x"]))
+    (tmp_path / f".f.nix.{_dead_pid()}.x1y2.tmp").write_text("left by a killed run")
+    assert classify_orphan(tmp_path, "f.nix").status is Status.ORPHANED
+
+
+def test_exclusive_write_never_replaces_an_existing_file(tmp_path: Path) -> None:
+    target = tmp_path / "host.toml"
+    write_atomic(target, "first", exclusive=True)
+    with pytest.raises(FileExistsError):
+        write_atomic(target, "second", exclusive=True)
+    assert target.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["host.toml"]

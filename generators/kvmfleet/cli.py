@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,6 +117,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    try:
+        sys.stdout.flush()  # a full or closed stdout is reported here, not at interpreter exit
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error; keep Python quiet at exit too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as exc:
+        if code == EXIT_INVALID:  # already reported
+            return code
+        print(f"kvmfleet: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     root: Path = args.root
     try:
@@ -143,6 +159,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:
+        # The file system or a stream refused (read-only, full, permissions): one line, no traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kvmfleet: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
     raise AssertionError(args.command)
 
 
@@ -172,9 +193,16 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
         return _report_check(planned)
     blocked = [p for p in planned if p.status is Status.NOT_A_FILE and p.content is not None]
     edited = [p for p in planned if p.status is Status.HAND_EDITED]
+    unreadable = [p for p in planned if p.status is Status.UNREADABLE]
     for p in blocked:
         print(
             f"{p.path}: not a regular file (a directory, link or FIFO?); remove it first",
+            file=sys.stderr,
+        )
+    for p in unreadable:
+        print(
+            f"{p.path}: cannot be read, so kvmfleet cannot tell whether it was edited by hand; "
+            "fix its permissions",
             file=sys.stderr,
         )
     if edited and not force:
@@ -184,7 +212,7 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
                 "the inventory, or run `kvmfleet generate --force` to overwrite it",
                 file=sys.stderr,
             )
-    if blocked or (edited and not force):
+    if blocked or unreadable or (edited and not force):
         print("kvmfleet: refusing to overwrite; nothing written", file=sys.stderr)
         return EXIT_INVALID
     failed = [p for p in planned if not _apply(root, p)]
@@ -241,6 +269,7 @@ _CHECK_REASONS = {
     Status.ORPHANED: "orphaned (no host.toml)",
     Status.ORPHAN_KEPT: "orphaned (no host.toml; edited by hand or beside other files: remove by hand)",
     Status.NOT_A_FILE: "not a regular file",
+    Status.UNREADABLE: "unreadable (cannot tell whether it was edited by hand)",
 }
 
 

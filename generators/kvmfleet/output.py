@@ -29,6 +29,7 @@ class Status(Enum):
     ORPHANED = "orphaned"  # generated file of a removed host: removed by generate
     ORPHAN_KEPT = "orphan-kept"  # ... but edited by hand or beside other files: left for a human
     NOT_A_FILE = "not-a-file"  # a directory, link, FIFO... where the generated file belongs
+    UNREADABLE = "unreadable"  # cannot tell whether it was edited: never overwritten
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ def _kind(target: Path) -> str:
     return "file" if stat.S_ISREG(mode) else "other"
 
 
+def read_generated(target: Path) -> str:
+    """A generated file's exact text: strict UTF-8, no newline translation (a file whose line
+    endings changed is a changed file)."""
+    return target.read_bytes().decode("utf-8", errors="strict")
+
+
 def classify(root: Path, path: str, content: str) -> Planned:
     target = root / path
     kind = _kind(target)
@@ -78,8 +85,10 @@ def classify(root: Path, path: str, content: str) -> Planned:
     if kind == "other":
         return Planned(path, Status.NOT_A_FILE, content)
     try:
-        current = target.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        current = read_generated(target)
+    except OSError:
+        return Planned(path, Status.UNREADABLE, content)
+    except UnicodeDecodeError:
         return Planned(path, Status.HAND_EDITED, content)
     if current == content:
         return Planned(path, Status.UNCHANGED, content)
@@ -95,24 +104,79 @@ def classify_orphan(root: Path, path: str) -> Planned:
     if _kind(target) != "file":
         return Planned(path, Status.NOT_A_FILE, None)
     try:
-        intact = is_intact(target.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
+        intact = is_intact(read_generated(target))
+    except OSError:
+        return Planned(path, Status.UNREADABLE, None)
+    except UnicodeDecodeError:
         intact = False
-    alone = [p.name for p in target.parent.iterdir()] == [target.name]
-    return Planned(path, Status.ORPHANED if intact and alone else Status.ORPHAN_KEPT, None)
+    others = [
+        p.name
+        for p in target.parent.iterdir()
+        if p.name != target.name and not _is_temporary_of(p.name, target.name)
+    ]
+    return Planned(path, Status.ORPHANED if intact and not others else Status.ORPHAN_KEPT, None)
 
 
-def write_atomic(target: Path, content: str) -> None:
-    """Write via a temporary file in the same directory and rename, so readers never see half a file."""
+# write_atomic's temporary files: `.<target>.<pid>.<random>.tmp`. The pid tells a live writer's
+# file from one a killed run left behind.
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.(?P<pid>[0-9]{1,10})\.[A-Za-z0-9_]+\.tmp\Z")
+
+
+def _is_temporary_of(name: str, target: str) -> bool:
+    match = _TEMPORARY.fullmatch(name)
+    return match is not None and match["target"] == target
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid we can ask about: leave it
+    return True
+
+
+def remove_stale_temporaries(directory: Path) -> list[str]:
+    """Delete temporary files that a killed kvmfleet run left in `directory` (their writer is
+    gone); returns their names. Never follows links, never touches anything else."""
+    removed = []
+    try:
+        names = [p.name for p in directory.iterdir()]
+    except OSError:
+        return []
+    for name in names:
+        match = _TEMPORARY.fullmatch(name)
+        if match is None or _pid_alive(int(match["pid"])):
+            continue
+        path = directory / name
+        if _kind(path) == "file":
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(name)
+    return removed
+
+
+def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None:
+    """Write via a temporary file in the same directory and rename, so readers never see half a
+    file. `exclusive`: fail with FileExistsError if the target exists (two concurrent creators
+    cannot overwrite each other; the file still appears whole)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temporaries(target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).chmod(0o644)
-        Path(tmp).replace(target)
+        if exclusive:
+            os.link(tmp, target)  # atomic, and refuses an existing target
+            Path(tmp).unlink()
+        else:
+            Path(tmp).replace(target)
         _fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

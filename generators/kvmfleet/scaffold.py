@@ -14,7 +14,7 @@ from tomlkit.items import Array, Item
 
 from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import HostContext, Identity
-from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, load
+from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, LINK_MESSAGE, entry_kind, load
 from kvmfleet.output import write_atomic
 from kvmfleet.problems import InventoryError, Problem, format_keypath, quote
 from kvmfleet.validate import check_site, validate_host
@@ -42,7 +42,14 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
                 )
             ]
         )
-    if target.exists() or target.is_symlink():
+    dir_kind = entry_kind(target_dir)
+    if dir_kind == "link":
+        raise InventoryError([Problem(f"{HOSTS_DIR}/{name}", (), LINK_MESSAGE)])
+    if dir_kind not in ("missing", "dir"):
+        raise InventoryError(
+            [Problem(f"{HOSTS_DIR}/{name}", (), "exists and is not a directory; not touching it")]
+        )
+    if entry_kind(target) != "missing":
         raise InventoryError([Problem(target_rel, (), "already exists; not overwriting it")])
     inventory = load(root, only=[like])
     source_inv = inventory.hosts[0]
@@ -57,7 +64,8 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
                 Problem(source_inv.file, (), "fix this host before copying it"),
             ]
         )
-    source_text = (root / source_inv.file).read_text(encoding="utf-8").removeprefix("\ufeff")
+    # load() read the same bytes strictly; decode them the same way (no newline translation).
+    source_text = (root / source_inv.file).read_bytes().decode("utf-8").removeprefix("\ufeff")
     try:
         tomlkit.parse(source_text)
     except tomlkit.exceptions.ParseError as exc:  # tomllib accepted it, so this is rare
@@ -87,7 +95,12 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             tomllib.loads(text)
         except tomllib.TOMLDecodeError:
             continue  # a comment landed inside an inline table: write the values alone
-        write_atomic(target, text)
+        try:
+            write_atomic(target, text, exclusive=True)
+        except FileExistsError:  # another `new` of the same host won the race
+            raise InventoryError(
+                [Problem(target_rel, (), "already exists; not overwriting it")]
+            ) from None
         return Scaffolded(target_rel, tuple(to_fill), tuple(replaced))
     raise InventoryError([Problem(source_inv.file, (), "cannot be copied with its comments kept")])
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -33,11 +34,26 @@ def show_json(inv: HostInventory) -> str:
         "host": inv.name,
         "layers": [str(layer) for layer in inv.layers],
         "values": [
-            {"key": format_keypath(path), "value": value, "from": str(inv.origin(path))}
+            {
+                "key": format_keypath(path),
+                "value": _json_value(value),
+                "from": str(inv.origin(path)),
+            }
             for path, value in _leaves(inv.data, ())
         ],
     }
-    return json.dumps(doc, indent=2, default=str) + "\n"
+    return json.dumps(doc, indent=2, default=str, allow_nan=False) + "\n"
+
+
+def _json_value(value: Any) -> Any:
+    """JSON has no NaN or infinity (TOML has): write them as TOML spells them, as strings."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
 
 
 def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
