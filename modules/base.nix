@@ -11,6 +11,8 @@ let
   inherit (lib) mkDefault mkOption types;
 
   cfg = config.kvmfleet;
+  # Every host that is not a laptop is a server: it stays put on networks it trusts.
+  isServer = !(lib.elem "laptop" cfg.roles);
   fw = cfg.firewall;
   ssh = config.services.openssh;
 
@@ -191,13 +193,13 @@ in
       # Firewall on unless the inventory says `[firewall] enable = false` (warned about);
       # nftables, so that ports can be limited to source networks.
       networking.firewall.enable = mkDefault true;
-      networking.nftables.enable = true;
+      networking.nftables.enable = mkDefault true;
 
       # SSH with keys only. Its ports go through kvmfleet.firewall: reachable from
       # the trusted networks only, or from everyone when there are none.
       services.openssh = {
         enable = mkDefault true;
-        openFirewall = false;
+        openFirewall = mkDefault false;
         settings = {
           PasswordAuthentication = false;
           KbdInteractiveAuthentication = false;
@@ -208,7 +210,15 @@ in
       kvmfleet.firewall.trustedTCPPorts = lib.mkIf ssh.enable ssh.ports;
 
       # Users and keys come from the inventory only: no password to drift or leak.
-      users.mutableUsers = false;
+      users.mutableUsers = mkDefault false;
+
+      # NICs (bnx2, bnx2x, qed, ...) and Wi-Fi need firmware from linux-firmware, and
+      # microcode carries CPU security fixes; enableRedistributableFirmware does not
+      # imply microcode. Both microcode images are loaded: the kernel picks the one
+      # for its CPU vendor. x86 only: the microcode packages exist for nothing else.
+      hardware.enableRedistributableFirmware = mkDefault true;
+      hardware.cpu.intel.updateMicrocode = mkDefault pkgs.stdenv.hostPlatform.isx86;
+      hardware.cpu.amd.updateMicrocode = mkDefault pkgs.stdenv.hostPlatform.isx86;
 
       # Hosts are deployed from this flake; a channel would be a second, stale nixpkgs.
       nix.settings.experimental-features = [
@@ -231,6 +241,21 @@ in
       # Laptops roam: iwd associates with Wi-Fi, networkd's default DHCP does the rest.
       networking.wireless.iwd.enable = mkDefault (lib.elem "laptop" cfg.roles);
     }
+
+    (lib.mkIf isServer {
+      # Links that networkd does not manage (bridges, VLANs and taps that CloudStack
+      # and libvirt create later) take the kernel's defaults: a guest's router could
+      # give the host an address and a default route. The "default" keys apply to
+      # links created later; "all" would not reach them. networkd handles RAs itself
+      # on the links it manages.
+      boot.kernel.sysctl = {
+        "net.ipv6.conf.default.accept_ra" = mkDefault 0;
+        "net.ipv6.conf.default.autoconf" = mkDefault 0;
+      };
+      # No name resolution by multicast on a server's networks (LLMNR answers and
+      # asks on every link, guests' bridges included).
+      services.resolved.settings.Resolve.LLMNR = mkDefault false;
+    })
 
     (lib.mkIf (fw.trustedNetworks == [ ]) {
       networking.firewall = {
