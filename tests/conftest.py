@@ -1,4 +1,5 @@
-"""Shared test helpers: running the CLI in-process, evaluating Nix with the real interpreter."""
+"""Shared test helpers: running the CLI in-process, evaluating Nix with the real interpreter, and a
+kit for capability tests (a host.toml from tables, its settings and findings)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -14,8 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomlkit
 
+from kvmfleet.capabilities import REGISTRY
+from kvmfleet.capability import HostContext, Identity, Settings
 from kvmfleet.cli import main
+from kvmfleet.generate import build, host_settings
+from kvmfleet.model import Host
+from kvmfleet.problems import Severity
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -80,6 +88,68 @@ def nix_eval() -> Callable[[Path], Any]:
 def demo_fleet(tmp_path: Path) -> Path:
     """A copy of the repo's demo fleet (hosts/ with its committed generated files)."""
     return copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+
+
+# --- capability test kit --------------------------------------------------------------------------
+
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIChhW7FE3vJp5dpC2LOVbP50kn6XI6Qa8SjfTyX4HXtz admin@example.net"
+# The least a valid host.toml has: every capability's test starts from it.
+MINIMAL_HOST: dict[str, dict[str, Any]] = {
+    "host": {"state_version": "26.05"},
+    "boot": {"loader": "grub"},
+    "disk": {"device": "/dev/sda", "table": "msdos"},
+    "ssh": {"authorized_keys": [SSH_KEY]},
+}
+
+
+def host_toml(extra: str = "", **tables: dict[str, Any]) -> str:
+    """A valid host.toml: the minimal host, each keyword a table merged over it key by key
+    (`host_toml(host={"max_guests": 10}, network={...})`), then `extra` TOML text appended
+    (for tables easier to read as TOML)."""
+    data: dict[str, Any] = {name: dict(table) for name, table in MINIMAL_HOST.items()}
+    for name, table in tables.items():
+        data[name] = {**data.get(name, {}), **table}
+    return tomlkit.dumps(data) + ("\n" + extra if extra else "")
+
+
+def host_of(text: str) -> Host:
+    """The typed host of a host.toml text (no site.toml)."""
+    return Host.model_validate(tomllib.loads(text))
+
+
+def settings_of(text: str, name: str = "a") -> Settings:
+    """Every capability's merged NixOS settings for a host.toml text (no site.toml)."""
+    return host_settings(HostContext(name, host_of(text)))
+
+
+def fleet_settings(root: Path, name: str) -> Settings:
+    """One host's settings from a whole fleet on disk (the demo fleet, a VM test's inventory)."""
+    (result,) = [r for r in build(root).hosts if r.name == name]
+    return result.settings
+
+
+def findings_of(text: str, capability: str | None = None, name: str = "a") -> list[str]:
+    """The findings of every capability (or the named one) on a host.toml text, one line each:
+    `[warning: ]dotted.key.path: message`."""
+    ctx = HostContext(name, host_of(text))
+    return [
+        f"{'warning: ' if f.severity is Severity.WARNING else ''}{'.'.join(map(str, f.path))}: "
+        f"{f.message}"
+        for cap in REGISTRY
+        if capability is None or cap.name == capability
+        for f in cap.findings(ctx)
+    ]
+
+
+def identities_of(text: str, capability: str | None = None, name: str = "a") -> list[Identity]:
+    """The fleet-unique values every capability (or the named one) claims for a host.toml text."""
+    ctx = HostContext(name, host_of(text))
+    return [
+        identity
+        for cap in REGISTRY
+        if capability is None or cap.name == capability
+        for identity in cap.identities(ctx)
+    ]
 
 
 def host_program(name: str) -> Any:

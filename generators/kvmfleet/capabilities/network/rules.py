@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from kvmfleet.capabilities.network.topology import (
     BR_MAX_PORTS,
@@ -47,13 +47,12 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
             if iface.hwaddress is not None:
                 path = ("network", table, name, "hwaddress")
                 yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
-    for table, name, l3 in _all_layer3(net):
+    for base, l3 in _addressed(net, topology(net)):
         for index, address in enumerate(l3.addresses):
             ip = ipaddress.ip_interface(address).ip
             if ip.is_link_local:
                 continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
-            value = str(ip)
-            yield Identity("IP address", value, ("network", table, name, "addresses", index))
+            yield Identity("IP address", str(ip), (*base, "addresses", index))
 
 
 def _derive_mac_for(interface: str) -> Renew:
@@ -63,19 +62,6 @@ def _derive_mac_for(interface: str) -> Renew:
         return derived_mac(name, interface)
 
     return renew
-
-
-def _all_layer3(net: Network) -> Iterator[tuple[str, str, Layer3]]:
-    """(table, name, addressing) of every interface that has an addressing table."""
-    tables: tuple[tuple[str, Mapping[str, Layer3]], ...] = (
-        ("bonds", net.bonds),
-        ("vlans", net.vlans),
-        ("bridges", net.bridges),
-        ("interfaces", net.interfaces),
-    )
-    for table, entries in tables:
-        for name, l3 in entries.items():
-            yield table, name, l3
 
 
 # --- findings ------------------------------------------------------------------------------------
@@ -416,11 +402,7 @@ def _is_host_address(ip: IpAddr, subnet: ipaddress.IPv4Network | ipaddress.IPv6N
 
 
 def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
-    for name in topo.kind:
-        l3 = layer3_of(net, name, topo)
-        if l3 is None or topo.master(name) is not None:
-            continue
-        base = layer3_path(name, topo)
+    for base, l3 in _addressed(net, topo):
         for index, text in enumerate(l3.gateways):
             problem = _reachable(ipaddress.ip_address(text), l3)
             if problem:
@@ -451,11 +433,14 @@ def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                 yield error(path, problem)
 
 
-def _addressed(net: Network, topo: Topology) -> Iterator[tuple[KeyPath, Layer3]]:
-    """(path, addressing) of every interface that can carry addresses (not a slave or port)."""
+def _addressed(
+    net: Network, topo: Topology, *, ports: bool = False
+) -> Iterator[tuple[KeyPath, Layer3]]:
+    """(path, addressing table) of every interface that can carry addresses; with `ports`, also
+    of bond slaves and bridge ports, whose addressing is an error of its own."""
     for name in topo.kind:
         l3 = layer3_of(net, name, topo)
-        if l3 is not None and topo.master(name) is None:
+        if l3 is not None and (ports or topo.master(name) is None):
             yield layer3_path(name, topo), l3
 
 
@@ -545,13 +530,10 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                     f"{bridge.mtu} is larger than the MTU of its port {port} ({port_mtu}); "
                     "raise the port's mtu too",
                 )
-    for name in topo.kind:
-        l3 = layer3_of(net, name, topo)
-        if l3 is None or l3.mtu is None or l3.mtu >= IPV6_MIN_MTU:
-            continue
-        if 6 in families(l3) and topo.master(name) is None:
+    for base, l3 in _addressed(net, topo):
+        if l3.mtu is not None and l3.mtu < IPV6_MIN_MTU and 6 in families(l3):
             yield error(
-                (*layer3_path(name, topo), "mtu"),
+                (*base, "mtu"),
                 f"{l3.mtu} is below {IPV6_MIN_MTU}, the smallest MTU IPv6 works with, and this "
                 "interface has IPv6",
             )
@@ -577,7 +559,7 @@ def _reachability_findings(net: Network) -> Iterator[Finding]:
     an IPv6 gateway or route (reachable_families)."""
     if not net.declares_interfaces():
         return
-    if any(reachable_families(l3) for _, _, l3 in _all_layer3(net)):
+    if any(reachable_families(l3) for _, l3 in _addressed(net, topology(net), ports=True)):
         return
     yield error(
         ("network",),

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvmfleet.capability import HostContext
-from kvmfleet.model.network import Bond, Bridge, Layer3, Network
+from kvmfleet.model.network import Layer3, Network
 from kvmfleet.problems import KeyPath
 
 UNIT_PREFIX = "10-"
@@ -40,12 +40,9 @@ def derived_mac(host: str, interface: str) -> str:
     return ":".join(f"{b:02x}" for b in octets)
 
 
-def bond_mac(ctx: HostContext, name: str, bond: Bond) -> str:
-    return bond.hwaddress or derived_mac(ctx.name, name)
-
-
-def bridge_mac(ctx: HostContext, name: str, bridge: Bridge) -> str:
-    return bridge.hwaddress or derived_mac(ctx.name, name)
+def fixed_mac(ctx: HostContext, name: str, hwaddress: str | None) -> str:
+    """The MAC a bond or bridge gets: its `hwaddress`, else the derived one."""
+    return hwaddress or derived_mac(ctx.name, name)
 
 
 def _first_octet(mac: str) -> int:

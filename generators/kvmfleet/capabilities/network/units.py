@@ -5,10 +5,9 @@ from __future__ import annotations
 from kvmfleet.capabilities.network.topology import (
     UNIT_PREFIX,
     Topology,
-    bond_mac,
-    bridge_mac,
     dhcp6_without_ra,
     families,
+    fixed_mac,
     inherited_mtu,
     layer3_of,
     mtu_resolver,
@@ -60,7 +59,11 @@ def _netdevs(ctx: HostContext) -> Settings:
     out: Settings = {}
     for name, bond in net.bonds.items():
         out[f"{UNIT_PREFIX}{name}"] = {
-            "netdevConfig": {"Kind": "bond", "Name": name, "MACAddress": bond_mac(ctx, name, bond)},
+            "netdevConfig": {
+                "Kind": "bond",
+                "Name": name,
+                "MACAddress": fixed_mac(ctx, name, bond.hwaddress),
+            },
             "bondConfig": _bond_config(bond),
         }
     for name, vlan in net.vlans.items():
@@ -73,7 +76,7 @@ def _netdevs(ctx: HostContext) -> Settings:
             "netdevConfig": {
                 "Kind": "bridge",
                 "Name": name,
-                "MACAddress": bridge_mac(ctx, name, bridge),
+                "MACAddress": fixed_mac(ctx, name, bridge.hwaddress),
             },
             "bridgeConfig": {"STP": bridge.stp},
         }
