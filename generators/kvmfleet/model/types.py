@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import posixpath
 import re
@@ -16,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kvmfleet.model.sshkey import check_public_key
 from kvmfleet.problems import quote
 
 
@@ -262,49 +261,7 @@ SysctlName = Annotated[
 
 # --- keys, paths and identifiers -------------------------------------------------------------------
 
-_SSH_KEY_TYPES = frozenset(
-    {
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    }
-)
-
-
-def _ssh_public_key(value: str) -> str:
-    if "PRIVATE KEY" in value:
-        raise ValueError(
-            "this is a private key: never put secrets in the inventory; give the public key"
-        )
-    parts = value.split()
-    if "\n" in value or len(parts) < 2 or parts[0] not in _SSH_KEY_TYPES:
-        raise ValueError(
-            f'{quote(_shorten(value))} is not an SSH public key ("<type> <base64> [comment]", type one of '
-            + ", ".join(sorted(_SSH_KEY_TYPES))
-            + ")"
-        )
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{quote(_shorten(value))}: the key data is not valid base64") from None
-    # The blob starts with the key type again (a length-prefixed string): a cheap integrity check.
-    length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
-    if blob[4 : 4 + length].decode("ascii", "replace") != parts[0]:
-        raise ValueError(
-            f"{quote(_shorten(value))}: the key data does not match the key type {parts[0]}"
-        )
-    return value
-
-
-def _shorten(value: str) -> str:
-    return value if len(value) <= 40 else value[:37] + "..."
-
-
-SshPublicKey = Annotated[str, constrained("SSH public key", _ssh_public_key)]
+SshPublicKey = Annotated[str, constrained("SSH public key", check_public_key)]
 
 
 def _absolute_path(value: str) -> str:
