@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (real keys are long)
 """SSH public keys are checked as sshd reads them: separators, key data, type, size."""
 
 from __future__ import annotations
