@@ -81,6 +81,10 @@
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
         cephfs-du = pkgs.callPackage ./pkgs/cephfs-du/package.nix { };
+        cloudstack-agent-config = pkgs.callPackage ./pkgs/cloudstack-agent-config/package.nix { };
+        cloudstack-agent = pkgs.callPackage ./pkgs/cloudstack-agent/package.nix {
+          inherit (self.packages.${system}) cloudstack-agent-config;
+        };
         default = self.packages.${system}.kvmfleet;
       };
 

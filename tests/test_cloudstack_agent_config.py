@@ -222,6 +222,7 @@ def test_add_host_records_values_and_restarts(agent_dir: Path, tmp_path: Path) -
     assert props.get("hypervisor.type") == "kvm"
     assert props.get("keystore.passphrase") == "s3cret"
     assert run.calls == [
+        ["systemctl", "start", "sockets.target"],
         ["systemctl", "try-restart", "libvirtd.service"],
         ["systemctl", "restart", "cloudstack-agent.service"],
     ]
@@ -254,7 +255,10 @@ def test_secure_alone_reloads_libvirt_certificates(agent_dir: Path, tmp_path: Pa
     before = (agent_dir / "agent.properties").read_text()
     code, run = setup(agent_dir, tmp_path, ["-s"], {})
     assert code == 0
-    assert run.calls == [["systemctl", "try-restart", "libvirtd.service"]]
+    assert run.calls == [
+        ["systemctl", "start", "sockets.target"],
+        ["systemctl", "try-restart", "libvirtd.service"],
+    ]
     assert (agent_dir / "agent.properties").read_text() == before
 
 

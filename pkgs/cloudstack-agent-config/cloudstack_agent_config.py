@@ -400,8 +400,16 @@ def setup(argv: Sequence[str], run: Runner = system_run) -> int:
         )
     if wanted:
         apply(args.properties, {**wanted, "hypervisor.type": args.hypervisor})
-    if args.secure and run(["systemctl", "try-restart", "libvirtd.service"]) != 0:
-        raise ConfigError("restarting libvirtd (to load the new certificates) failed")
+    if args.secure:
+        # The libvirt TLS socket waits for the certificates keystore-cert-import just wrote
+        # (a start condition); starting sockets.target again starts it. libvirtd reads the
+        # certificates when it starts; its guests keep running across the restart.
+        for cmd in (
+            ["systemctl", "start", "sockets.target"],
+            ["systemctl", "try-restart", "libvirtd.service"],
+        ):
+            if run(cmd) != 0:
+                raise ConfigError(f"{' '.join(cmd)} failed")
     if args.auto:
         if run(["systemctl", "restart", "cloudstack-agent.service"]) != 0:
             raise ConfigError("restarting cloudstack-agent.service failed")

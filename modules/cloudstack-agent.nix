@@ -1,0 +1,324 @@
+# services.cloudstack-agent: the Apache CloudStack KVM agent as a NixOS service,
+# usable without the rest of kvmfleet.
+#
+# agent.properties is shared with the management server and the agent, which
+# both write to it (GUID, management server list, keystore passphrase, local
+# storage ids...). So /etc/cloudstack/agent is a symlink to the mutable
+# /var/lib/cloudstack/agent, and before every start the keys declared here are
+# merged into agent.properties by a small tested program, which keeps every
+# other line as it is. The management server list is seeded: written when
+# missing or when the declaration changes, otherwise the list the management
+# server sent stays.
+#
+# The management server reaches into the host by fixed paths: "Add Host" runs
+# /usr/share/cloudstack-common/scripts/util/keystore-setup and
+# keystore-cert-import, then `cloudstack-setup-agent -m … -z … -a -s …`; other
+# flows run `service cloudstack-agent restart`. Those paths and commands exist
+# here (see pkgs/cloudstack-agent-config for the last two).
+{
+  config,
+  lib,
+  pkgs,
+  utils,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+
+  cfg = config.services.cloudstack-agent;
+  libvirtd = config.virtualisation.libvirtd;
+
+  stateDir = "/var/lib/cloudstack/agent";
+  share = "${cfg.package}/share";
+
+  declared = {
+    set = {
+      "port" = toString cfg.port;
+      "zone" = cfg.zone;
+      "pod" = cfg.pod;
+      "cluster" = cfg.cluster;
+      "private.network.device" = cfg.privateNic;
+      "public.network.device" = cfg.publicNic;
+      "guest.network.device" = cfg.guestNic;
+      "network.bridge.type" = cfg.bridgeType;
+      "hypervisor.type" = "kvm";
+      "resource" = "com.cloud.hypervisor.kvm.resource.LibvirtComputingResource";
+    }
+    // lib.optionalAttrs (cfg.guid != null) { guid = cfg.guid; }
+    // cfg.settings;
+    seed.host = lib.concatStringsSep "," cfg.managementServers;
+  };
+  declaredFile = pkgs.writeText "cloudstack-agent-declared.json" (builtins.toJSON declared);
+
+  classPath = lib.concatStringsSep ":" [
+    "${share}/cloudstack-agent/lib/*"
+    "/etc/cloudstack/agent"
+    "${share}/cloudstack-common/scripts"
+  ];
+
+  # CloudStack's security-group scripts call iptables, ebtables and ipset. The
+  # iptables in nixpkgs is the nftables variant, but pkgs.ebtables is the
+  # legacy one; the nftables ebtables (from iptables) is put first as `ebtables`.
+  netfilterTools = pkgs.runCommand "cloudstack-netfilter-tools" { } ''
+    mkdir -p $out/bin
+    for tool in ebtables ebtables-save ebtables-restore; do
+      for dir in bin sbin; do
+        if [ -e ${pkgs.iptables}/$dir/$tool-nft ]; then
+          ln -s ${pkgs.iptables}/$dir/$tool-nft $out/bin/$tool
+          break
+        fi
+      done
+      [ -e $out/bin/$tool ] || { echo "${pkgs.iptables.name} has no $tool-nft" >&2; exit 1; }
+    done
+  '';
+
+  # What the agent and its scripts call (virsh, qemu-img, ip, bridge, iptables,
+  # ebtables, ipset, mount, keytool, genisoimage, ...).
+  tools = [
+    netfilterTools
+    pkgs.iptables
+    libvirtd.package
+    libvirtd.qemu.package
+    cfg.package.jre
+    cfg.package.python
+    cfg.configPackage
+  ]
+  ++ (with pkgs; [
+    bash
+    coreutils
+    findutils
+    gawk
+    gnugrep
+    gnused
+    gnutar
+    gzip
+    bzip2
+    util-linux
+    procps
+    iproute2
+    iputils
+    net-tools
+    ethtool
+    ipset
+    cdrkit
+    openssl
+    openssh
+    rsync
+    cryptsetup
+    which
+    nfs-utils
+    openiscsi
+  ])
+  ++ cfg.extraPath;
+in
+{
+  options.services.cloudstack-agent = {
+    enable = lib.mkEnableOption "the Apache CloudStack KVM agent";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../pkgs/cloudstack-agent/package.nix {
+        cloudstack-agent-config = cfg.configPackage;
+      };
+      defaultText = lib.literalExpression "pkgs.callPackage ./pkgs/cloudstack-agent/package.nix { }";
+      description = "The CloudStack agent package (jars, scripts, default configuration).";
+    };
+
+    configPackage = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../pkgs/cloudstack-agent-config/package.nix { };
+      defaultText = lib.literalExpression "pkgs.callPackage ./pkgs/cloudstack-agent-config/package.nix { }";
+      description = "agent.properties merge, cloudstack-setup-agent and the service command.";
+    };
+
+    managementServers = mkOption {
+      type = types.nonEmptyListOf types.str;
+      example = [
+        "10.0.10.5"
+        "10.0.10.6"
+      ];
+      description = ''
+        Management servers (addresses or host names), agent.properties `host`.
+        Seeded: the management server replaces the list with its own, which
+        is kept until this option changes.
+      '';
+    };
+
+    port = mkOption {
+      type = types.port;
+      default = 8250;
+      description = "The management servers' agent port, agent.properties `port`.";
+    };
+
+    zone = mkOption {
+      type = types.str;
+      description = "CloudStack zone id, agent.properties `zone`.";
+    };
+    pod = mkOption {
+      type = types.str;
+      description = "CloudStack pod id, agent.properties `pod`.";
+    };
+    cluster = mkOption {
+      type = types.str;
+      description = "CloudStack cluster id, agent.properties `cluster`.";
+    };
+
+    guid = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = ''
+        The host's GUID, agent.properties `guid`. "Add Host" passes one derived
+        from the host's address (see the kvmfleet README); a different value
+        here makes "Add Host" fail. null: whatever Add Host writes.
+      '';
+    };
+
+    privateNic = mkOption {
+      type = types.str;
+      default = "cloudbr0";
+      description = "Bridge for management traffic, agent.properties `private.network.device`.";
+    };
+    publicNic = mkOption {
+      type = types.str;
+      default = cfg.privateNic;
+      defaultText = lib.literalExpression "config.services.cloudstack-agent.privateNic";
+      description = "Bridge for public traffic, agent.properties `public.network.device`.";
+    };
+    guestNic = mkOption {
+      type = types.str;
+      default = cfg.privateNic;
+      defaultText = lib.literalExpression "config.services.cloudstack-agent.privateNic";
+      description = "Bridge for guest traffic, agent.properties `guest.network.device`.";
+    };
+
+    bridgeType = mkOption {
+      type = types.enum [
+        "native"
+        "openvswitch"
+      ];
+      default = "native";
+      description = "agent.properties `network.bridge.type`.";
+    };
+
+    settings = mkOption {
+      type = types.attrsOf types.str;
+      default = { };
+      example = {
+        "host.reserved.mem.mb" = "2048";
+      };
+      description = ''
+        Further agent.properties keys, set on every start (the options above
+        win for their own keys).
+      '';
+    };
+
+    jnaLibraries = mkOption {
+      type = types.listOf types.package;
+      default = [ libvirtd.package ];
+      defaultText = lib.literalExpression "[ config.virtualisation.libvirtd.package ]";
+      description = ''
+        Libraries the agent loads through JNA (libvirt; librados/librbd for
+        Ceph RBD primary storage): their lib/ directories form jna.library.path.
+      '';
+    };
+
+    extraPath = mkOption {
+      type = types.listOf types.package;
+      default = [ ];
+      description = "More commands on the agent's PATH (e.g. rbd for Ceph).";
+    };
+
+    javaOptions = mkOption {
+      type = types.listOf types.str;
+      default = [
+        "-Xms256m"
+        "-Xmx2048m"
+      ];
+      description = "JVM options of the agent.";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    virtualisation.libvirtd.enable = true;
+
+    # The management server calls these by name over SSH.
+    environment.systemPackages = [
+      cfg.configPackage
+      netfilterTools
+    ];
+
+    # The management server's SSH client (trilead) speaks only the non-ETM
+    # MACs; NixOS allows ETM ones only by default.
+    services.openssh.settings.Macs = [
+      "hmac-sha2-512-etm@openssh.com"
+      "hmac-sha2-256-etm@openssh.com"
+      "umac-128-etm@openssh.com"
+      "hmac-sha2-512"
+      "hmac-sha2-256"
+    ];
+
+    environment.etc = {
+      "cloudstack/agent".source = stateDir;
+      "cloudstack/agent-declared.json".source = declaredFile;
+    };
+
+    systemd.tmpfiles.rules = [
+      "d ${stateDir} 0700 root root - -"
+      "d /var/log/cloudstack/agent 0755 root root - -"
+      # Upstream's fixed paths (Java code, scripts, the management server).
+      "L+ /usr/share/cloudstack-agent - - - - ${share}/cloudstack-agent"
+      "L+ /usr/share/cloudstack-common - - - - ${share}/cloudstack-common"
+      # Files only the package changes.
+      "L+ ${stateDir}/environment.properties - - - - ${share}/cloudstack-agent/conf/environment.properties"
+      "L+ ${stateDir}/log4j-cloud.xml - - - - ${share}/cloudstack-agent/conf/log4j-cloud.xml"
+      "L+ ${stateDir}/uefi.properties - - - - ${share}/cloudstack-agent/conf/uefi.properties"
+      # keystore-cert-import links libvirt's TLS files here (libvirt's sysconfdir is /var/lib).
+      "d /var/lib/pki/CA 0755 root root - -"
+      "d /var/lib/pki/libvirt/private 0700 root root - -"
+    ];
+
+    systemd.services.cloudstack-agent = {
+      description = "Apache CloudStack KVM agent";
+      documentation = [ "https://docs.cloudstack.apache.org/" ];
+      wantedBy = [ "multi-user.target" ];
+      wants = [
+        "libvirtd.service"
+        "network-online.target"
+      ];
+      after = [
+        "libvirtd.service"
+        "network-online.target"
+        "systemd-tmpfiles-setup.service"
+      ];
+      path = tools;
+      environment.JAVA_HOME = "${cfg.package.jre}";
+      serviceConfig = {
+        Type = "simple";
+        ExecStartPre = utils.escapeSystemdExecArgs [
+          (lib.getExe cfg.configPackage)
+          "merge"
+          "--properties"
+          "${stateDir}/agent.properties"
+          "--declared"
+          declaredFile
+          "--template"
+          "${share}/cloudstack-agent/conf/agent.properties"
+        ];
+        ExecStart = utils.escapeSystemdExecArgs (
+          [ "${cfg.package.jre}/bin/java" ]
+          ++ cfg.javaOptions
+          ++ [
+            "-Djna.library.path=${lib.makeLibraryPath cfg.jnaLibraries}"
+            "-Djava.io.tmpdir=/var/cache/cloudstack/agent"
+            "-cp"
+            classPath
+            "com.cloud.agent.AgentShell"
+          ]
+        );
+        CacheDirectory = "cloudstack/agent";
+        Restart = "always";
+        RestartSec = "10s";
+      };
+    };
+  };
+}
