@@ -3,15 +3,27 @@
 
   inputs = {
     nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
-    # For partitioning at install time; no output uses it yet.
+    # Partitions a host's disk at install time from the layout in its generated module.
     disko = {
       url = "github:nix-community/disko";
       inputs.nixpkgs.follows = "nixpkgs";
     };
+    # Rollout: colmenaHive is built by this colmena's lib.makeHive (colmena 0.5+).
+    colmena = {
+      url = "github:zhaofengli/colmena";
+      inputs.nixpkgs.follows = "nixpkgs";
+      inputs.stable.follows = "nixpkgs";
+    };
   };
 
   outputs =
-    { self, nixpkgs, ... }:
+    {
+      self,
+      nixpkgs,
+      disko,
+      colmena,
+      ...
+    }:
     let
       inherit (nixpkgs) lib;
       system = "x86_64-linux";
@@ -36,18 +48,64 @@
       # hosts/<name>/ with host.toml and generated.nix, by the generator's rule (a new one must be
       # `git add`ed to be seen).
       hostNames = import ./lib/host-names.nix ./hosts;
-      mkHost =
+      generated = name: ./hosts + "/${name}/generated.nix";
+
+      # The modules of one host, for nixosConfigurations and the colmena hive alike.
+      hostModules =
         name:
         let
           hardware = ./hosts + "/${name}/hardware.nix";
         in
-        lib.nixosSystem {
-          modules = [
-            self.nixosModules.default
-            (./hosts + "/${name}/generated.nix")
-          ]
-          ++ lib.optional (builtins.pathExists hardware) hardware;
+        [
+          self.nixosModules.default
+          disko.nixosModules.disko
+          (generated name)
+        ]
+        ++ lib.optional (builtins.pathExists hardware) hardware;
+
+      # Every host of a platform evaluates against one shared pkgs: a pkgs of its own costs
+      # each host seconds and hundreds of MB of evaluation (see README, "Fleet-scale
+      # evaluation"). With nixpkgs.pkgs set NixOS ignores nixpkgs.hostPlatform, so the
+      # platform is read from the generated module (plain data) and checked; nixpkgs'
+      # own assertion rejects a per-host nixpkgs.config. bench/eval_fleet.py turns this off
+      # in a copy of the flake to measure the difference.
+      sharePkgs = true;
+      platformOf = name: (import (generated name)).nixpkgs.hostPlatform or system;
+      sharedPkgs =
+        name:
+        { config, pkgs, ... }:
+        {
+          nixpkgs.pkgs = nixpkgs.legacyPackages.${platformOf name};
+          assertions = [
+            {
+              assertion = config.nixpkgs.hostPlatform.system == pkgs.stdenv.hostPlatform.system;
+              message =
+                "nixpkgs.hostPlatform is ${config.nixpkgs.hostPlatform.system} but the flake "
+                + "gave this host the pkgs of ${pkgs.stdenv.hostPlatform.system} "
+                + "(from hosts/${name}/generated.nix): set the platform there only";
+            }
+          ];
         };
+      mkHost =
+        name:
+        lib.nixosSystem {
+          modules = hostModules name ++ lib.optional sharePkgs (sharedPkgs name);
+        };
+
+      # colmena: the same modules per host, plus where and under which tags to deploy it
+      # (kvmfleet.deploy, set by the generated module). Colmena sets nixpkgs.config on every
+      # node, which nixpkgs forbids next to nixpkgs.pkgs: the hive builds its pkgs from meta.
+      deployment =
+        { config, ... }:
+        {
+          deployment = {
+            inherit (config.kvmfleet.deploy) targetHost tags;
+          };
+        };
+      colmenaNode = name: {
+        imports = hostModules name ++ [ deployment ];
+      };
+      otherPlatformHosts = lib.filter (name: platformOf name != system) hostNames;
 
       # modules/<name>.nix -> nixosModules.<name>
       isModule = name: type: type == "regular" && lib.hasSuffix ".nix" name && name != "default.nix";
@@ -72,6 +130,27 @@
     in
     {
       nixosConfigurations = lib.genAttrs hostNames mkHost;
+
+      # `colmena apply --on @cluster-1`: colmena 0.5+ reads colmenaHive, colmena 0.4 (nixpkgs)
+      # the plain attribute set (with --impure on current Nix).
+      colmena = {
+        meta = {
+          nixpkgs = nixpkgs.legacyPackages.${system};
+          nodeNixpkgs = lib.genAttrs otherPlatformHosts (name: nixpkgs.legacyPackages.${platformOf name});
+        };
+      }
+      // lib.genAttrs hostNames colmenaNode;
+      colmenaHive = colmena.lib.makeHive self.colmena;
+
+      # For evaluation by parallel, memory-bounded workers (Hydra, buildbot-nix, nix-eval-jobs,
+      # nix-fast-build): every host's toplevel (all platforms) and every VM test, named as in
+      # checks. Flat on purpose: nix-eval-jobs skips nested sets without recurseForDerivations,
+      # and `nix flake check` rejects that attribute in hydraJobs (it expects only sets there).
+      hydraJobs =
+        lib.mapAttrs' (
+          name: host: lib.nameValuePair "toplevel-${name}" host.config.system.build.toplevel
+        ) self.nixosConfigurations
+        // lib.filterAttrs (name: _: lib.hasPrefix "vm-" name) self.checks.${system};
 
       nixosModules = {
         default = ./modules/default.nix;
