@@ -1,0 +1,79 @@
+"""The battery capability: `[battery]` -> services.tpacpi-bat, per-driver validation, warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from conftest import REPO, findings_of, fleet_settings, host_toml, settings_of
+
+LAPTOP = {"roles": ["laptop"], "state_version": "26.05"}
+
+
+def _limits(driver: str, *limits: tuple[int | str, int, int]) -> str:
+    text = f'[battery]\ndriver = "{driver}"\n'
+    for battery, start, stop in limits:
+        value = f'"{battery}"' if isinstance(battery, str) else battery
+        text += f"[[battery.limits]]\nbattery = {value}\nstart = {start}\nstop = {stop}\n"
+    return host_toml(text, host=LAPTOP)
+
+
+def test_demo_laptop_limits_every_battery() -> None:
+    s = fleet_settings(REPO, "x1carbon")
+    assert s["services"]["tpacpi-bat"] == {
+        "enable": True,
+        "driver": "tpacpi-bat",
+        "limits": [{"battery": 0, "start": 40, "stop": 90}],
+    }
+
+
+def test_demo_laptop_round_trips_through_nix(nix_eval: Callable[[Path], Any]) -> None:
+    evaluated = nix_eval(REPO / "hosts" / "x1carbon" / "generated.nix")
+    assert evaluated["services"]["tpacpi-bat"]["limits"] == [
+        {"battery": 0, "start": 40, "stop": 90}
+    ]
+
+
+def test_natacpi_keeps_names_and_numbers() -> None:
+    s = settings_of(_limits("natacpi", (0, 40, 80), ("BAT1", 75, 100)))
+    assert s["services"]["tpacpi-bat"] == {
+        "enable": True,
+        "driver": "natacpi",
+        "limits": [
+            {"battery": 0, "start": 40, "stop": 80},
+            {"battery": "BAT1", "start": 75, "stop": 100},
+        ],
+    }
+    assert findings_of(_limits("natacpi", (0, 40, 80), ("BAT1", 75, 100)), "battery") == []
+
+
+def test_firmware_defaults_are_valid_for_tpacpi_bat() -> None:
+    assert findings_of(_limits("tpacpi-bat", (1, 0, 90), (2, 40, 0)), "battery") == []
+
+
+def test_natacpi_number_and_name_of_one_battery_clash() -> None:
+    assert findings_of(_limits("natacpi", (0, 40, 80), ("BAT0", 40, 80)), "battery") == [
+        "battery.limits.1.battery: battery BAT0 already has limits in battery.limits[0]"
+    ]
+
+
+def test_battery_0_covers_the_others_for_tpacpi_bat_only() -> None:
+    assert findings_of(_limits("tpacpi-bat", (0, 40, 80), (1, 40, 80)), "battery") == [
+        "battery.limits: battery 0 (every battery) cannot be combined with limits for battery 1 or 2"
+    ]
+    assert findings_of(_limits("natacpi", (0, 40, 80), (1, 40, 80)), "battery") == []
+
+
+def test_warnings_without_laptop_role_or_limits() -> None:
+    text = host_toml('[battery]\ndriver = "natacpi"\n')
+    assert findings_of(text, "battery") == [
+        "warning: battery.limits: no limits: no charge threshold is set",
+        'warning: battery: charge thresholds on a host without the "laptop" role '
+        "(is this host a ThinkPad?)",
+    ]
+    assert settings_of(text).get("services", {}).get("tpacpi-bat") is None
+
+
+def test_no_battery_table_no_settings() -> None:
+    assert "tpacpi-bat" not in settings_of(host_toml(host=LAPTOP)).get("services", {})
