@@ -200,3 +200,22 @@ def _any_host() -> Host:
             "disk": {"device": "/dev/sda", "table": "gpt"},
         }
     )
+
+
+def _literals(annotation: Any) -> Iterator[tuple[Any, ...]]:
+    if typing.get_origin(annotation) is typing.Literal:
+        yield typing.get_args(annotation)
+    for arg in typing.get_args(annotation):
+        if not isinstance(arg, type) or not issubclass(arg, BaseModel):
+            yield from _literals(arg)
+
+
+def test_no_model_uses_a_literal_of_numbers() -> None:
+    """`Literal[0, 1]` accepts `true` as 1 even in strict mode: numbers use `one_of`."""
+    numeric = [
+        (name, choices)
+        for name, field in _all_fields()
+        for choices in _literals(field.annotation)
+        if any(not isinstance(choice, str) for choice in choices)
+    ]
+    assert numeric == []

@@ -163,6 +163,11 @@ def _interface_address(value: str) -> str:
         raise ValueError(
             f"{quote(value)} has prefix length 0: every destination would be on this link"
         )
+    if iface.version == 6 and net.prefixlen < 127 and iface.ip == net.network_address:
+        # RFC 4291 2.6.1: every router on the link answers it; RFC 6164 exempts /127 links.
+        raise ValueError(
+            f"{quote(value)} is the subnet-router anycast address of {net}, not a host address"
+        )
     if iface.version == 4 and net.prefixlen < 31:
         if iface.ip == net.network_address:
             raise ValueError(f"{quote(value)} is the network address of {net}, not a host address")
@@ -179,7 +184,7 @@ InterfaceAddress = Annotated[str, constrained("address/prefix", _interface_addre
 def _network(value: str) -> str:
     _no_zone(value)
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        net = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         if "has host bits set" in str(exc):
             fixed = ipaddress.ip_network(value, strict=False)
@@ -189,7 +194,16 @@ def _network(value: str) -> str:
         raise ValueError(
             f'{quote(value)} is not a network in CIDR notation (e.g. "10.0.10.0/24")'
         ) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_IPV4_MAPPED):
+        # Rules match the packet's family: an ip6 rule never sees IPv4 traffic.
+        raise ValueError(
+            f"{quote(value)} is an IPv4-mapped IPv6 network: it never matches IPv4 traffic; "
+            "write the IPv4 network"
+        )
+    return str(net)
 
+
+_IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 IpNetwork = Annotated[str, constrained("network (CIDR)", _network)]
 
@@ -204,7 +218,52 @@ def _domain(value: str) -> str:
         raise ValueError(
             f"{quote(value)} is not a domain name (dot-separated labels of lower-case letters, digits and '-')"
         )
+    if labels[-1].isdigit():
+        # RFC 1123 2.1 / RFC 3696 2: a top-level label is never all-numeric, or names and IPv4
+        # addresses could not be told apart.
+        raise ValueError(
+            f"{quote(value)} is not a domain name: it ends in an all-numeric label (an IP address?)"
+        )
     return value
+
+
+def _host_or_address(value: str) -> str:
+    """A DNS name or an IP address (IPv6 without brackets), never something in between."""
+    try:
+        ip = parse_ip(value)
+    except ValueError:
+        pass
+    else:
+        why = _unusable(ip)
+        if why:
+            raise ValueError(f"{quote(value)} is {why}")
+        return str(ip)
+    if re.fullmatch(r"[0-9.]+", value) or re.fullmatch(r"0[xX][0-9a-fA-F.]*", value):
+        # inet_aton would read "010.0.10.5" as octal 8.0.10.5; resolvers differ: refuse it.
+        raise ValueError(
+            f"{quote(value)} looks like an IPv4 address but is not one "
+            "(four decimal numbers 0-255 without leading zeros)"
+        )
+    try:
+        return _domain(value.lower() if value.isascii() else value)
+    except ValueError:
+        raise ValueError(f"{quote(value)} is not a host name or IP address") from None
+
+
+HostOrAddress = Annotated[str, constrained("host name or IP address", _host_or_address)]
+
+
+def one_of(*choices: int) -> AfterValidator:
+    """An integer from a fixed set. Use this, not `Literal[0, 1]`: a Literal of integers accepts
+    `true` for 1 even in strict mode."""
+
+    def check(value: int) -> int:
+        if value not in choices:
+            listed = ", ".join(map(str, choices[:-1])) + f" or {choices[-1]}"
+            raise ValueError(f"{value} is not valid: expected {listed}")
+        return value
+
+    return constrained(" \\| ".join(map(str, choices)), check)
 
 
 DomainName = Annotated[str, constrained("domain name", _domain)]
@@ -253,7 +312,7 @@ PackageName = Annotated[
 SysctlName = Annotated[
     str,
     matching(
-        r"[a-z0-9_-]+(\.[A-Za-z0-9_:-]+)+",
+        r"[a-z][a-z0-9_]*(\.[A-Za-z0-9_:-]+)+",
         'a sysctl name (dotted, e.g. "net.ipv4.tcp_retries2")',
         "sysctl name",
     ),
