@@ -9,8 +9,10 @@
 #   stale copy, so that a revoked key does not linger in /etc).
 # - the ceph CLI tools (rbd, ceph, rados, mount.ceph);
 # - for every `fileSystems.<path>.fsType = "ceph"`: mount.ceph for mount(8)
-#   and cephfs-du. A CephFS mount that needs a keyring should carry
-#   "x-systemd.requires=ceph-keyring-<id>.service" in its options.
+#   and cephfs-du; the mount, by client <id> (the device's "<id>@..." or a
+#   "name=<id>" option), wants ceph-keyring-<id>.service and is ordered after
+#   it, so each mount attempt (an automount's too) installs a key provisioned
+#   meanwhile. mount.ceph reads the key from the installed keyring itself.
 # - services.ceph-client.libvirt.enable: libvirt and QEMU built with RBD
 #   support, so that VM disks can live in Ceph pools. nixpkgs' binary cache
 #   has neither build: they are compiled locally.
@@ -21,6 +23,7 @@
   config,
   lib,
   pkgs,
+  utils,
   ...
 }:
 let
@@ -29,6 +32,25 @@ let
   cfg = config.services.ceph-client;
 
   cephMounts = lib.filter (fs: fs.fsType == "ceph") (lib.attrValues config.fileSystems);
+  # the client a CephFS mount authenticates as: "<id>@<fsid>.<fs>=/path", or
+  # the old syntax's name=<id> option
+  mountClient =
+    fs:
+    let
+      user = builtins.match "([^@/:]+)@.*" fs.device;
+      names = lib.filter (o: lib.hasPrefix "name=" o) fs.options;
+    in
+    if user != null then
+      lib.head user
+    else if names != [ ] then
+      lib.removePrefix "name=" (lib.last names)
+    else
+      null;
+  mountUnitsOf =
+    id:
+    map (fs: "${utils.escapeSystemdPath fs.mountPoint}.mount") (
+      lib.filter (fs: mountClient fs == id) cephMounts
+    );
   cephfsDu = pkgs.callPackage ../pkgs/cephfs-du/package.nix { };
 
   keyringFile = id: "/etc/ceph/ceph.client.${id}.keyring";
@@ -36,7 +58,8 @@ let
   keyringService = id: keyring: {
     "ceph-keyring-${id}" = {
       description = "Ceph keyring of client.${id} (from ${keyring.file})";
-      wantedBy = [ "multi-user.target" ];
+      wantedBy = [ "multi-user.target" ] ++ mountUnitsOf id;
+      before = mountUnitsOf id;
       # the secret may live on a file system of its own
       unitConfig.RequiresMountsFor = [ (dirOf keyring.file) ];
       serviceConfig = {
