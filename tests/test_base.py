@@ -16,7 +16,7 @@ def _settings(name: str) -> dict:  # type: ignore[type-arg]
 def test_grub_host_on_msdos_disk() -> None:
     s = _settings("kvm01")
     assert s["boot"]["loader"] == {"grub": {"enable": True, "devices": ["/dev/sda"]}}
-    assert s["fileSystems"] == {"/": {"device": "/dev/disk/by-label/nixos", "fsType": "xfs"}}
+    assert s["fileSystems"]["/"] == {"device": "/dev/disk/by-label/nixos", "fsType": "xfs"}
     assert s["boot"]["kernel"]["sysctl"] == {"net.ipv4.tcp_retries2": 8}
 
 
