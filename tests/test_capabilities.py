@@ -20,7 +20,7 @@ from kvmfleet.model import Host
 from kvmfleet.model.base import ROLES
 from kvmfleet.model.introspect import unwrap
 from kvmfleet.model.types import Constraint
-from kvmfleet.validate import check_site
+from kvmfleet.site import check_site
 
 PACKAGE = REPO / "generators" / "kvmfleet"
 

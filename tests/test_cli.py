@@ -156,6 +156,9 @@ def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
 def test_new_rejects_bad_names(demo_fleet: Path) -> None:
     result = run_cli("new", "KVM_3", "--like", "kvm01", root=demo_fleet)
     assert result.code == 2
+    assert result.err.startswith(
+        'hosts/KVM_3: "KVM_3" is not a valid host name (the directory name'
+    )
     assert not (demo_fleet / "hosts" / "KVM_3").exists()
 
 

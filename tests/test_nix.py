@@ -21,9 +21,6 @@ def test_scalars() -> None:
     assert render(42) == "42"
     assert render(-3) == "-3"
     assert render([-3]) == "[\n  (-3)\n]"
-    assert render(2.5) == "2.5"
-    assert render(1e20) == "1.0e+20"
-    assert render(-1e-5) == "-1.0e-05"
 
 
 def test_strings_are_escaped() -> None:
@@ -80,9 +77,7 @@ def test_layout_collapses_single_key_chains() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    "bad", ["nul\0byte", "\ud800", float("nan"), float("inf"), 2**63, -(2**63)]
-)
+@pytest.mark.parametrize("bad", ["nul\0byte", "\ud800", 1.5, float("nan"), 2**63, -(2**63)])
 def test_unrepresentable_values_are_refused(bad: Any) -> None:
     with pytest.raises(NixRenderError):
         render({"x": bad})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from kvmfleet import __version__
 from kvmfleet.generate import Fleet, build, plan
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
-from kvmfleet.output import Planned, Status, untracked, write_atomic
+from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
 from kvmfleet.problems import InventoryError, Problem, Severity
 from kvmfleet.reference import markdown
 from kvmfleet.scaffold import new_host
@@ -133,28 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
-    root: Path = args.root
+    command = _COMMANDS[args.command]
     try:
-        if args.command == "generate":
-            return _generate(root, args.hosts or None, check=args.check, force=args.force)
-        if args.command == "check":
-            return _check(root)
-        if args.command == "show":
-            inv = load(root, only=[args.host])
-            sys.stdout.write(show_json(inv.hosts[0]) if args.json else show_text(inv.hosts[0]))
-            return EXIT_OK
-        if args.command == "new":
-            return _new(root, args.host, args.like)
-        if args.command == "schema":
-            if args.markdown:
-                sys.stdout.write(markdown())
-                return EXIT_OK
-            return _schema(root, stdout=args.stdout)
+        return command.run(args)
     except InventoryError as exc:
         _report(exc.problems)
         errors = sum(1 for p in exc.problems if p.severity is Severity.ERROR)
         plural = "s" if errors != 1 else ""
-        outcome = "; nothing written" if args.command in {"generate", "new", "schema"} else ""
+        outcome = "; nothing written" if command.writes else ""
         print(f"kvmfleet: {errors} error{plural}{outcome}", file=sys.stderr)
         return EXIT_INVALID
     except BrokenPipeError:
@@ -164,7 +151,6 @@ def _main(argv: Sequence[str] | None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"kvmfleet: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_INVALID
-    raise AssertionError(args.command)
 
 
 def _report(problems: Sequence[Problem]) -> None:
@@ -191,31 +177,19 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
     planned = plan(fleet, only)
     if check:
         return _report_check(planned)
-    blocked = [p for p in planned if p.status is Status.NOT_A_FILE and p.content is not None]
-    edited = [p for p in planned if p.status is Status.HAND_EDITED]
-    unreadable = [p for p in planned if p.status is Status.UNREADABLE]
-    for p in blocked:
-        print(
-            f"{p.path}: not a regular file (a directory, link or FIFO?); remove it first",
-            file=sys.stderr,
-        )
-    for p in unreadable:
-        print(
-            f"{p.path}: cannot be read, so kvmfleet cannot tell whether it was edited by hand; "
-            "fix its permissions",
-            file=sys.stderr,
-        )
-    if edited and not force:
-        for p in edited:
-            print(
-                f"{p.path}: edited by hand (its body no longer matches its digest); move the change into "
-                "the inventory, or run `kvmfleet generate --force` to overwrite it",
-                file=sys.stderr,
-            )
-    if blocked or unreadable or (edited and not force):
+    refused = refusals(planned, force=force)
+    if refused:
+        for line in refused:
+            print(line, file=sys.stderr)
         print("kvmfleet: refusing to overwrite; nothing written", file=sys.stderr)
         return EXIT_INVALID
-    failed = [p for p in planned if not _apply(root, p)]
+    failed = []
+    for p in planned:
+        done = apply(root, p)
+        if done.line is not None:
+            print(done.line, file=sys.stderr if done.warning or not done.ok else sys.stdout)
+        if not done.ok:
+            failed.append(p)
     _warn_untracked(root, fleet, only)
     written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
     unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
@@ -228,58 +202,13 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
     return EXIT_OK
 
 
-def _apply(root: Path, p: Planned) -> bool:
-    """Carry out one planned change; False if the file system refused it (reported)."""
-    if p.status is Status.UNCHANGED:
-        return True
-    target = root / p.path
-    try:
-        if p.content is None:
-            _apply_orphan(target, p)
-            return True
-        write_atomic(target, p.content)
-    except OSError as exc:
-        print(f"{p.path}: cannot write: {exc.strerror or exc}", file=sys.stderr)
-        return False
-    label = {
-        Status.NEW: "new",
-        Status.UPDATED: "updated",
-        Status.HAND_EDITED: "overwrote hand edits",
-    }
-    print(f"{p.path}: written ({label[p.status]})")
-    return True
-
-
-def _apply_orphan(target: Path, p: Planned) -> None:
-    if p.status is Status.ORPHANED:
-        target.unlink()
-        print(f"{p.path}: removed (its host.toml is gone)")
-    else:
-        print(
-            f"warning: {p.path}: left in place: its host.toml is gone, but it was edited by hand or "
-            "its directory holds other files; remove it by hand if the host is gone",
-            file=sys.stderr,
-        )
-
-
-_CHECK_REASONS = {
-    Status.NEW: "missing",
-    Status.UPDATED: "stale",
-    Status.HAND_EDITED: "edited by hand",
-    Status.ORPHANED: "orphaned (no host.toml)",
-    Status.ORPHAN_KEPT: "orphaned (no host.toml; edited by hand or beside other files: remove by hand)",
-    Status.NOT_A_FILE: "not a regular file",
-    Status.UNREADABLE: "unreadable (cannot tell whether it was edited by hand)",
-}
-
-
 def _report_check(planned: list[Planned]) -> int:
-    stale = [p for p in planned if p.status is not Status.UNCHANGED]
-    for p in stale:
-        print(f"{p.path}: {_CHECK_REASONS[p.status]}")
-    if stale:
+    out_of_date = stale(planned)
+    for line in out_of_date:
+        print(line)
+    if out_of_date:
         print(
-            f"kvmfleet: {len(stale)} generated file(s) out of date; run `kvmfleet generate`",
+            f"kvmfleet: {len(out_of_date)} generated file(s) out of date; run `kvmfleet generate`",
             file=sys.stderr,
         )
         return EXIT_STALE
@@ -333,6 +262,36 @@ def _schema(root: Path, *, stdout: bool) -> int:
         write_atomic(target, dumps(schema))
         print(f"{HOSTS_DIR}/{filename}: written")
     return EXIT_OK
+
+
+def _show(root: Path, name: str, *, as_json: bool) -> int:
+    inv = load(root, only=[name]).hosts[0]
+    sys.stdout.write(show_json(inv) if as_json else show_text(inv))
+    return EXIT_OK
+
+
+def _reference() -> int:
+    sys.stdout.write(markdown())
+    return EXIT_OK
+
+
+@dataclass(frozen=True)
+class _Command:
+    run: Callable[[argparse.Namespace], int]
+    writes: bool  # whether an inventory error means "nothing written"
+
+
+_COMMANDS: dict[str, _Command] = {
+    "generate": _Command(
+        lambda a: _generate(a.root, a.hosts or None, check=a.check, force=a.force), writes=True
+    ),
+    "check": _Command(lambda a: _check(a.root), writes=False),
+    "show": _Command(lambda a: _show(a.root, a.host, as_json=a.json), writes=False),
+    "new": _Command(lambda a: _new(a.root, a.host, a.like), writes=True),
+    "schema": _Command(
+        lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
+    ),
+}
 
 
 if __name__ == "__main__":

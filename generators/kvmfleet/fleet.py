@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from kvmfleet.capability import Identity
 from kvmfleet.inventory import HostInventory
+from kvmfleet.locate import locate
 from kvmfleet.problems import Finding, Problem, format_keypath
-from kvmfleet.validate import locate
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,13 @@ from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import HostContext, Settings, merge_settings
 from kvmfleet.fleet import Claim, duplicate_identities
 from kvmfleet.inventory import GENERATED_FILE, HOSTS_DIR, HostInventory, Inventory, load
+from kvmfleet.locate import locate
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
 from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
-from kvmfleet.validate import check_site, locate, validate_host
+from kvmfleet.site import check_site
+from kvmfleet.validate import validate_host
 
 
 @dataclass(frozen=True)

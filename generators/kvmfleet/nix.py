@@ -1,6 +1,7 @@
 """The only code that turns Python values into Nix text.
 
-Values: None, bool, int, float, str, list and dict with str keys. Output is what nixfmt (RFC 166) would
+Values: None, bool, int, str, list and dict with str keys (the inventory has no floats, so
+neither do settings). Output is what nixfmt (RFC 166) would
 print: two-space indent, non-empty lists and attribute sets expanded one item per line, a chain of
 single-key attribute sets written as one dotted binding (`boot.loader.grub.enable = true;`), long
 values moved after `=` as nixfmt moves them. Strings are escaped so that Nix reads back
@@ -9,11 +10,10 @@ exactly the Python string; that is tested against real Nix for arbitrary input.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 
-NixValue = None | bool | int | float | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
+NixValue = None | bool | int | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
 
 INDENT = "  "
 WIDTH = 100  # nixfmt's default line width, counted after the indentation
@@ -21,15 +21,15 @@ _SIMPLE_SELECTORS = 4  # nixfmt keeps long strings beside `a.b.c.d =` but not be
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*\Z")
 # Keywords cannot be bare attribute names (`or` only with a warning in newer Nix: quote it too).
 _KEYWORDS = frozenset({"if", "then", "else", "assert", "with", "let", "in", "rec", "inherit", "or"})
-_INT_MIN = -(2**63) + 1  # Nix reads `-N` as negation of N, and N must fit in 63 bits
-_INT_MAX = 2**63 - 1
+INT_MIN = -(2**63) + 1  # Nix reads `-N` as negation of N, and N must fit in 63 bits
+INT_MAX = 2**63 - 1
 _DOUBLE_QUOTED_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _DOUBLE_QUOTED_SPECIAL = re.compile(r'[\\"\n\r\t]|\$\{')
 _INDENTED_SPECIAL = re.compile(r"''|\$\{")
 
 
 class NixRenderError(ValueError):
-    """A value that has no Nix representation (NUL in a string, NaN, an int beyond 64 bits, ...)."""
+    """A value that has no Nix representation (NUL in a string, a float, an int beyond 64 bits, ...)."""
 
 
 def render_module(attrs: Mapping[str, NixValue]) -> str:
@@ -45,8 +45,6 @@ def render(value: NixValue, depth: int = 0) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return _int(value)
-    if isinstance(value, float):
-        return _float(value)
     if isinstance(value, str):
         return string(value, depth)
     if isinstance(value, Mapping):
@@ -84,20 +82,9 @@ def string(text: str, depth: int = 0) -> str:
 
 
 def _int(value: int) -> str:
-    if not _INT_MIN <= value <= _INT_MAX:
+    if not INT_MIN <= value <= INT_MAX:
         raise NixRenderError(f"{value} does not fit in a Nix integer (64-bit)")
     return str(value)
-
-
-def _float(value: float) -> str:
-    if not math.isfinite(value):
-        raise NixRenderError(f"{value} has no Nix representation")
-    text = repr(abs(value))
-    mantissa, _, exponent = text.partition("e")
-    if "." not in mantissa:
-        mantissa += ".0"
-    text = mantissa + (f"e{exponent}" if exponent else "")
-    return f"-{text}" if math.copysign(1.0, value) < 0 else text
 
 
 def _double_quoted(text: str) -> str:

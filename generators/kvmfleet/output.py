@@ -1,4 +1,5 @@
-"""Generated files: header with sources and digest, drift detection, atomic writes."""
+"""Generated files: header with sources and digest, drift detection, the write stage (refuse unless
+safe, then write atomically) and the freshness check other commands refuse to run without."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import stat
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -155,6 +157,84 @@ def remove_stale_temporaries(directory: Path) -> list[str]:
                 path.unlink()
                 removed.append(name)
     return removed
+
+
+_STALE_REASONS = {
+    Status.NEW: "missing",
+    Status.UPDATED: "stale",
+    Status.HAND_EDITED: "edited by hand",
+    Status.ORPHANED: "orphaned (no host.toml)",
+    Status.ORPHAN_KEPT: "orphaned (no host.toml; edited by hand or beside other files: remove by hand)",
+    Status.NOT_A_FILE: "not a regular file",
+    Status.UNREADABLE: "unreadable (cannot tell whether it was edited by hand)",
+}
+
+
+def stale(planned: Iterable[Planned]) -> list[str]:
+    """One line per generated file that is not exactly what the inventory gives (`<path>: stale`);
+    empty when every file is fresh. Whatever acts on the generated files refuses unless it is."""
+    return [
+        f"{p.path}: {_STALE_REASONS[p.status]}" for p in planned if p.status is not Status.UNCHANGED
+    ]
+
+
+def refusals(planned: Iterable[Planned], *, force: bool) -> list[str]:
+    """Why these changes must not be written (one line per file); empty when they may."""
+    reasons = {
+        Status.NOT_A_FILE: "not a regular file (a directory, link or FIFO?); remove it first",
+        Status.UNREADABLE: "cannot be read, so kvmfleet cannot tell whether it was edited by "
+        "hand; fix its permissions",
+        Status.HAND_EDITED: "edited by hand (its body no longer matches its digest); move the "
+        "change into the inventory, or run `kvmfleet generate --force` to overwrite it",
+    }
+    if force:
+        del reasons[Status.HAND_EDITED]
+    planned = list(planned)
+    # Grouped by reason, as the user fixes them.
+    return [
+        f"{p.path}: {reason}"
+        for status, reason in reasons.items()
+        for p in planned
+        # A link or directory where an orphan was is left alone, not refused.
+        if p.status is status and (p.content is not None or status is not Status.NOT_A_FILE)
+    ]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What carrying out one planned change did, as a line for the user (None: nothing to say)."""
+
+    line: str | None
+    ok: bool = True  # False: the file system refused (the line says why)
+    warning: bool = False
+
+
+_WRITTEN = {
+    Status.NEW: "new",
+    Status.UPDATED: "updated",
+    Status.HAND_EDITED: "overwrote hand edits",
+}
+
+
+def apply(root: Path, p: Planned) -> Applied:
+    """Carry out one planned change (after `refusals` found none)."""
+    if p.status is Status.UNCHANGED:
+        return Applied(None)
+    target = root / p.path
+    try:
+        if p.content is not None:
+            write_atomic(target, p.content)
+            return Applied(f"{p.path}: written ({_WRITTEN[p.status]})")
+        if p.status is Status.ORPHANED:
+            target.unlink()
+            return Applied(f"{p.path}: removed (its host.toml is gone)")
+    except OSError as exc:
+        return Applied(f"{p.path}: cannot write: {exc.strerror or exc}", ok=False)
+    return Applied(
+        f"warning: {p.path}: left in place: its host.toml is gone, but it was edited by hand or "
+        "its directory holds other files; remove it by hand if the host is gone",
+        warning=True,
+    )
 
 
 def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None:

@@ -103,3 +103,12 @@ def quote(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def toml_value(value: object) -> str:
+    """A value as TOML spells it inline, for messages and comments (arrays, inline tables)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return quote(value)

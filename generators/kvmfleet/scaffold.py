@@ -14,10 +14,19 @@ from tomlkit.items import Array, Item
 
 from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import HostContext, Identity
-from kvmfleet.inventory import HOST_FILE, HOST_NAME, HOSTS_DIR, LINK_MESSAGE, entry_kind, load
+from kvmfleet.inventory import (
+    HOST_FILE,
+    HOST_NAME,
+    HOSTS_DIR,
+    INVALID_HOST_NAME,
+    LINK_MESSAGE,
+    entry_kind,
+    load,
+)
 from kvmfleet.output import write_atomic
-from kvmfleet.problems import InventoryError, Problem, format_keypath, quote
-from kvmfleet.validate import check_site, validate_host
+from kvmfleet.problems import InventoryError, Problem, format_keypath, quote, toml_value
+from kvmfleet.site import check_site
+from kvmfleet.validate import validate_host
 
 
 @dataclass(frozen=True)
@@ -33,14 +42,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
     target_rel = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
     if not HOST_NAME.match(name):
         raise InventoryError(
-            [
-                Problem(
-                    f"{HOSTS_DIR}/{name}",
-                    (),
-                    f"{quote(name)} is not a valid host name "
-                    "(lower-case letters, digits and '-', 1 to 63 characters)",
-                )
-            ]
+            [Problem(f"{HOSTS_DIR}/{name}", (), f"{quote(name)} {INVALID_HOST_NAME}")]
         )
     dir_kind = entry_kind(target_dir)
     if dir_kind == "link":
@@ -109,7 +111,7 @@ def _note(original: dict[str, Any], identity: Identity, like: str, fresh: str | 
     # An array item's comment goes on the array: name all of its old values.
     path = identity.path[:-1] if isinstance(identity.path[-1], int) else identity.path
     try:
-        old = _toml(_lookup(original, path))
+        old = toml_value(_lookup(original, path))
     except (KeyError, IndexError, TypeError):
         old = quote(identity.value)
     return f"was {old} in {like}" if fresh else f"must be unique: was {old} in {like}"
@@ -119,12 +121,6 @@ def _lookup(data: Any, path: tuple[str | int, ...]) -> Any:
     for part in path:
         data = data[part]
     return data
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return quote(value)
 
 
 def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str | None) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kvmfleet.inventory import HostInventory
-from kvmfleet.problems import KeyPath, format_keypath, quote
+from kvmfleet.problems import KeyPath, format_keypath, toml_value
 
 
 def show_text(inv: HostInventory) -> str:
@@ -18,10 +18,10 @@ def show_text(inv: HostInventory) -> str:
     rows = list(_leaves(inv.data, ()))
     # Align the source comments, but not behind a 400-character SSH key.
     width = min(
-        _ALIGN_MAX, max((len(f"{format_keypath(p)} = {_toml(v)}") for p, v in rows), default=0)
+        _ALIGN_MAX, max((len(f"{format_keypath(p)} = {toml_value(v)}") for p, v in rows), default=0)
     )
     for path, value in rows:
-        text = f"{format_keypath(path)} = {_toml(value)}"
+        text = f"{format_keypath(path)} = {toml_value(value)}"
         lines.append(f"{text.ljust(width)}  # {inv.origin(path)}")
     return "\n".join(lines) + "\n"
 
@@ -65,11 +65,3 @@ def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
             yield from _leaves(child, (*path, index))
     else:
         yield path, value
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    return quote(value) if isinstance(value, str | bool) else str(value)
