@@ -9,6 +9,8 @@ from kvmfleet.capabilities import (
     ceph,
     cloudstack,
     network,
+    printing,
+    quassel,
     storage,
 )
 from kvmfleet.capability import Capability
@@ -20,6 +22,8 @@ REGISTRY: tuple[Capability, ...] = (
     ceph.CAPABILITY,
     cloudstack.CAPABILITY,
     battery.CAPABILITY,
+    printing.CAPABILITY,
+    quassel.CAPABILITY,
 )
 
 __all__ = ["REGISTRY"]

@@ -9,6 +9,8 @@ from kvmfleet.model.battery import Battery
 from kvmfleet.model.ceph import Ceph
 from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.model.network import Network
+from kvmfleet.model.printing import Printing
+from kvmfleet.model.quassel import Quassel
 from kvmfleet.model.storage import Iscsi, Multipath
 from kvmfleet.model.types import Model
 
@@ -37,3 +39,5 @@ class Host(Model):
     ceph: Ceph | None = Field(default=None, description="Ceph client for RBD and CephFS.")
     cloudstack: CloudStack | None = Field(default=None, description="The CloudStack KVM agent.")
     battery: Battery | None = Field(default=None, description="ThinkPad charge thresholds.")
+    printing: Printing | None = Field(default=None, description="CUPS printers (IPP, LPD, socket).")
+    quassel: Quassel | None = Field(default=None, description="A Quassel IRC core.")

@@ -1,0 +1,72 @@
+"""Quassel IRC core (`[quassel]`) -> services.quassel, its port reachable only from the trusted
+networks (through kvmfleet.firewall; the NixOS module has no firewall option)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.problems import Finding, error, quote, warning
+
+
+def settings(ctx: HostContext) -> Settings:
+    quassel = ctx.host.quassel
+    if quassel is None:
+        return {}
+    service: Settings = {
+        "enable": True,
+        "interfaces": list(quassel.listen),
+        "portNumber": quassel.port,
+        "dataDir": quassel.data_dir,
+        "requireSSL": quassel.require_ssl,
+    }
+    if quassel.certificate_file is not None:
+        service["certificateFile"] = quassel.certificate_file
+    out: Settings = {"services": {"quassel": service}}
+    if _exposed(quassel.listen):
+        out["kvmfleet"] = {"firewall": {"trustedTCPPorts": [quassel.port]}}
+    return out
+
+
+def _exposed(listen: list[str]) -> bool:
+    """Whether the core listens beyond the host itself (then its port goes through the firewall)."""
+    return not all(ipaddress.ip_address(a).is_loopback for a in listen)
+
+
+def findings(ctx: HostContext) -> Iterator[Finding]:
+    quassel = ctx.host.quassel
+    if quassel is None:
+        return
+    if not quassel.listen:
+        yield error(("quassel", "listen"), "is empty: the core would accept no client")
+    first: dict[int, int] = {}
+    for index, address in enumerate(quassel.listen):
+        version = ipaddress.ip_address(address).version
+        if version in first:
+            # quasselcore keeps one listening socket per address family.
+            yield error(
+                ("quassel", "listen", index),
+                f"{quote(address)}: quasselcore listens on one IPv{version} address only, "
+                f"already {quote(quassel.listen[first[version]])}",
+            )
+        first.setdefault(version, index)
+    if quassel.require_ssl and quassel.certificate_file is None:
+        yield error(("quassel", "require_ssl"), "needs certificate_file")
+    if quassel.certificate_file is None:
+        yield warning(
+            ("quassel",),
+            "no certificate_file: clients log in and chat without TLS",
+        )
+    if quassel.data_dir.startswith("/nix/store/") or quassel.data_dir in ("/", "/nix/store"):
+        yield error(
+            ("quassel", "data_dir"), f"{quote(quassel.data_dir)} is not a writable state directory"
+        )
+    if _exposed(quassel.listen) and not ctx.host.firewall.trusted_networks:
+        yield warning(
+            ("quassel", "port"),
+            f"{quassel.port} is open to every network: set firewall.trusted_networks",
+        )
+
+
+CAPABILITY = Capability("quassel", ("quassel",), settings, findings)
