@@ -107,10 +107,6 @@
       };
       otherPlatformHosts = lib.filter (name: platformOf name != system) hostNames;
 
-      # modules/<name>.nix -> nixosModules.<name>
-      isModule = name: type: type == "regular" && lib.hasSuffix ".nix" name && name != "default.nix";
-      moduleOutput = name: _: lib.nameValuePair (lib.removeSuffix ".nix" name) (./modules + "/${name}");
-
       python = pkgs.python3.withPackages (ps: [
         ps.pydantic
         ps.tomlkit
@@ -155,7 +151,8 @@
       nixosModules = {
         default = ./modules/default.nix;
       }
-      // lib.mapAttrs' moduleOutput (lib.filterAttrs isModule (builtins.readDir ./modules));
+      # modules/<name>.nix -> nixosModules.<name>
+      // import ./lib/module-files.nix ./modules;
 
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
