@@ -10,6 +10,7 @@ A capability declares the `Host` fields it owns and maps a validated host to
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ def merge_settings(
     for key, value in addition.items():
         here = (*path, key)
         if key not in target:
-            target[key] = _copy(value)
+            target[key] = copy.deepcopy(value)
             continue
         current = target[key]
         if isinstance(current, dict) and isinstance(value, dict):
@@ -89,18 +90,9 @@ def merge_settings(
         elif isinstance(current, list) and isinstance(value, list):
             for item in value:
                 if item not in current:
-                    current.append(_copy(item))
+                    current.append(copy.deepcopy(item))
         elif type(current) is not type(value) or current != value:
             raise RuntimeError(
                 f"capability {owner} sets {'.'.join(here)} = {value!r}, "
                 f"which another capability already set to {current!r}"
             )
-
-
-def _copy(value: Any) -> Any:
-    """Containers are copied so that merging never changes a capability's own data."""
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
