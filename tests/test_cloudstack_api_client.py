@@ -1,0 +1,173 @@
+"""The API client against the fake management server: signatures by the server's rules, POST
+only, errors as one line, retries only where safe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fake_cloudstack import FakeCloudStack, java_url_encode, server_signature
+from kvmfleet.cloudstack_api.client import (
+    ApiError,
+    Client,
+    ConnectionFailedError,
+    Credentials,
+    signature,
+)
+from kvmfleet.cloudstack_api.client import (
+    java_url_encode as client_encode,
+)
+from kvmfleet.cloudstack_api.jobs import Clock, JobTimeoutError, run_async
+from kvmfleet.cloudstack_api.records import Resolver, list_hosts
+
+KEY = "test-api-key-0123456789abcdefghijklmnopqrstuvwxyz"
+SECRET = "test-secret-key-ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeCloudStack]:
+    with FakeCloudStack(KEY, SECRET) as server:
+        yield server
+
+
+def client(fake: FakeCloudStack, secret: str = SECRET, **kw: object) -> Client:
+    return Client(fake.url, Credentials(KEY, secret), sleep=lambda s: None, **kw)  # type: ignore[arg-type]
+
+
+def test_encoding_matches_java_urlencoder() -> None:
+    for text in ["a b", "~x", "a*b", "a+b", "ä/€", "A-Z_0.9", "=&?"]:
+        assert client_encode(text) == java_url_encode(text)
+    assert client_encode("~") == "%7E"
+    assert client_encode(" ") == "%20"
+
+
+def test_signature_matches_the_server() -> None:
+    params = {"command": "listHosts", "apiKey": KEY, "name": "a b~c", "response": "json"}
+    assert signature(params, SECRET) == server_signature(params, SECRET)
+
+
+def test_signed_post_request(fake: FakeCloudStack) -> None:
+    answer = client(fake).call("listZones", {"id": "1", "name": "x y~z"}, safe=True)
+    assert [z["name"] for z in answer["zone"]] == ["zone-ams"]
+    assert fake.methods == ["POST"]
+    sent = fake.requests[0]
+    assert sent["signatureVersion"] == "3" and "expires" in sent
+    assert sent["response"] == "json"
+
+
+def test_tilde_in_a_value_is_signed_as_the_server_expects(fake: FakeCloudStack) -> None:
+    fake.add("kvm~01", "10.0.10.21")
+    hosts = list_hosts(client(fake), name="kvm~01")
+    assert [h.name for h in hosts] == ["kvm~01"]
+
+
+def test_wrong_secret_is_a_401_line_without_credentials(fake: FakeCloudStack) -> None:
+    with pytest.raises(ApiError) as info:
+        client(fake, secret="wrong").call("listZones", safe=True)
+    message = str(info.value)
+    assert message == (
+        "listZones: CloudStack error 401: unable to verify user credentials and/or request signature"
+    )
+    assert info.value.code == 401
+    assert KEY not in message and SECRET not in message
+
+
+def test_expired_request_is_refused(fake: FakeCloudStack) -> None:
+    past = {"expires": "2020-01-01T00:00:00+0000", "signatureVersion": "3"}
+    with pytest.raises(ApiError, match="error 401"):
+        client(fake).call("listZones", past, safe=True)
+
+
+def test_error_code_and_text(fake: FakeCloudStack) -> None:
+    fake.fail("listHosts", 530, "Internal error executing command")
+    with pytest.raises(ApiError) as info:
+        client(fake).call("listHosts", safe=True)
+    assert str(info.value) == "listHosts: CloudStack error 530: Internal error executing command"
+
+
+def test_dropped_connection_is_retried_for_safe_calls(fake: FakeCloudStack) -> None:
+    fake.drops["listzones"] = 2
+    assert client(fake).call("listZones", safe=True)["count"] == 1
+    assert len(fake.requests) == 3
+
+
+def test_dropped_connection_is_not_retried_for_unsafe_calls(fake: FakeCloudStack) -> None:
+    fake.drops["addhost"] = 1
+    with pytest.raises(ConnectionFailedError, match="not retried"):
+        client(fake).call("addHost", {"zoneid": "1"}, safe=False)
+    assert len(fake.requests) == 1
+
+
+def test_retries_give_up(fake: FakeCloudStack) -> None:
+    fake.drops["listzones"] = 10
+    with pytest.raises(ConnectionFailedError, match=r"connection dropped .*4 attempts"):
+        client(fake).call("listZones", safe=True)
+
+
+def test_nobody_listening() -> None:
+    c = Client("http://127.0.0.1:9/client/api", Credentials(KEY, SECRET), sleep=lambda s: None)
+    with pytest.raises(ConnectionFailedError, match="cannot connect"):
+        c.call("listZones", safe=True)
+
+
+def test_slow_answer_times_out(fake: FakeCloudStack) -> None:
+    fake.delays["addhost"] = 2.5
+    with pytest.raises(
+        ConnectionFailedError, match=r"no answer .* within 1 s; it may still be running"
+    ):
+        client(fake).call("addHost", {"zoneid": "1"}, safe=False, timeout=1)
+
+
+def test_resolve_numeric_ids(fake: FakeCloudStack) -> None:
+    placement = Resolver(client(fake)).placement("1", "1", "1")
+    assert placement.cluster.name == "nixos-cluster"
+    assert placement.zone.uuid == fake.zones[0].uuid
+    with pytest.raises(ApiError, match="CloudStack has no cluster with id 7"):
+        Resolver(client(fake)).named("cluster", "7")
+
+
+def test_async_job_over_several_polls(fake: FakeCloudStack) -> None:
+    host = fake.add("kvm01", "10.0.10.21")
+    fake.job_polls = 3
+    lines: list[str] = []
+    result = run_async(
+        client(fake),
+        "prepareHostForMaintenance",
+        {"id": host.id},
+        timeout=60,
+        interval=0,
+        progress=lines.append,
+        clock=Clock(sleep=lambda s: None),
+    )
+    assert result["host"]["resourcestate"] == "PrepareForMaintenance"
+    assert len(lines) == 3 and "running" in lines[0]
+
+
+def test_async_job_failure_and_timeout(fake: FakeCloudStack) -> None:
+    host = fake.add("kvm01", "10.0.10.21")
+    c = client(fake)
+    with pytest.raises(
+        ApiError, match="failed: CloudStack error 530: Cannot perform cancelMaintenance"
+    ):
+        run_async(
+            c,
+            "cancelHostMaintenance",
+            {"id": host.id},
+            timeout=60,
+            interval=0,
+            progress=lambda s: None,
+            clock=Clock(sleep=lambda s: None),
+        )
+    fake.job_polls = 100
+    ticks = iter(range(0, 1000, 10))
+    with pytest.raises(JobTimeoutError, match="still running after"):
+        run_async(
+            c,
+            "prepareHostForMaintenance",
+            {"id": host.id},
+            timeout=30,
+            interval=0,
+            progress=lambda s: None,
+            clock=Clock(now=lambda: float(next(ticks)), sleep=lambda s: None),
+        )
