@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from kvmfleet.model.cloudstack_api import CloudStackApi, HostTags
 from kvmfleet.model.types import (
     InterfaceName,
     Model,
@@ -63,3 +64,7 @@ class CloudStack(Model):
     )
     public_nic: InterfaceName = Field(default="cloudbr0", description="Bridge for public traffic.")
     guest_nic: InterfaceName = Field(default="cloudbr0", description="Bridge for guest traffic.")
+    host_tags: HostTags = Field(default=[], description="Host tags Add Host gives the host.")
+    api: CloudStackApi | None = Field(
+        default=None, description="The management server's API, for `kvmfleet cloudstack`."
+    )
