@@ -142,6 +142,8 @@ class FakeCloudStack:
         self.delays: dict[str, float] = {}  # command -> seconds before answering
         self.add_host_version = "4.22.0.0"
         self.add_host_os = "NixOS"
+        self.deployed: list[str] = []
+        self.cancelled_with: list[tuple[str, str, str]] = []  # host, agent state, version
         self.requests: list[dict[str, str]] = []  # every request's parameters, as received
         self.methods: list[str] = []
         self.lock = threading.Lock()
@@ -162,7 +164,17 @@ class FakeCloudStack:
         return host
 
     def by_name(self, name: str) -> Host:
-        return next(h for h in self.hosts.values() if h.name == name)
+        return next(h for h in self.hosts.values() if h.name == name or h.ip == name)
+
+    def commands(self) -> list[tuple[str, str]]:
+        """(command, host name) of every state-changing call, in order."""
+        out = []
+        for params in self.requests:
+            command = params.get("command", "")
+            if command in ("prepareHostForMaintenance", "cancelHostMaintenance"):
+                host = self.hosts.get(params.get("id", ""))
+                out.append((command, host.name if host else "?"))
+        return out
 
     def fail(self, command: str, code: int, text: str) -> None:
         self.errors.setdefault(command.lower(), []).append((code, text))
@@ -203,6 +215,16 @@ class FakeCloudStack:
 
     def handle(self, request: BaseHTTPRequestHandler, body: str) -> None:
         query = request.path.partition("?")[2]
+        if request.path.startswith("/fake/upgrade"):
+            # Test hook for deploy commands run as subprocesses: "the agent restarts with VERSION".
+            control = dict(parse_qsl(query))
+            with self.lock:
+                self.upgrade(control["host"], control["version"])
+                self.deployed.append(control["host"])
+            request.send_response(204)
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         params: dict[str, str] = {}
         # The servlet's parameter map: query string and form body, URL-decoded as UTF-8.
         for text in (query, body):
@@ -424,7 +446,9 @@ class FakeCloudStack:
                     f"Unable to prepare for maintenance host {host.id}, state {host.resource_state}",
                 )
             host.resource_state = "PrepareForMaintenance"
-        elif action == "cancel" and host.resource_state not in (
+        if action == "cancel":
+            self.cancelled_with.append((host.name, host.state, host.version))
+        if action == "cancel" and host.resource_state not in (
             "Maintenance",
             "PrepareForMaintenance",
             "ErrorInPrepareForMaintenance",

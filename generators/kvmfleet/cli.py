@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvmfleet import __version__
+from kvmfleet.cloudstack_api import command as cloudstack_command
 from kvmfleet.generate import Fleet, build, plan
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
@@ -114,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.add_argument(
         "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
+    cloudstack_command.add_parser(sub, fmt)
     return parser
 
 
@@ -291,6 +293,7 @@ _COMMANDS: dict[str, _Command] = {
     "schema": _Command(
         lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
     ),
+    "cloudstack": _Command(lambda a: cloudstack_command.run(a, a.root), writes=False),
 }
 
 

@@ -5,7 +5,7 @@ server's API instead: fleet status, Add Host, and rolling upgrades through maint
   client.py    typed wrapper around the `cs` library: signing, POST, errors, retries
   jobs.py      following asynchronous jobs (queryAsyncJobResult)
   records.py   the API's zone/pod/cluster/host records as typed values
-  fleet.py     inventory hosts with [cloudstack], their API endpoint and placement
+  targets.py   inventory hosts with [cloudstack], their API, addresses and credentials
   status.py    `status`: CloudStack's view of each host against the inventory
   add.py       `add`: addHost with its refusals
   rolling.py   `rolling-upgrade`: one host at a time through maintenance, resumable

@@ -23,6 +23,8 @@ DEFAULT_TIMEOUT = 30.0
 # addHost waits for the agent to connect; CloudStack itself allows several minutes for that.
 ADD_HOST_TIMEOUT = 900.0
 PAGE_SIZE = 500
+RETRIES = 3
+RETRY_BACKOFF = 1.0  # seconds before the first retry; doubles for each further one
 
 
 class ApiError(Exception):
@@ -98,8 +100,8 @@ class Client:
         credentials: Credentials,
         *,
         timeout: float = DEFAULT_TIMEOUT,
-        retries: int = 3,
-        backoff: float = 1.0,
+        retries: int = RETRIES,
+        backoff: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.endpoint = endpoint
@@ -114,7 +116,7 @@ class Client:
         )
         self._timeout = timeout
         self._retries = retries
-        self._backoff = backoff
+        self._backoff = RETRY_BACKOFF if backoff is None else backoff
         self._sleep = sleep
 
     def call(

@@ -8,7 +8,7 @@ import re
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
 
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from kvmfleet.model.types import (
     Model,
@@ -91,7 +91,7 @@ def _unique_tags(tags: list[str]) -> list[str]:
     return tags
 
 
-HostTags = Annotated[list[HostTag], AfterValidator(_unique_tags)]
+HostTags = Annotated[list[HostTag], constrained("array of host tags, each once", _unique_tags)]
 
 
 class CloudStackApi(Model):

@@ -1,0 +1,54 @@
+"""The deploy step of a rolling upgrade: what switches one host to its new generation while it is
+in maintenance. Pluggable: colmena, nixos-rebuild --target-host, or a command of your own."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from kvmfleet.cloudstack_api.targets import Target
+
+
+class Deploy(Protocol):
+    def argv(self, target: Target) -> Sequence[str]: ...
+
+    def __call__(self, target: Target) -> int:
+        """Deploy and return the exit status (0: the host runs its new generation)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CommandDeploy:
+    """Runs a command in the fleet's flake directory; its output goes to the terminal."""
+
+    root: Path
+    template: tuple[str, ...]  # with {host} and {address} placeholders
+
+    def argv(self, target: Target) -> list[str]:
+        return [part.format(host=target.name, address=target.address) for part in self.template]
+
+    def __call__(self, target: Target) -> int:
+        try:
+            return subprocess.run(self.argv(target), cwd=self.root, check=False).returncode
+        except OSError as exc:
+            print(f"{target.name}: cannot run {self.argv(target)[0]}: {exc.strerror}", flush=True)
+            return 127
+
+
+def colmena(root: Path) -> CommandDeploy:
+    return CommandDeploy(root, ("colmena", "apply", "--on", "{host}", "switch"))
+
+
+def nixos_rebuild(root: Path) -> CommandDeploy:
+    return CommandDeploy(
+        root,
+        ("nixos-rebuild", "switch", "--flake", ".#{host}", "--target-host", "root@{address}"),
+    )
+
+
+def custom(root: Path, command: str) -> CommandDeploy:
+    return CommandDeploy(root, tuple(shlex.split(command)))
