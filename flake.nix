@@ -111,6 +111,7 @@
         ps.pydantic
         ps.tomlkit
         ps.tzdata
+        (ps.callPackage ./pkgs/python-cs/package.nix { })
         ps.pytest
         ps.hypothesis
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable

@@ -29,6 +29,7 @@ python3Packages.buildPythonApplication {
     pydantic
     tomlkit
     tzdata
+    (callPackage ../python-cs/package.nix { })
   ];
 
   # The test suite runs as the flake's `pytest` check.
