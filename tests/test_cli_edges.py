@@ -106,3 +106,15 @@ def test_show_json_is_strict_json(demo_fleet: Path) -> None:
         v["key"]: v["value"] for v in json.loads(result.out, parse_constant=no_constants)["values"]
     }
     assert (values["weird.a"], values["weird.b"]) == ("nan", "-inf")
+
+
+def test_a_huge_value_is_shortened_in_its_message(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "kvm01" / "host.toml"
+    host.write_text(
+        host.read_text().replace("[host]\n", '[host]\ndomain = "' + "x" * 1_000_000 + '"\n')
+    )
+    result = run_cli("check", root=demo_fleet)
+    assert result.code == 2
+    (line,) = [line for line in result.err.splitlines() if "host.domain" in line]
+    assert len(line) < 300
+    assert "(1000000 characters)" in line

@@ -13,6 +13,7 @@ from kvmfleet.model.types import (
     InterfaceAddress,
     IpNetwork,
     Model,
+    SecretFile,
     one_of,
 )
 
@@ -82,3 +83,34 @@ def test_a_boolean_is_not_one_of_the_numbers() -> None:
     assert "Input should be a valid integer" in _error(choice=True)
     assert "3 is not valid: expected 0, 1 or 2" in _error(choice=3)
     assert _Sample(choice=1).choice == 1
+
+
+class _Secrets(Model):
+    path: SecretFile
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("AQAA8VNlAAAAABAAAAECAwQFBgcICQoLDA0ODw==", "a Ceph key"),
+        (
+            "$y$j9T$F5Jx5fExrKuJdnPKVnjm8.$8gJyMdfbWLBpFc3qYvn3mSXKcwBQ0ZLV1RnF5oiUsX9",
+            "a password hash",
+        ),
+        ("-----BEGIN OPENSSH PRIVATE KEY-----", "a private key"),
+        ("5d41402abc4b2a76b9719d911017c5925d41402abc4b2a76b9719d911017c592", "a key or token"),
+    ],
+)
+def test_a_secret_in_a_secret_path_key_is_named_never_repeated(value: str, kind: str) -> None:
+    with pytest.raises(ValidationError) as exc:
+        _Secrets(path=value)
+    message = str(exc.value.errors()[0]["msg"])
+    assert f"looks like {kind}, not a path (the value is not shown)" in message
+    assert value not in str(exc.value).replace(f"input_value='{value}'", "")
+
+
+def test_bad_secret_paths_are_not_repeated_either() -> None:
+    for value in ("relative/ceph.keyring", "/nix/store/abc-keyring", "/"):
+        with pytest.raises(ValidationError) as exc:
+            _Secrets(path=value)
+        assert value not in str(exc.value.errors()[0]["msg"])

@@ -96,19 +96,28 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else _escape_char(ch) for ch in text)
 
 
-def quote(value: object) -> str:
-    """A value as it appears in TOML, for messages: strings in double quotes."""
+# Longer strings are cut in messages: a 1 MB value must not become a 1 MB line.
+QUOTE_LIMIT = 64
+
+
+def quote(value: object, limit: int | None = QUOTE_LIMIT) -> str:
+    """A value as it appears in TOML, for messages: strings in double quotes, cut after `limit`
+    characters with their length said (None: whole, for showing the inventory itself)."""
     if isinstance(value, str):
+        if limit is not None and len(value) > limit:
+            shown = "".join(_escape_char(ch) for ch in value[: limit - 16])
+            return f'"{shown}..." ({len(value)} characters)'
         return '"' + "".join(_escape_char(ch) for ch in value) + '"'
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def toml_value(value: object) -> str:
-    """A value as TOML spells it inline, for messages and comments (arrays, inline tables)."""
+def toml_value(value: object, limit: int | None = QUOTE_LIMIT) -> str:
+    """A value as TOML spells it inline, for messages and comments (arrays, inline tables);
+    strings cut as `quote` does (None: whole)."""
     if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v, limit) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    return quote(value)
+        return "{ " + ", ".join(f"{k} = {toml_value(v, limit)}" for k, v in value.items()) + " }"
+    return quote(value, limit)

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from kvmfleet.model.secrets import looks_like_token, secret_kind
 from kvmfleet.model.sshkey import check_public_key
 from kvmfleet.problems import quote
 
@@ -339,12 +340,26 @@ def _absolute_path(value: str) -> str:
 
 
 def _secret_path(value: str) -> str:
-    _absolute_path(value)
+    """A path to a secret file. The value is never repeated in a message: when someone pastes the
+    secret itself here, the error must not copy it into terminals, CI logs and tickets."""
+    kind = secret_kind(value) or ("a key or token" if looks_like_token(value) else None)
+    if kind is not None:
+        raise ValueError(
+            f"looks like {kind}, not a path (the value is not shown): put the secret in a file "
+            "on the host, provisioned out of band, and give that file's path"
+        )
+    try:
+        _absolute_path(value)
+    except ValueError:
+        raise ValueError(
+            "is not an absolute, normalised path to a file "
+            '(no "//", ".", "..", trailing "/" or spaces; the value is not shown)'
+        ) from None
     if value == "/":
-        raise ValueError(f"{quote(value)} is a directory, not a file")
+        raise ValueError("is a directory, not a file")
     if value.startswith("/nix/store/"):
         raise ValueError(
-            f"{quote(value)} is in the Nix store, which is world-readable: secrets must live outside it"
+            "is in the Nix store, which is world-readable: secrets must live outside it"
         )
     return value
 
