@@ -18,7 +18,10 @@ def show_text(inv: HostInventory) -> str:
     rows = list(_leaves(inv.data, ()))
     # Align the source comments, but not behind a 400-character SSH key.
     width = min(
-        _ALIGN_MAX, max((len(f"{format_keypath(p)} = {toml_value(v, limit=None)}") for p, v in rows), default=0)
+        _ALIGN_MAX,
+        max(
+            (len(f"{format_keypath(p)} = {toml_value(v, limit=None)}") for p, v in rows), default=0
+        ),
     )
     for path, value in rows:
         text = f"{format_keypath(path)} = {toml_value(value, limit=None)}"
