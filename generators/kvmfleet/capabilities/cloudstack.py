@@ -1,46 +1,187 @@
-"""CloudStack agent (`[cloudstack]`): validated and checked fleet-wide here; the NixOS translation
-(agent package and service, libvirt TLS, ports) belongs to the CloudStack capability's issue."""
+"""CloudStack KVM hypervisor (`[cloudstack]`): the agent (services.cloudstack-agent), libvirt's
+remote access on the management address, the management server's SSH key and the hypervisor's
+ports, open to the trusted networks only (kvmfleet.hypervisor, kvmfleet.firewall).
+
+The host GUID: on Add Host the management server resolves the address it was given and passes
+`UUID.nameUUIDFromBytes(address.getHostAddress().getBytes())` to cloudstack-setup-agent as `-g`
+(LibvirtServerDiscoverer), and waits for a host with that GUID. kvmfleet derives the same value
+from `add_host_address`, so the generated agent.properties already holds it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import uuid
 from collections.abc import Iterator
 
-from kvmfleet.capabilities.network import interface_names
-from kvmfleet.capability import Capability, HostContext, Identity
+from kvmfleet.capability import Capability, HostContext, Identity, Settings
+from kvmfleet.model import Host
+from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.problems import Finding, error, warning
+
+LIBVIRT_PORTS = {"tls": 16514, "tcp": 16509}
+VNC_PORTS = (5900, 6100)
+MIGRATION_PORTS = (49152, 49216)
+
+
+def java_host_address(address: str) -> str:
+    """The text Java's InetAddress.getHostAddress() gives for an address: IPv4 dotted quad, IPv6
+    as eight hex groups without leading zeros and without "::" compression."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip)
+    return ":".join(f"{int(group, 16):x}" for group in ip.exploded.split(":"))
+
+
+def management_server_guid(address: str) -> str:
+    """Java's UUID.nameUUIDFromBytes of the address text: MD5, version 3, IETF variant."""
+    digest = hashlib.md5(java_host_address(address).encode("ascii"), usedforsecurity=False)
+    return str(uuid.UUID(bytes=digest.digest(), version=3))
+
+
+def _private_addresses(host: Host, cs: CloudStack) -> list[str]:
+    bridge = host.network.bridges.get(cs.private_nic)
+    if bridge is None:
+        return []
+    return [str(ipaddress.ip_interface(a).ip) for a in bridge.addresses]
+
+
+def add_host_address(host: Host, cs: CloudStack) -> str | None:
+    """The address the management server is given on Add Host (None: the private bridge has no
+    static address, an error of its own)."""
+    if cs.add_host_address is not None:
+        return cs.add_host_address
+    addresses = _private_addresses(host, cs)
+    ipv4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    return (ipv4 or addresses or [None])[0]
+
+
+def host_guid(host: Host, cs: CloudStack) -> str | None:
+    if cs.guid is not None:
+        return cs.guid
+    address = add_host_address(host, cs)
+    return None if address is None else management_server_guid(address)
+
+
+def settings(ctx: HostContext) -> Settings:
+    host, cs = ctx.host, ctx.host.cloudstack
+    if cs is None or "hypervisor" not in host.host.roles:
+        return {}
+    agent = {
+        "enable": True,
+        "managementServers": list(cs.management_servers),
+        "port": cs.port,
+        "zone": cs.zone,
+        "pod": cs.pod,
+        "cluster": cs.cluster,
+        "guid": host_guid(host, cs),
+        "privateNic": cs.private_nic,
+        "publicNic": cs.public_nic,
+        "guestNic": cs.guest_nic,
+    }
+    nfs = {k: v for k, v in (("timeo", cs.nfs.timeo), ("retrans", cs.nfs.retrans)) if v is not None}
+    hypervisor: Settings = {
+        "libvirt": {
+            "transport": cs.libvirt_transport,
+            "listenAddresses": _private_addresses(host, cs),
+        },
+        "vncListen": add_host_address(host, cs),
+        "nestedVirtualisation": cs.nested_virtualization,
+    }
+    if nfs:
+        hypervisor["nfs"] = nfs
+    result: Settings = {
+        "services": {"cloudstack-agent": agent},
+        "kvmfleet": {
+            "hypervisor": hypervisor,
+            # Reachable from firewall.trusted_networks only (see the base module).
+            "firewall": {
+                "trustedTCPPorts": [LIBVIRT_PORTS[cs.libvirt_transport]],
+                "trustedTCPPortRanges": [
+                    {"from": VNC_PORTS[0], "to": VNC_PORTS[1]},
+                    {"from": MIGRATION_PORTS[0], "to": MIGRATION_PORTS[1]},
+                ],
+            },
+        },
+    }
+    if cs.ssh_authorized_keys:
+        keys = list(cs.ssh_authorized_keys)
+        result["users"] = {"users": {"root": {"openssh": {"authorizedKeys": {"keys": keys}}}}}
+    return result
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
-    cs = ctx.host.cloudstack
+    host, cs = ctx.host, ctx.host.cloudstack
     if cs is None:
+        if "hypervisor" in host.host.roles:
+            yield error(
+                ("host", "roles"),
+                "a hypervisor needs a [cloudstack] table (version, management_servers, zone, pod, "
+                "cluster), in the host file or in site.toml's [roles.hypervisor.cloudstack]",
+            )
         return
-    if "hypervisor" not in ctx.host.host.roles:
+    if "hypervisor" not in host.host.roles:
         yield error(
             ("cloudstack",),
             'the CloudStack agent runs on hypervisors only: add "hypervisor" to host.roles',
         )
-    known = interface_names(ctx.host.network)
     for key in ("private_nic", "public_nic", "guest_nic"):
         nic = getattr(cs, key)
-        if nic not in known:
-            yield error(("cloudstack", key), f'"{nic}" is not an interface defined under [network]')
+        if nic not in host.network.bridges:
+            yield error(
+                ("cloudstack", key),
+                f'"{nic}" is not a bridge defined under [network.bridges] '
+                "(the agent plugs guests into bridges named after the zone's traffic labels)",
+            )
+    addresses = _private_addresses(host, cs)
+    if cs.private_nic in host.network.bridges and not addresses:
+        yield error(
+            ("cloudstack", "private_nic"),
+            f'"{cs.private_nic}" has no static address: the management server adds the host, '
+            "and libvirt listens, on it",
+        )
+    elif cs.add_host_address is not None and addresses and cs.add_host_address not in addresses:
+        yield error(
+            ("cloudstack", "add_host_address"),
+            f'"{cs.add_host_address}" is not an address of "{cs.private_nic}" '
+            f"({', '.join(addresses)})",
+        )
+    address = add_host_address(host, cs)
+    if cs.guid is not None and address is not None:
+        derived = management_server_guid(address)
+        if cs.guid != derived:
+            yield warning(
+                ("cloudstack", "guid"),
+                f'differs from the GUID the management server derives on Add Host of "{address}" '
+                f"({derived}): Add Host waits for that GUID and fails; remove guid to use it",
+            )
     if cs.libvirt_transport == "tcp":
         yield warning(
             ("cloudstack", "libvirt_transport"),
-            '"tcp" is unauthenticated: anyone who reaches port 16509 controls every VM on this host; use "tls"',
+            '"tcp" is unauthenticated: anyone who reaches port 16509 controls every VM on this '
+            'host; use "tls"',
+        )
+    if not host.firewall.trusted_networks:
+        yield warning(
+            ("firewall", "trusted_networks"),
+            "is empty: SSH, libvirt, VNC and migration ports of this hypervisor are open to "
+            "every network",
         )
 
 
 def identities(ctx: HostContext) -> Iterator[Identity]:
-    if ctx.host.cloudstack is not None:
-        yield Identity(
-            "CloudStack GUID", ctx.host.cloudstack.guid, ("cloudstack", "guid"), _new_guid
-        )
+    cs = ctx.host.cloudstack
+    if cs is None:
+        return
+    guid = host_guid(ctx.host, cs)
+    if guid is not None:
+        # Case-insensitive, as the management server compares GUIDs.
+        yield Identity("CloudStack GUID", guid.lower(), ("cloudstack", "guid"), _new_guid)
 
 
 def _new_guid(like: str, name: str) -> str:
     return str(uuid.uuid4())
 
 
-CAPABILITY = Capability("cloudstack", ("cloudstack",), None, findings, identities)
+CAPABILITY = Capability("cloudstack", ("cloudstack",), settings, findings, identities)
