@@ -54,7 +54,8 @@ def add_host_address(host: Host, cs: CloudStack) -> str | None:
         return cs.add_host_address
     addresses = _private_addresses(host, cs)
     ipv4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
-    return (ipv4 or addresses or [None])[0]
+    preferred = ipv4 or addresses
+    return preferred[0] if preferred else None
 
 
 def host_guid(host: Host, cs: CloudStack) -> str | None:
