@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fake_cloudstack import FakeCloudStack, java_url_encode, server_signature
 from kvmfleet.cloudstack_api.client import (
@@ -171,3 +173,17 @@ def test_async_job_failure_and_timeout(fake: FakeCloudStack) -> None:
             progress=lambda s: None,
             clock=Clock(now=lambda: float(next(ticks)), sleep=lambda s: None),
         )
+
+
+@given(
+    st.dictionaries(
+        st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1),
+        st.text(),
+        max_size=6,
+    )
+)
+def test_client_and_server_agree_on_any_parameters(params: dict[str, str]) -> None:
+    """The client's signature equals the one the server computes (its encoder written from Java's
+    URLEncoder), whatever the characters."""
+    params = {k: v for k, v in params.items() if k.lower() != "signature"}
+    assert signature(params, SECRET) == server_signature(params, SECRET)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from base64 import b64encode
 from collections.abc import Callable, Mapping
@@ -129,7 +130,7 @@ class Client:
     ) -> JsonObject:
         """The command's answer (the object under `<command>response`)."""
         args = {k: v for k, v in (params or {}).items() if v is not None}
-        self._cs.timeout = int(timeout or self._timeout)
+        self._cs.timeout = max(1, math.ceil(timeout or self._timeout))
         attempt = 0
         while True:
             try:
