@@ -16,6 +16,7 @@ import pytest
 
 from conftest import REPO, Run, copy_fleet, run_cli
 from fake_cloudstack import FakeCloudStack
+from kvmfleet.cloudstack_api.add import host_url
 
 KEY = "kA9_xZ2-qW8eR5tY1uI4oP7aS3dF6gH0jK9lZ2xC5vB8nM1qW4eR7tY0uI3oP6aS9dF2gH5jK8lZ1xC4vB7nM"
 SECRET = "sE3_cR4-eT5kE6yV7aL8uE9sZ0xC1vB2nM3qW4eR5tY6uI7oP8aS9dF0gH1jK2lZ3xC4vB5nM6qW7eR8tY9uI"
@@ -243,6 +244,12 @@ def test_add_with_host_tags_and_json(env: Env) -> None:
     result = env.cli("add", "kvm03", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out)["host_tags"] == "nixos,ssd"
+
+
+def test_host_url() -> None:
+    assert host_url("10.0.10.23") == "http://10.0.10.23"
+    assert host_url("2a00:f10:113:1::23") == "http://[2a00:f10:113:1::23]"
+    assert host_url("kvm03.cloud.example.net") == "http://kvm03.cloud.example.net"
 
 
 def test_add_refuses_a_registered_host(env: Env) -> None:

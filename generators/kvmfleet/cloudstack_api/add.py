@@ -38,6 +38,11 @@ class AddPlan:
         return f"addHost {args}"
 
 
+def host_url(address: str) -> str:
+    """addHost's `url`: the management server connects to this address (IPv6 in brackets)."""
+    return f"http://[{address}]" if ":" in address else f"http://{address}"
+
+
 def other_os(hosts: list[CsHost]) -> list[CsHost]:
     return [h for h in hosts if h.host_os and h.host_os.strip().lower() != NIXOS_HOST_OS]
 
@@ -75,7 +80,9 @@ def plan_add(
         "podid": placement.pod.uuid,
         "clusterid": placement.cluster.uuid,
         "hypervisor": "KVM",
-        "url": f"http://{target.address}",
+        "url": f"http://[{target.address}]"
+        if ":" in target.address
+        else f"http://{target.address}",
         "username": "root",
         # Empty: the management server logs in with its own SSH key (the UI's "System SSH Key"),
         # which the inventory puts in root's authorized keys.
