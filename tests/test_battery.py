@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, findings_of, fleet_settings, host_toml, settings_of
+from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
 
 LAPTOP = {"roles": ["laptop"], "state_version": "26.05"}
 
@@ -77,3 +77,10 @@ def test_warnings_without_laptop_role_or_limits() -> None:
 
 def test_no_battery_table_no_settings() -> None:
     assert "tpacpi-bat" not in settings_of(host_toml(host=LAPTOP)).get("services", {})
+
+
+def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
+    result = run_cli("generate", "--check", root=REPO / "checks" / "battery")
+    assert result.code == 0, (
+        result.out + result.err + "\nrun: kvmfleet generate --root checks/battery"
+    )

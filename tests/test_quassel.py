@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, findings_of, fleet_settings, host_toml, settings_of
+from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
 
 CERT = "/var/lib/secrets/quassel/quasselCert.pem"
 
@@ -61,3 +61,10 @@ def test_empty_listen_and_store_data_dir() -> None:
         "quassel.listen: is empty: the core would accept no client",
         'quassel.data_dir: "/nix/store/x" is not a writable state directory',
     ]
+
+
+def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
+    result = run_cli("generate", "--check", root=REPO / "checks" / "quassel")
+    assert result.code == 0, (
+        result.out + result.err + "\nrun: kvmfleet generate --root checks/quassel"
+    )
