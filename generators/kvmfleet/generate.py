@@ -8,14 +8,21 @@ from pathlib import Path
 from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import HostContext, Settings, merge_settings
 from kvmfleet.fleet import Claim, duplicate_identities
-from kvmfleet.inventory import GENERATED_FILE, HOSTS_DIR, HostInventory, Inventory, load
-from kvmfleet.locate import locate
+from kvmfleet.inventory import (
+    GENERATED_FILE,
+    HOSTS_DIR,
+    HostInventory,
+    Inventory,
+    entry_kind,
+    load,
+)
+from kvmfleet.locate import locate, locate_missing
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
 from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
 from kvmfleet.site import check_site
-from kvmfleet.validate import validate_host
+from kvmfleet.validate import collect, validate_host
 
 
 @dataclass(frozen=True)
@@ -58,21 +65,34 @@ def build(root: Path) -> Fleet:
     claims: list[Claim] = []
     valid: list[tuple[HostInventory, Host]] = []
     silent: list[HostInventory] = []  # invalid through site.toml values, reported by check_site
-    for inv in inventory.hosts:
-        host, host_problems = validate_host(inv)
-        problems.extend(host_problems)
-        if host is None:
-            if not any(p.severity is Severity.ERROR for p in host_problems):
+    checked = [(inv, validate_host(inv)) for inv in inventory.hosts]
+    site_exists = entry_kind(root / inventory.site_file) != "missing"
+    missing = locate_missing(
+        [(inv, c.missing) for inv, c in checked], inventory.site_file, site_exists
+    )
+    # Without site.toml, hosts that lack its keys would only report more of the same.
+    without_site = not site_exists and any(p.file == inventory.site_file for p in missing)
+    problems.extend(missing)
+    for inv, result in checked:
+        problems.extend(result.problems)
+        host = result.host or result.partial
+        before = len(problems)
+        if host is not None and not (without_site and result.missing):
+            # A host with broken tables still reports what its valid tables show, and claims
+            # its fleet-unique values: one run tells everything it can know.
+            ctx = HostContext(inv.name, host)
+            for cap in REGISTRY:
+                problems.extend(locate(inv, f) for f in collect(cap.findings(ctx)))
+                claims.extend(Claim(inv, identity) for identity in collect(cap.identities(ctx)))
+        if result.host is None:
+            if not result.missing and not any(
+                p.severity is Severity.ERROR for p in [*result.problems, *problems[before:]]
+            ):
                 silent.append(inv)
             continue
-        ctx = HostContext(inv.name, host)
-        before = len(problems)
-        for cap in REGISTRY:
-            problems.extend(locate(inv, f) for f in cap.findings(ctx))
-            claims.extend(Claim(inv, identity) for identity in cap.identities(ctx))
-        problems.extend(_untranslated(inv, host))
+        problems.extend(_untranslated(inv, result.host))
         if not any(p.severity is Severity.ERROR for p in problems[before:]):
-            valid.append((inv, host))
+            valid.append((inv, result.host))
     problems.extend(duplicate_identities(claims))
     if silent and not any(
         p.severity is Severity.ERROR and p.file == inventory.site_file for p in problems

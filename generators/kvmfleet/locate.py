@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kvmfleet.inventory import HostInventory, Layer
-from kvmfleet.problems import Finding, KeyPath, Problem
+from kvmfleet.problems import Finding, KeyPath, Problem, format_keypath
 
 
 def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Problem:
@@ -27,3 +29,58 @@ def _host_writes_into(inv: HostInventory, table: KeyPath) -> bool:
         len(path) > depth and path[:depth] == table and layer.file == inv.file
         for path, layer in inv.origins.items()
     )
+
+
+def locate_missing(
+    missing: Sequence[tuple[HostInventory, Sequence[Finding]]], site_file: str, site_exists: bool
+) -> list[Problem]:
+    """Required keys that no layer sets, blamed where the fix belongs:
+    - in the host's file when the host writes into that table, or when other hosts set the key
+      in their own files (a per-host value, such as a GUID, that no site layer can give);
+    - once in site.toml when the table comes from a site layer that every host relies on for it;
+    - and, when there is no site.toml at all and several hosts lack keys, one line saying so."""
+    if not site_exists and sum(1 for _, findings in missing if findings) >= 2:
+        keys = sorted({format_keypath(f.path) for _, findings in missing for f in findings})
+        hosts = sum(1 for _, findings in missing if findings)
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        return [
+            Problem(
+                site_file,
+                (),
+                f"no such file, and {hosts} hosts lack required keys that fleet-wide defaults "
+                f"would give them ({shown}): create it, or set the keys in each host.toml",
+            )
+        ]
+    set_by_a_host = {
+        path for inv, _ in missing for path, layer in inv.origins.items() if layer.file == inv.file
+    }
+    per_host: list[Problem] = []
+    per_layer: dict[tuple[str, KeyPath], list[str]] = {}
+    for inv, findings in missing:
+        for finding in findings:
+            table = finding.path[:-1]
+            layer = inv.origin(table)
+            if layer.file == inv.file or _host_writes_into(inv, table):
+                per_host.append(Problem(inv.file, finding.path, finding.message))
+            elif finding.path in set_by_a_host:
+                per_host.append(
+                    Problem(
+                        inv.file,
+                        finding.path,
+                        f"{finding.message} (a per-host value: other hosts set it in their own "
+                        f"host.toml; {layer} cannot)",
+                    )
+                )
+            else:
+                path = ("roles", layer.role, *finding.path) if layer.role else finding.path
+                per_layer.setdefault((layer.file, path), []).append(inv.name)
+    per_site = [
+        Problem(
+            file,
+            path,
+            f"required key is missing (host{'s' if len(names) > 1 else ''} "
+            f"{', '.join(sorted(names))})",
+        )
+        for (file, path), names in per_layer.items()
+    ]
+    return per_host + per_site

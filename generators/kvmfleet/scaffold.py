@@ -23,6 +23,7 @@ from kvmfleet.inventory import (
     entry_kind,
     load,
 )
+from kvmfleet.locate import locate
 from kvmfleet.output import write_atomic
 from kvmfleet.problems import InventoryError, Problem, format_keypath, quote, toml_value
 from kvmfleet.site import check_site
@@ -55,7 +56,9 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         raise InventoryError([Problem(target_rel, (), "already exists; not overwriting it")])
     inventory = load(root, only=[like])
     source_inv = inventory.hosts[0]
-    host, problems = validate_host(source_inv)
+    checked = validate_host(source_inv)
+    host = checked.host
+    problems = [*checked.problems, *(locate(source_inv, f, missing=True) for f in checked.missing)]
     if host is None:
         # Values inherited from site.toml are checked there, once.
         site_problems = check_site(inventory.site, inventory.site_file)
