@@ -116,6 +116,7 @@
         ps.hypothesis
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
         ps.mypy
+        ps.types-requests
       ]);
 
       # runs in the user's checkout

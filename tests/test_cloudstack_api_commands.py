@@ -81,6 +81,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     secrets.mkdir()
     (secrets / "api.key").write_text(KEY + "\n")
     (secrets / "secret.key").write_text(SECRET + "\n")
+    for key_file in secrets.iterdir():
+        key_file.chmod(0o600)
     with FakeCloudStack(KEY, SECRET) as fake:
         site = root / "hosts" / "site.toml"
         site.write_text(
@@ -100,6 +102,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 
 def _no_credentials(env: Env) -> None:
+    assert set(env.fake.methods) <= {"POST"}  # GET would put the key and signature in URLs
     texts = [r.out + r.err for r in env.runs]
     texts += (
         [p.read_text() for p in (env.root / ".kvmfleet").glob("*")]
@@ -184,6 +187,17 @@ def test_unreadable_key_file(env: Env, tmp_path: Path) -> None:
     assert result.err == (
         f"kvmfleet: cloudstack.api.api_key_file: cannot read {tmp_path / 'secrets' / 'api.key'}: "
         "No such file or directory\n"
+    )
+
+
+def test_key_file_readable_by_others(env: Env, tmp_path: Path) -> None:
+    secret = tmp_path / "secrets" / "secret.key"
+    secret.chmod(0o644)
+    result = env.cli("status")
+    assert result.code == 0
+    assert result.err == (
+        f"warning: cloudstack.api.secret_key_file: {secret} is readable by other users "
+        f"(chmod 600 {secret})\n"
     )
 
 

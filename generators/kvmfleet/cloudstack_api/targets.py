@@ -4,6 +4,7 @@ CloudStack knows them (the management address, the host name)."""
 from __future__ import annotations
 
 import stat
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import ip_interface
@@ -100,6 +101,11 @@ def _read_key(path: str, key: str) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise CommandError(f"{where}: cannot read {path}: {reason}") from None
+    if info.st_mode & (stat.S_IRGRP | stat.S_IROTH):
+        print(
+            f"warning: {where}: {path} is readable by other users (chmod 600 {path})",
+            file=sys.stderr,
+        )
     value = text.strip()
     if not value or any(ch.isspace() for ch in value):
         raise CommandError(f"{where}: {path} must hold the key alone, on one line")

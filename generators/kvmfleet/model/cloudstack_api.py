@@ -10,6 +10,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from pydantic import Field
 
+from kvmfleet.model.secrets import secret_kind
 from kvmfleet.model.types import (
     Model,
     SecretFile,
@@ -26,13 +27,12 @@ _KEYLIKE = re.compile(r"[A-Za-z0-9_+=-]{16,}")
 
 def _key_file(value: str) -> str:
     # Never repeat the value in a message: it may be the key itself.
-    if _KEYLIKE.fullmatch(value):
+    kind = secret_kind(value) or ("a key" if _KEYLIKE.fullmatch(value) else None)
+    if kind is not None:
         raise ValueError(
-            "looks like a key, not a path: secrets never go in the inventory; put the key in a "
-            "file outside /nix/store and give the file's path"
+            f"looks like {kind}, not a path (the value is not shown): secrets never go in the "
+            "inventory; put the key in a file on the machine that runs kvmfleet and give its path"
         )
-    if not value.startswith("/"):
-        raise ValueError("is not an absolute path to a file (the value is not repeated here)")
     return _secret_path(value)
 
 
