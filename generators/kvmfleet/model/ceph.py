@@ -54,7 +54,7 @@ Monitor = Annotated[str, constrained("Ceph monitor address ([v6]:port or v4:port
 
 # Directories a network file system must never cover: the system itself lives there.
 _SYSTEM_TREES = ("/nix", "/boot", "/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin")
-_SYSTEM_DIRS = ("/", "/var", "/var/lib", "/var/log", "/lib", "/lib64", "/root", "/tmp", "/home")
+_SYSTEM_DIRS = ("/", "/var", "/var/lib", "/var/log", "/lib", "/lib64", "/root", "/tmp")
 
 
 def _mountpoint(value: str) -> str:
