@@ -4,10 +4,14 @@ characters, integers that Nix can hold."""
 from __future__ import annotations
 
 import re
+import typing
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+from kvmfleet.model import Host
+from kvmfleet.model.introspect import model_of, unwrap
+from kvmfleet.model.secrets import CEPH_KEY, PRIVATE_KEY, secret_kind
 from kvmfleet.nix import INT_MAX, INT_MIN
 from kvmfleet.problems import Finding, KeyPath
 
@@ -20,33 +24,59 @@ _SECRET_KEY = re.compile(
 )
 
 
-def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
+def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[Finding]:
     """Checks on raw values whatever their table: no secrets, no control characters, integers
-    that Nix can hold."""
+    that Nix can hold. `shape` is the model annotation `value` should have (None: unknown): a
+    key named like a secret is one only where the key is not a name the user chose (an
+    interface called `key` is fine, `password = ...` in a table is not)."""
     if isinstance(value, dict):
+        model = model_of(shape)
+        mapping = _mapping_values(shape)
         for key, child in value.items():
             child_path = (*path, key)
+            if model is not None:
+                field = model.model_fields.get(key)
+                child_shape = None if field is None else field.annotation
+                # An unknown key named like a setting: `password = ...` is meant as a secret.
+                secret_name_matters = field is None
+            elif mapping is not None:
+                # A name the user chose (an interface, a sysctl, a user): never a secret's name.
+                child_shape, secret_name_matters = mapping, False
+            else:
+                child_shape, secret_name_matters = None, True
             control = _control_character(key)
             if control:
                 yield Finding(
                     child_path, f"the key contains a control or invisible character ({control})"
                 )
-            elif _SECRET_KEY.match(key.lower()) and isinstance(child, str | int):
+            elif (
+                secret_name_matters
+                and _SECRET_KEY.match(key.lower())
+                and isinstance(child, str | int)
+            ):
                 yield Finding(
                     child_path,
                     "looks like a secret: secrets never go in the inventory; provision a file on the host "
                     "and give its path in the matching *_file key",
                 )
             else:
-                yield from content_findings(child, child_path)
+                yield from content_findings(child, child_path, child_shape)
     elif isinstance(value, list):
+        element = _list_elements(shape)
         for index, child in enumerate(value):
-            yield from content_findings(child, (*path, index))
+            yield from content_findings(child, (*path, index), element)
     elif isinstance(value, str):
-        if "PRIVATE KEY" in value and "-----BEGIN" in value:
+        kind = secret_kind(value)
+        if kind == PRIVATE_KEY:
             yield Finding(
                 path,
                 "is a private key: secrets never go in the inventory; give a path to a file instead",
+            )
+        elif kind is not None and kind != CEPH_KEY:  # the ceph capability names the key file to use
+            yield Finding(
+                path,
+                f"looks like {kind}: secrets never go in the inventory; put it in a file on the "
+                "host, provisioned out of band, and give that file's path",
             )
         elif control := _control_character(value):
             yield Finding(
@@ -56,6 +86,21 @@ def content_findings(value: Any, path: KeyPath) -> Iterator[Finding]:
             )
     elif isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
         yield Finding(path, f"{value} does not fit in a NixOS integer (64-bit)")
+
+
+def _mapping_values(shape: Any) -> Any | None:
+    """For `dict[K, V]` (a table of names the user chooses), V; else None."""
+    inner = unwrap(shape)
+    if typing.get_origin(inner) is dict:
+        return typing.get_args(inner)[1]
+    return None
+
+
+def _list_elements(shape: Any) -> Any:
+    inner = unwrap(shape)
+    if typing.get_origin(inner) is list:
+        return typing.get_args(inner)[0]
+    return None
 
 
 def _control_character(text: str) -> str | None:

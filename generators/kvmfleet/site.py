@@ -18,7 +18,20 @@ from kvmfleet.validate import pitfall_findings
 def check_site(site: dict[str, Any], site_file: str) -> list[Problem]:
     """site.toml on its own: `[roles]` holds one table per known role, and every layer (the top
     level and each role table) has only known keys of the right types, even where no host uses it."""
-    problems = [Problem(site_file, f.path, f.message) for f in content_findings(site, ())]
+    top = {k: v for k, v in site.items() if k != "roles"}
+    problems = [Problem(site_file, f.path, f.message) for f in content_findings(top, ())]
+    roles_table = site.get("roles")
+    if isinstance(roles_table, dict):
+        for role, layer in roles_table.items():
+            problems += [
+                Problem(site_file, f.path, f.message)
+                for f in content_findings(layer, ("roles", role))
+            ]
+    elif "roles" in site:
+        problems += [
+            Problem(site_file, f.path, f.message)
+            for f in content_findings(roles_table, ("roles",), None)
+        ]
     problems += [Problem(site_file, f.path, f.message, f.severity) for f in pitfall_findings(site)]
     roles = site.get("roles")
     if isinstance(roles, dict):

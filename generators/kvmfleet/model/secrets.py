@@ -14,14 +14,19 @@ _PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|PRIVATE KEY---
 _TOKEN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
 
 
+PRIVATE_KEY = "a private key"
+CEPH_KEY = "a Ceph key"
+PASSWORD_HASH = "a password hash"
+
+
 def secret_kind(value: str) -> str | None:
     """What secret `value` holds ("a Ceph key", ...), or None when it does not look like one."""
     if _PRIVATE_KEY.search(value):
-        return "a private key"
+        return PRIVATE_KEY
     if _CEPH_KEY.search(value):
-        return "a Ceph key"
+        return CEPH_KEY
     if _CRYPT_HASH.search(value):
-        return "a password hash"
+        return PASSWORD_HASH
     return None
 
 
