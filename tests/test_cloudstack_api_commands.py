@@ -17,6 +17,10 @@ import pytest
 from conftest import REPO, Run, copy_fleet, run_cli
 from fake_cloudstack import FakeCloudStack
 from kvmfleet.cloudstack_api.add import host_url
+from kvmfleet.cloudstack_api.jobs import Clock
+from kvmfleet.cloudstack_api.rolling import Options, Rolling, State, Stopped, state_path
+from kvmfleet.cloudstack_api.targets import Clients, Target, targets
+from kvmfleet.generate import build
 
 KEY = "kA9_xZ2-qW8eR5tY1uI4oP7aS3dF6gH0jK9lZ2xC5vB8nM1qW4eR7tY0uI3oP6aS9dF2gH5jK8lZ1xC4vB7nM"
 SECRET = "sE3_cR4-eT5kE6yV7aL8uE9sZ0xC1vB2nM3qW4eR5tY6uI7oP8aS9dF0gH1jK2lZ3xC4vB5nM6qW7eR8tY9uI"
@@ -537,3 +541,56 @@ def test_unknown_cluster(env: Env) -> None:
     assert (
         result.err.splitlines()[-1] == "kvmfleet: no inventory host is in CloudStack cluster nope"
     )
+
+
+def test_rolling_upgrade_refuses_stale_generated_config(env: Env) -> None:
+    host_file = env.root / "hosts" / "kvm02" / "host.toml"
+    host_file.write_text(host_file.read_text().replace("mtu = 9000", "mtu = 8000", 1))
+    result = env.upgrade()
+    assert result.code == 1
+    assert result.err == (
+        "kvmfleet: refused: hosts/kvm02/generated.nix: stale: run `kvmfleet generate` (and commit) "
+        "before rolling it out\n"
+    )
+    assert env.fake.commands() == []
+
+
+def test_rolling_upgrade_json_summary(env: Env) -> None:
+    result = env.upgrade("--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {
+        "cluster": "nixos-cluster",
+        "hosts": ["kvm01", "kvm02", "kvm03"],
+        "upgraded": ["kvm01", "kvm02", "kvm03"],
+        "stopped_at": None,
+        "step": None,
+        "message": None,
+    }
+
+
+@dataclass
+class _Interrupting:
+    """A deploy step the administrator interrupts with Ctrl-C."""
+
+    def argv(self, target: Target) -> list[str]:
+        return ["deploy", target.name]
+
+    def __call__(self, target: Target) -> int:
+        raise KeyboardInterrupt
+
+
+def test_interrupted_run_is_saved_for_resume(env: Env) -> None:
+    fleet = build(env.root)
+    client = Clients().for_api(targets(fleet)[0].api)
+    engine = Rolling(
+        client, _Interrupting(), Options(poll=0), progress=lambda s: None, clock=Clock()
+    )
+    cluster_id, members = engine.members("nixos-cluster", targets(fleet))
+    path = state_path(env.root, "nixos-cluster")
+    with pytest.raises(Stopped, match=r"kvm01: interrupted during step deploy; the host stays in"):
+        engine.run(members, State("nixos-cluster", cluster_id, ["kvm01", "kvm02", "kvm03"]), path)
+    saved = State.load(path)
+    assert (saved.current, saved.step) == ("kvm01", "deploy")
+    assert _states(env)["kvm01"][1] == "Maintenance"
+    resumed = env.upgrade("--resume")
+    assert resumed.code == 0, resumed.err

@@ -10,5 +10,6 @@ server's API instead: fleet status, Add Host, and rolling upgrades through maint
   add.py       `add`: addHost with its refusals
   rolling.py   `rolling-upgrade`: one host at a time through maintenance, resumable
   deploy.py    the pluggable deploy step of a rolling upgrade
-  command.py   the `kvmfleet cloudstack` command line
+  command.py   the `kvmfleet cloudstack` command line (parser)
+  actions.py   what each subcommand does: output, refusals, exit codes
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +34,20 @@ class CommandDeploy:
 
     def __call__(self, target: Target) -> int:
         try:
-            return subprocess.run(self.argv(target), cwd=self.root, check=False).returncode
+            # Its output goes to stderr with the progress lines: stdout carries the result (--json).
+            out: int | None = sys.stderr.fileno()
+        except (AttributeError, OSError, ValueError):
+            out = None
+        try:
+            return subprocess.run(
+                self.argv(target), cwd=self.root, check=False, stdout=out
+            ).returncode
         except OSError as exc:
-            print(f"{target.name}: cannot run {self.argv(target)[0]}: {exc.strerror}", flush=True)
+            print(
+                f"{target.name}: cannot run {self.argv(target)[0]}: {exc.strerror}",
+                file=sys.stderr,
+                flush=True,
+            )
             return 127
 
 

@@ -194,6 +194,10 @@ class Rolling:
                     state.stopped = f"{name}: {exc} (during step {step})"
                     state.save(path)
                     raise Stopped(f"{state.stopped}; {self.advice(step)}") from None
+                except KeyboardInterrupt:
+                    state.stopped = f"{name}: interrupted during step {step}"
+                    state.save(path)
+                    raise Stopped(f"{state.stopped}; {self.advice(step)}") from None
             state.done.append(name)
             state.current = state.step = None
             state.save(path)
