@@ -1,0 +1,386 @@
+"""Log in to iSCSI targets through open-iscsi ifaces bound to network interfaces, idempotently.
+
+`iscsi-ifaces --config FILE start` makes the open-iscsi database and the kernel's sessions match the
+configuration, changing only what differs, so running it again changes nothing:
+  1. every iface exists and is bound to its interface (`iface.net_ifacename`);
+  2. every target's discovery record exists with the wanted authentication; discovery runs once per
+     iface (`-o new`: records that already exist keep their settings, and a NIC that is down does
+     not hide the targets the other one sees);
+  3. every discovered node record has the wanted session settings (a short
+     `node.session.timeo.replacement_timeout` for multipath, CHAP);
+  4. every node record without a session is logged in.
+`stop` logs out the sessions that run over the configured ifaces (at shutdown, before the network
+goes down). CHAP credentials are read at run time from a file (`username = …`, `password = …`, and
+for mutual CHAP `username_in`/`password_in`) that is never copied into the Nix store.
+
+The configuration is JSON: {"ifaces": {NAME: {"interface": DEV}}, "targets": [{"portal": "ADDR:PORT",
+"ifaces": [NAME, ...], "target": IQN or null, "chapSecretFile": PATH or null}],
+"nodeSettings": {KEY: VALUE}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# iscsiadm exit codes (open-iscsi include/iscsi_err.h)
+SESSION_EXISTS = 15
+NO_OBJECTS_FOUND = 21
+
+CHAP_KEYS = ("username", "password", "username_in", "password_in")
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Runner = Callable[[Sequence[str]], Result]
+
+
+class ConfigError(Exception):
+    """The configuration or a CHAP secret file is unusable."""
+
+
+@dataclass(frozen=True)
+class Target:
+    portal: str
+    ifaces: tuple[str, ...]
+    target: str | None = None
+    chap_secret_file: str | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    ifaces: Mapping[str, str]  # iface name -> network interface
+    targets: tuple[Target, ...]
+    node_settings: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, order=True)
+class Node:
+    """One node record: a target reached at a portal through an iface."""
+
+    target: str
+    portal: str
+    iface: str
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    node: Node
+
+
+def load_config(text: str) -> Config:
+    try:
+        raw = json.loads(text)
+        ifaces = {str(name): str(spec["interface"]) for name, spec in raw.get("ifaces", {}).items()}
+        targets = tuple(
+            Target(
+                portal=str(t["portal"]),
+                ifaces=tuple(str(i) for i in t.get("ifaces", [])),
+                target=None if t.get("target") is None else str(t["target"]),
+                chap_secret_file=(
+                    None if t.get("chapSecretFile") is None else str(t["chapSecretFile"])
+                ),
+            )
+            for t in raw.get("targets", [])
+        )
+        settings = {str(k): _setting(v) for k, v in raw.get("nodeSettings", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ConfigError(f"invalid configuration: {e!r}") from e
+    for t in targets:
+        for name in t.ifaces:
+            if name not in ifaces:
+                raise ConfigError(f"target {t.portal} uses iface {name!r}, which is not configured")
+    return Config(ifaces, targets, settings)
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if isinstance(value, int | str):
+        return str(value)
+    raise TypeError(f"setting value {value!r} is not a string or an integer")
+
+
+def read_chap(path: str) -> dict[str, str]:
+    """`key = value` lines; `#` comments and blank lines are ignored."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read CHAP secret file {path}: {e.strerror}") from e
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        key, sep, value = stripped.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or key not in CHAP_KEYS or not value:
+            # never echo the line: it may hold a secret
+            raise ConfigError(
+                f"{path}:{number}: expected one of {', '.join(CHAP_KEYS)} as 'key = value'"
+            )
+        values[key] = value
+    for required in ("username", "password"):
+        if required not in values:
+            raise ConfigError(f"{path}: no {required}")
+    if ("username_in" in values) != ("password_in" in values):
+        raise ConfigError(f"{path}: mutual CHAP needs both username_in and password_in")
+    return values
+
+
+def auth_settings(prefix: str, chap: Mapping[str, str] | None) -> dict[str, str]:
+    """Wanted `<prefix>.auth.*` values: CHAP with the file's credentials, or none at all."""
+    if chap is None:
+        return {f"{prefix}.auth.authmethod": "None"}
+    wanted = {f"{prefix}.auth.authmethod": "CHAP"}
+    for key in CHAP_KEYS:
+        # an absent value is iscsiadm's "<empty>": clearing it keeps a removed mutual CHAP removed
+        wanted[f"{prefix}.auth.{key}"] = chap.get(key, "<empty>")
+    return wanted
+
+
+def parse_settings(text: str) -> dict[str, str]:
+    """`iscsiadm -m iface|node|discoverydb` record output: `# comments` and `key = value` lines."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("#") or " = " not in line:
+            continue
+        key, _, value = line.partition(" = ")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def parse_discovery(text: str, iface: str) -> list[Node]:
+    """Flat discovery output, one `ADDR:PORT,TPGT TARGET` line per record."""
+    nodes = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or "," not in parts[0]:
+            continue
+        portal = parts[0].rsplit(",", 1)[0]
+        nodes.append(Node(parts[1], portal, iface))
+    return nodes
+
+
+def parse_sessions(text: str) -> list[Session]:
+    """`iscsiadm -m session -P 1`. A session to the same target and portal as the previous one
+    gets no portal lines of its own, so target and portal carry over from the lines before."""
+    sessions = []
+    target = portal = iface = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("Target: "):
+            target = line.removeprefix("Target: ").split(" (")[0]
+        elif line.startswith("Persistent Portal: "):
+            portal = line.removeprefix("Persistent Portal: ").rsplit(",", 1)[0]
+        elif line.startswith("Iface Name: "):
+            iface = line.removeprefix("Iface Name: ")
+        elif line.startswith("SID: "):
+            sessions.append(Session(line.removeprefix("SID: "), Node(target, portal, iface)))
+    return sessions
+
+
+class Iscsiadm:
+    def __init__(self, run: Runner, log: Callable[[str], None]) -> None:
+        self.run = run
+        self.log = log
+
+    def __call__(self, *args: str, ok: tuple[int, ...] | None = (0,)) -> Result:
+        """Run iscsiadm; an exit code not in `ok` raises (None: any code is fine)."""
+        result = self.run(["iscsiadm", *args])
+        if ok is not None and result.code not in ok:
+            raise IscsiadmError(args, result)
+        return result
+
+    def update(
+        self, selector: Sequence[str], current: Mapping[str, str], wanted: Mapping[str, str]
+    ) -> list[str]:
+        """Set each wanted value that differs; returns the keys changed."""
+        changed = []
+        for key, value in wanted.items():
+            if current.get(key) != value:
+                self(*selector, "-o", "update", "-n", key, "-v", value)
+                changed.append(key)
+        return changed
+
+
+class IscsiadmError(Exception):
+    def __init__(self, args: Sequence[str], result: Result) -> None:
+        shown = " ".join(_redact(args))
+        message = result.err.strip() or result.out.strip()
+        super().__init__(f"iscsiadm {shown} failed (exit {result.code}): {message}")
+
+
+def _redact(args: Sequence[str]) -> Iterator[str]:
+    """The arguments for a message, with the value after `-n ….password -v` hidden."""
+    secret_key = hide = False
+    for arg in args:
+        yield "********" if hide else arg
+        hide = secret_key and arg == "-v"
+        secret_key = arg.endswith((".password", ".password_in")) or (secret_key and not hide)
+
+
+def node_selector(node: Node) -> list[str]:
+    return ["-m", "node", "-T", node.target, "-p", node.portal, "-I", node.iface]
+
+
+def parse_ifaces(text: str) -> dict[str, str]:
+    """`iscsiadm -m iface`: `NAME TRANSPORT,HWADDRESS,IPADDRESS,NETDEV,INITIATORNAME` lines."""
+    ifaces = {}
+    for line in text.splitlines():
+        name, _, fields = line.strip().partition(" ")
+        values = fields.split(",")
+        if name and len(values) >= 4:
+            ifaces[name] = values[3]
+    return ifaces
+
+
+def ensure_ifaces(adm: Iscsiadm, config: Config) -> None:
+    # The list always holds open-iscsi's built-in ifaces (default, iser, ...).
+    existing = parse_ifaces(adm("-m", "iface").out)
+    for name, interface in sorted(config.ifaces.items()):
+        if name not in existing:
+            adm("-m", "iface", "-I", name, "-o", "new")
+            adm.log(f"created iface {name}")
+        if existing.get(name) != interface:
+            adm(
+                "-m",
+                "iface",
+                "-I",
+                name,
+                "-o",
+                "update",
+                "-n",
+                "iface.net_ifacename",
+                "-v",
+                interface,
+            )
+            adm.log(f"bound iface {name} to {interface}")
+
+
+def discover(adm: Iscsiadm, target: Target, chap: Mapping[str, str] | None) -> list[Node]:
+    """Discovery through each of the target's ifaces; a failing iface is logged and skipped."""
+    selector = ["-m", "discoverydb", "-t", "sendtargets", "-p", target.portal]
+    shown = adm(*selector, "-S", ok=None)
+    if shown.code != 0:  # no such record (the exit code varies with the reason)
+        adm(*selector, "-o", "new")
+        adm.log(f"created discovery record {target.portal}")
+        shown = adm(*selector, "-S")
+    changed = adm.update(
+        selector, parse_settings(shown.out), auth_settings("discovery.sendtargets", chap)
+    )
+    if changed:
+        adm.log(f"set discovery authentication of {target.portal}")
+    nodes: list[Node] = []
+    for iface in target.ifaces:
+        try:
+            found = adm(*selector, "-I", iface, "--discover", "-o", "new")
+        except IscsiadmError as e:
+            adm.log(f"discovery through {iface} failed: {e}")
+            continue
+        nodes.extend(n for n in parse_discovery(found.out, iface) if _wanted(target, n))
+    return nodes
+
+
+def _wanted(target: Target, node: Node) -> bool:
+    return target.target is None or target.target.lower() == node.target.lower()
+
+
+def sessions(adm: Iscsiadm) -> list[Session]:
+    result = adm("-m", "session", "-P", "1", ok=(0, NO_OBJECTS_FOUND))
+    return parse_sessions(result.out) if result.code == 0 else []
+
+
+def start(adm: Iscsiadm, config: Config) -> int:
+    """Returns the number of wanted sessions that could not be established."""
+    failures = 0
+    ensure_ifaces(adm, config)
+    live = {s.node for s in sessions(adm)}
+    for target in config.targets:
+        try:
+            chap = read_chap(target.chap_secret_file) if target.chap_secret_file else None
+            nodes = discover(adm, target, chap)
+        except (ConfigError, IscsiadmError) as e:
+            adm.log(str(e))
+            failures += len(target.ifaces)
+            continue
+        reached = {n.iface for n in nodes}
+        for iface in target.ifaces:
+            if iface not in reached:
+                adm.log(f"no target found at {target.portal} through {iface}")
+                failures += 1
+        wanted = dict(config.node_settings) | auth_settings("node.session", chap)
+        for node in sorted(set(nodes)):
+            try:
+                shown = adm(*node_selector(node), "-S")
+                changed = adm.update(node_selector(node), parse_settings(shown.out), wanted)
+                if changed:
+                    adm.log(f"set {', '.join(changed)} on {_describe(node)}")
+                if node not in live:
+                    adm(*node_selector(node), "--login", ok=(0, SESSION_EXISTS))
+                    adm.log(f"logged in to {_describe(node)}")
+            except IscsiadmError as e:
+                adm.log(str(e))
+                failures += 1
+    return failures
+
+
+def stop(adm: Iscsiadm, config: Config) -> int:
+    failures = 0
+    for session in sessions(adm):
+        if session.node.iface not in config.ifaces:
+            continue
+        try:
+            adm("-m", "session", "-r", session.sid, "--logout", ok=(0, NO_OBJECTS_FOUND))
+            adm.log(f"logged out of {_describe(session.node)}")
+        except IscsiadmError as e:
+            adm.log(str(e))
+            failures += 1
+    return failures
+
+
+def _describe(node: Node) -> str:
+    return f"{node.target} at {node.portal} through {node.iface}"
+
+
+def run_process(args: Sequence[str]) -> Result:
+    done = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def main(argv: Sequence[str] | None = None, run: Runner = run_process) -> int:
+    parser = argparse.ArgumentParser(prog="iscsi-ifaces", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, type=Path, help="JSON configuration file")
+    parser.add_argument("action", choices=("start", "stop"))
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config.read_text())
+    except OSError as e:
+        print(f"iscsi-ifaces: cannot read {args.config}: {e.strerror}", file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print(f"iscsi-ifaces: {args.config}: {e}", file=sys.stderr)
+        return 2
+    adm = Iscsiadm(run, lambda message: print(f"iscsi-ifaces: {message}", flush=True))
+    try:
+        failures = start(adm, config) if args.action == "start" else stop(adm, config)
+    except IscsiadmError as e:
+        print(f"iscsi-ifaces: {e}", file=sys.stderr)
+        return 1
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,356 @@
+"""iscsi-ifaces (pkgs/iscsi-ifaces), the host program behind services.iscsi-ifaces, against a fake
+iscsiadm that keeps open-iscsi's records and sessions and records every call."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import host_program
+from fake_iscsiadm import FakeIscsiadm
+
+prog = host_program("iscsi-ifaces")
+
+SAN = "10.1.0.100:3260"
+VOLUME = "iqn.2001-05.com.equallogic:0-af1ff6-vol1"
+OTHER = "iqn.2001-05.com.equallogic:0-af1ff6-vol2"
+CHANGING = ("new", "update", "delete")
+
+
+def config(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "ifaces": {"ieth0": {"interface": "san0"}, "ieth1": {"interface": "san1"}},
+        "targets": [
+            {"portal": SAN, "ifaces": ["ieth0", "ieth1"], "target": None, "chapSecretFile": None}
+        ],
+        "nodeSettings": {"node.session.timeo.replacement_timeout": 15},
+    }
+    base.update(overrides)
+    return base
+
+
+def san(**kwargs: Any) -> FakeIscsiadm:
+    return FakeIscsiadm(offers={SAN: [[VOLUME, SAN]]}, **kwargs)
+
+
+class Host:
+    """The program run in-process against a fake, collecting what it logs."""
+
+    def __init__(self, fake: FakeIscsiadm) -> None:
+        self.fake = fake
+        self.log: list[str] = []
+
+    def runner(self, argv: Any) -> Any:
+        r = self.fake.run(argv)
+        return prog.Result(r.code, r.out, r.err)
+
+    def act(self, action: str, cfg: dict[str, Any]) -> int:
+        adm = prog.Iscsiadm(self.runner, self.log.append)
+        loaded = prog.load_config(json.dumps(cfg))
+        failures: int = prog.start(adm, loaded) if action == "start" else prog.stop(adm, loaded)
+        return failures
+
+
+def changing_calls(fake: FakeIscsiadm, since: int = 0) -> list[list[str]]:
+    return [
+        c
+        for c in fake.calls[since:]
+        if ("-o" in c and c[c.index("-o") + 1] in CHANGING and "--discover" not in c)
+        or "--login" in c
+        or "--logout" in c
+    ]
+
+
+def sessions(fake: FakeIscsiadm) -> set[tuple[str, str, str]]:
+    return {(t, p, i) for _, t, p, i in fake.sessions}
+
+
+def test_first_run_binds_ifaces_discovers_sets_timeout_and_logs_in() -> None:
+    host = Host(san())
+    assert host.act("start", config()) == 0
+    fake = host.fake
+    assert fake.ifaces == {"ieth0": "san0", "ieth1": "san1"}
+    assert sessions(fake) == {(VOLUME, SAN, "ieth0"), (VOLUME, SAN, "ieth1")}
+    for iface in ("ieth0", "ieth1"):
+        node = fake.nodes[f"{VOLUME}|{SAN}|{iface}"]
+        assert node["node.session.timeo.replacement_timeout"] == "15"
+        assert node["node.session.auth.authmethod"] == "None"
+    # discovery through each iface separately, never overwriting existing node records
+    discoveries = [c for c in fake.calls if "--discover" in c]
+    assert [c[c.index("-I") + 1] for c in discoveries] == ["ieth0", "ieth1"]
+    assert all(c[c.index("-o") + 1] == "new" for c in discoveries)
+    # the iface is bound before anything logs in through it
+    first_login = next(n for n, c in enumerate(fake.calls) if "--login" in c)
+    binds = [n for n, c in enumerate(fake.calls) if "iface.net_ifacename" in c]
+    assert len(binds) == 2 and max(binds) < first_login
+
+
+def test_second_run_changes_nothing() -> None:
+    host = Host(san())
+    assert host.act("start", config()) == 0
+    state = host.fake.to_json()
+    seen = len(host.fake.calls)
+    host.log.clear()
+    assert host.act("start", config()) == 0
+    assert changing_calls(host.fake, seen) == []
+    assert host.log == []
+    after = json.loads(host.fake.to_json())
+    before = json.loads(state)
+    after.pop("calls")
+    before.pop("calls")
+    assert after == before
+
+
+def test_a_new_volume_is_logged_in_without_touching_live_sessions() -> None:
+    host = Host(san())
+    host.act("start", config())
+    live = list(host.fake.sessions)
+    host.fake.offers[SAN].append([OTHER, SAN])
+    seen = len(host.fake.calls)
+    assert host.act("start", config()) == 0
+    assert host.fake.sessions[:2] == live
+    logins = [c for c in changing_calls(host.fake, seen) if "--login" in c]
+    assert {(c[c.index("-T") + 1], c[c.index("-I") + 1]) for c in logins} == {
+        (OTHER, "ieth0"),
+        (OTHER, "ieth1"),
+    }
+
+
+def test_rebinding_an_iface_only_updates_it() -> None:
+    host = Host(san())
+    host.act("start", config())
+    seen = len(host.fake.calls)
+    cfg = config(ifaces={"ieth0": {"interface": "san2"}, "ieth1": {"interface": "san1"}})
+    assert host.act("start", cfg) == 0
+    assert changing_calls(host.fake, seen) == [
+        ["-m", "iface", "-I", "ieth0", "-o", "update", "-n", "iface.net_ifacename", "-v", "san2"]
+    ]
+
+
+def test_a_changed_session_setting_is_updated_on_every_node() -> None:
+    host = Host(san())
+    host.act("start", config())
+    seen = len(host.fake.calls)
+    cfg = config(nodeSettings={"node.session.timeo.replacement_timeout": 5})
+    assert host.act("start", cfg) == 0
+    updates = changing_calls(host.fake, seen)
+    assert len(updates) == 2
+    assert all(
+        c[-4:] == ["-n", "node.session.timeo.replacement_timeout", "-v", "5"] for c in updates
+    )
+
+
+def test_one_nic_down_logs_in_through_the_other_and_reports_the_missing_path() -> None:
+    host = Host(san(down=["san1"]))
+    assert host.act("start", config()) == 1
+    assert sessions(host.fake) == {(VOLUME, SAN, "ieth0")}
+    assert any("discovery through ieth1 failed" in line for line in host.log)
+    assert any(f"no target found at {SAN} through ieth1" in line for line in host.log)
+    # the link comes back: a reload adds the missing session and nothing else
+    host.fake.down.clear()
+    seen = len(host.fake.calls)
+    assert host.act("start", config()) == 0
+    assert sessions(host.fake) == {(VOLUME, SAN, "ieth0"), (VOLUME, SAN, "ieth1")}
+    logins = [c for c in changing_calls(host.fake, seen) if "--login" in c]
+    assert len(logins) == 1 and logins[0][logins[0].index("-I") + 1] == "ieth1"
+
+
+def test_only_the_named_target_is_logged_in() -> None:
+    fake = FakeIscsiadm(offers={SAN: [[VOLUME, SAN], [OTHER, SAN]]})
+    host = Host(fake)
+    target = {"portal": SAN, "ifaces": ["ieth0", "ieth1"], "target": OTHER.upper()}
+    assert host.act("start", config(targets=[target])) == 0
+    assert {t for t, _, _ in sessions(fake)} == {OTHER}
+
+
+def test_two_subnets_one_target_per_portal() -> None:
+    a, b = "10.1.0.100:3260", "10.2.0.100:3260"
+    fake = FakeIscsiadm(offers={a: [[VOLUME, a]], b: [[VOLUME, b]]})
+    host = Host(fake)
+    targets = [{"portal": a, "ifaces": ["ieth0"]}, {"portal": b, "ifaces": ["ieth1"]}]
+    assert host.act("start", config(targets=targets)) == 0
+    assert sessions(fake) == {(VOLUME, a, "ieth0"), (VOLUME, b, "ieth1")}
+    seen = len(fake.calls)
+    assert host.act("start", config(targets=targets)) == 0
+    assert changing_calls(fake, seen) == []
+
+
+@pytest.fixture
+def secret(tmp_path: Path) -> Path:
+    path = tmp_path / "chap"
+    path.write_text("# EqualLogic CHAP account\nusername = kvm01\npassword = s3cret-s3cret\n")
+    return path
+
+
+def test_chap_from_the_secret_file_for_discovery_and_sessions(secret: Path) -> None:
+    host = Host(san(chap=["kvm01", "s3cret-s3cret"]))
+    target = {"portal": SAN, "ifaces": ["ieth0", "ieth1"], "chapSecretFile": str(secret)}
+    assert host.act("start", config(targets=[target])) == 0
+    assert len(host.fake.sessions) == 2
+    assert host.fake.discovery[SAN]["discovery.sendtargets.auth.authmethod"] == "CHAP"
+    node = host.fake.nodes[f"{VOLUME}|{SAN}|ieth0"]
+    assert node["node.session.auth.authmethod"] == "CHAP"
+    assert node["node.session.auth.username_in"] == "<empty>"
+    assert not any("s3cret" in line for line in host.log)
+    seen = len(host.fake.calls)
+    assert host.act("start", config(targets=[target])) == 0
+    assert changing_calls(host.fake, seen) == []
+
+
+def test_a_wrong_chap_secret_fails_without_showing_it(secret: Path) -> None:
+    host = Host(san(chap=["kvm01", "another-secret"]))
+    target = {"portal": SAN, "ifaces": ["ieth0", "ieth1"], "chapSecretFile": str(secret)}
+    assert host.act("start", config(targets=[target])) > 0
+    assert host.fake.sessions == []
+    assert any("authorize" in line for line in host.log)
+    assert not any("s3cret" in line for line in host.log)
+
+
+def test_an_unreadable_secret_file_fails_that_target_only(tmp_path: Path) -> None:
+    fake = FakeIscsiadm(
+        offers={SAN: [[VOLUME, SAN]], "10.1.0.101:3260": [[OTHER, "10.1.0.101:3260"]]}
+    )
+    host = Host(fake)
+    targets = [
+        {"portal": "10.1.0.101:3260", "ifaces": ["ieth0"], "chapSecretFile": str(tmp_path / "no")},
+        {"portal": SAN, "ifaces": ["ieth0"]},
+    ]
+    assert host.act("start", config(targets=targets)) == 1
+    assert sessions(fake) == {(VOLUME, SAN, "ieth0")}
+    assert any("cannot read CHAP secret file" in line for line in host.log)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("username = a\n", "no password"),
+        ("password = a\n", "no username"),
+        ("username = a\npassword = b\nusername_in = c\n", "needs both"),
+        ("username = a\npassword = b\nsecret-on-its-own\n", ":3: expected one of"),
+        ("username = a\npasswd = hunter2\n", ":2: expected one of"),
+    ],
+)
+def test_bad_secret_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "chap"
+    path.write_text(text)
+    with pytest.raises(prog.ConfigError, match=message) as raised:
+        prog.read_chap(str(path))
+    assert "hunter2" not in str(raised.value)
+
+
+def test_passwords_are_redacted_in_error_messages() -> None:
+    args = ["-m", "node", "-o", "update", "-n", "node.session.auth.password", "-v", "hunter2"]
+    error = prog.IscsiadmError(args, prog.Result(7, "", "boom"))
+    assert "hunter2" not in str(error)
+    assert "node.session.auth.password -v ********" in str(error)
+    plain = ["-o", "update", "-n", "node.session.auth.username", "-v", "kvm01"]
+    assert "-v kvm01" in str(prog.IscsiadmError(plain, prog.Result(7, "", "")))
+
+
+def test_stop_logs_out_only_the_configured_ifaces_sessions() -> None:
+    host = Host(san())
+    host.act("start", config())
+    # a session of someone else's through open-iscsi's default iface
+    host.fake.sessions.append(["9", OTHER, SAN, "default"])
+    assert host.act("stop", config()) == 0
+    assert host.fake.sessions == [["9", OTHER, SAN, "default"]]
+    logouts = [c for c in host.fake.calls if "--logout" in c]
+    assert sorted(c[c.index("-r") + 1] for c in logouts) == ["1", "2"]
+
+
+def test_stop_without_sessions_does_nothing() -> None:
+    host = Host(san())
+    assert host.act("stop", config()) == 0
+    assert changing_calls(host.fake) == []
+
+
+def test_session_tree_carries_target_and_portal_over_omitted_lines() -> None:
+    text = (
+        f"Target: {VOLUME} (non-flash)\n"
+        f"\tCurrent Portal: 10.1.0.13:3260,1\n\tPersistent Portal: {SAN},1\n"
+        "\t\t**********\n\t\tInterface:\n\t\t**********\n\t\tIface Name: ieth0\n\t\tSID: 3\n"
+        "\n"
+        "\t\t**********\n\t\tInterface:\n\t\t**********\n\t\tIface Name: ieth1\n\t\tSID: 4\n"
+        f"Target: {OTHER} (non-flash)\n"
+        "\tCurrent Portal: [fd00::1]:3260,1\n\tPersistent Portal: [fd00::1]:3260,1\n"
+        "\t\tIface Name: default\n\t\tSID: 5\n"
+    )
+    assert prog.parse_sessions(text) == [
+        prog.Session("3", prog.Node(VOLUME, SAN, "ieth0")),
+        prog.Session("4", prog.Node(VOLUME, SAN, "ieth1")),
+        prog.Session("5", prog.Node(OTHER, "[fd00::1]:3260", "default")),
+    ]
+
+
+def test_discovery_output_with_ipv6_portals() -> None:
+    text = f"[fd00::1]:3260,1 {VOLUME}\n10.1.0.100:3260,1 {OTHER}\n"
+    assert prog.parse_discovery(text, "ieth0") == [
+        prog.Node(VOLUME, "[fd00::1]:3260", "ieth0"),
+        prog.Node(OTHER, "10.1.0.100:3260", "ieth0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "invalid configuration"),
+        ('{"ifaces": {"ieth0": {}}}', "invalid configuration"),
+        ('{"targets": [{"portal": "a:1", "ifaces": ["ieth9"]}]}', "iface 'ieth9'"),
+        ('{"nodeSettings": {"a": [1]}}', "invalid configuration"),
+    ],
+)
+def test_bad_configurations(text: str, message: str) -> None:
+    with pytest.raises(prog.ConfigError, match=message):
+        prog.load_config(text)
+
+
+@pytest.fixture
+def fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """`iscsiadm` on PATH: an executable running the fake on a JSON state file."""
+    state = tmp_path / "state.json"
+    state.write_text(san().to_json())
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    script = bindir / "iscsiadm"
+    tests = Path(__file__).resolve().parent
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(tests)!r})\n"
+        "from pathlib import Path\n"
+        "import fake_iscsiadm\n"
+        f"sys.exit(fake_iscsiadm.main(Path({str(state)!r})))\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    yield state
+
+
+def test_command_line_start_and_stop(
+    fake_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config()))
+    assert prog.main(["--config", str(cfg), "start"]) == 0
+    fake = FakeIscsiadm.from_json(fake_binary.read_text())
+    assert sessions(fake) == {(VOLUME, SAN, "ieth0"), (VOLUME, SAN, "ieth1")}
+    assert "iscsi-ifaces: logged in to" in capsys.readouterr().out
+    assert prog.main(["--config", str(cfg), "start"]) == 0
+    assert capsys.readouterr().out == ""
+    assert prog.main(["--config", str(cfg), "stop"]) == 0
+    assert FakeIscsiadm.from_json(fake_binary.read_text()).sessions == []
+
+
+def test_command_line_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text("{")
+    assert prog.main(["--config", str(cfg), "start"]) == 2
+    assert capsys.readouterr().err.startswith(f"iscsi-ifaces: {cfg}: invalid configuration")
+    assert prog.main(["--config", str(tmp_path / "missing"), "start"]) == 2
