@@ -1,0 +1,210 @@
+# services.iscsi-ifaces: iSCSI sessions bound to network interfaces, one per
+# open-iscsi iface (`iface.net_ifacename`), for dm-multipath over several NICs.
+# nixpkgs' services.openiscsi runs iscsid but knows no ifaces; this adds a
+# oneshot unit running iscsi-ifaces (pkgs/iscsi-ifaces), which creates or
+# updates the ifaces, discovers each target through them, sets the session
+# settings and logs in, changing only what differs. A NixOS module of its own:
+# it works without kvmfleet.
+#
+# Unit ordering and lifecycle:
+# - after iscsid (socket and service) and network-online.target, before
+#   remote-fs-pre.target: filesystems on the LUNs mount after the login, and at
+#   shutdown they are unmounted, then the sessions logged out (ExecStop), then
+#   iscsid and the network go down (stop order is the reverse of start order);
+# - `nixos-rebuild switch` never logs out live sessions: NixOS stops and starts
+#   a changed unit, so reloadIfChanged makes every change a reload, which runs
+#   the same idempotent login with the new settings (new targets, ifaces and
+#   settings apply; a target removed from the configuration stays logged in
+#   until `iscsiadm -m session -r SID -u` or a reboot);
+# - not combined with services.openiscsi.enableAutoLoginOut: its iscsi.service
+#   logs in to every automatic node through any iface and logs out all of them.
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  inherit (lib) mkOption types;
+  cfg = config.services.iscsi-ifaces;
+
+  configFile = pkgs.writeText "iscsi-ifaces.json" (
+    builtins.toJSON {
+      ifaces = lib.mapAttrs (_: iface: { inherit (iface) interface; }) cfg.ifaces;
+      targets = map (target: {
+        inherit (target)
+          portal
+          ifaces
+          target
+          chapSecretFile
+          ;
+      }) cfg.targets;
+      nodeSettings = {
+        "node.session.timeo.replacement_timeout" = cfg.replacementTimeout;
+      }
+      // cfg.extraNodeSettings;
+    }
+  );
+  run = action: "${lib.getExe cfg.package} --config ${configFile} ${action}";
+
+  ifaceNames = lib.attrNames cfg.ifaces;
+  undeclared = lib.concatMap (
+    target: map (iface: "${target.portal}: ${iface}") (lib.subtractLists ifaceNames target.ifaces)
+  ) cfg.targets;
+  interfaces = lib.mapAttrsToList (_: iface: iface.interface) cfg.ifaces;
+  sharedInterfaces = lib.unique (lib.filter (i: lib.count (j: j == i) interfaces > 1) interfaces);
+  storeSecrets = lib.filter (
+    target: target.chapSecretFile != null && lib.hasPrefix builtins.storeDir target.chapSecretFile
+  ) cfg.targets;
+in
+{
+  options.services.iscsi-ifaces = {
+    enable = lib.mkEnableOption "iSCSI sessions through open-iscsi ifaces bound to network interfaces";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ../pkgs/iscsi-ifaces/package.nix {
+        openiscsi = config.services.openiscsi.package;
+      };
+      defaultText = lib.literalMD "iscsi-ifaces from this repository, with `services.openiscsi.package`";
+      description = "The iscsi-ifaces program.";
+    };
+
+    ifaces = mkOption {
+      type = types.attrsOf (
+        types.submodule {
+          options.interface = mkOption {
+            type = types.strMatching "[^/[:space:]]{1,15}";
+            example = "san0";
+            description = "Network interface the iface's sessions use (`iface.net_ifacename`).";
+          };
+        }
+      );
+      default = { };
+      example = {
+        ieth0.interface = "san0";
+        ieth1.interface = "san1";
+      };
+      description = "open-iscsi ifaces (iSCSI name -> network interface), one session per target each.";
+    };
+
+    targets = mkOption {
+      type = types.listOf (
+        types.submodule {
+          options = {
+            portal = mkOption {
+              type = types.str;
+              example = "10.1.0.100:3260";
+              description = "SendTargets discovery portal, `address:port` (IPv6 as `[address]:port`).";
+            };
+            ifaces = mkOption {
+              type = types.nonEmptyListOf types.str;
+              example = [
+                "ieth0"
+                "ieth1"
+              ];
+              description = "Ifaces to discover and log in through (one session each).";
+            };
+            target = mkOption {
+              type = types.nullOr types.str;
+              default = null;
+              description = "Log in to this target only (default: every target the portal offers).";
+            };
+            chapSecretFile = mkOption {
+              type = types.nullOr (types.strMatching "/.+");
+              default = null;
+              example = "/run/keys/iscsi-chap";
+              description = ''
+                File with CHAP credentials for discovery and sessions, read at run time (never
+                copied to the Nix store): `username = …` and `password = …` lines, and for mutual
+                CHAP `username_in = …` and `password_in = …`. Passwords reach iscsiadm as
+                arguments, briefly visible to local users in the process list.
+              '';
+            };
+          };
+        }
+      );
+      default = [ ];
+      description = "Targets to discover and log in to.";
+    };
+
+    replacementTimeout = mkOption {
+      type = types.ints.between 1 600;
+      default = 15;
+      description = ''
+        `node.session.timeo.replacement_timeout` in seconds: how long a broken session holds
+        I/O before failing it upwards. open-iscsi's 120 s stalls I/O that dm-multipath should
+        move to another path; with multipath, keep it short (queueing when all paths are gone is
+        multipath's `no_path_retry`).
+      '';
+    };
+
+    extraNodeSettings = mkOption {
+      type = types.attrsOf (
+        types.oneOf [
+          types.str
+          types.int
+        ]
+      );
+      default = { };
+      example = {
+        "node.conn[0].timeo.noop_out_interval" = 5;
+        "node.conn[0].timeo.noop_out_timeout" = 5;
+      };
+      description = "Further node record settings (`iscsiadm -m node -o update -n KEY -v VALUE`).";
+    };
+  };
+
+  config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = config.services.openiscsi.enable;
+        message = "services.iscsi-ifaces needs services.openiscsi.enable (iscsid, the initiator name).";
+      }
+      {
+        assertion = !config.services.openiscsi.enableAutoLoginOut;
+        message = "services.iscsi-ifaces cannot be combined with services.openiscsi.enableAutoLoginOut, whose iscsi.service logs in to every node and out of every session.";
+      }
+      {
+        assertion = undeclared == [ ];
+        message = "services.iscsi-ifaces.targets use undeclared ifaces: ${lib.concatStringsSep ", " undeclared}.";
+      }
+      {
+        assertion = sharedInterfaces == [ ];
+        message = "services.iscsi-ifaces.ifaces: several ifaces on ${lib.concatStringsSep ", " sharedInterfaces} would give one NIC several paths.";
+      }
+      {
+        assertion = storeSecrets == [ ];
+        message = "services.iscsi-ifaces.targets.*.chapSecretFile must not be in the Nix store (world-readable).";
+      }
+    ];
+
+    systemd.services.iscsi-ifaces = {
+      description = "iSCSI sessions through bound network interfaces";
+      documentation = [ "man:iscsiadm(8)" ];
+      wantedBy = [ "remote-fs.target" ];
+      wants = [
+        "network-online.target"
+        "remote-fs-pre.target"
+      ];
+      requires = [ "iscsid.socket" ];
+      after = [
+        "network-online.target"
+        "iscsid.socket"
+        "iscsid.service"
+      ];
+      before = [
+        "remote-fs-pre.target"
+        "remote-fs.target"
+      ];
+      reloadIfChanged = true;
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = run "start";
+        ExecReload = run "start";
+        ExecStop = run "stop";
+      };
+    };
+  };
+}
