@@ -17,7 +17,7 @@ def test_grub_host_on_msdos_disk() -> None:
     s = _settings("kvm01")
     assert s["boot"]["loader"] == {"grub": {"enable": True, "devices": ["/dev/sda"]}}
     assert s["fileSystems"]["/"] == {"device": "/dev/disk/by-label/nixos", "fsType": "xfs"}
-    assert s["boot"]["kernel"]["sysctl"] == {"net.ipv4.tcp_retries2": 8}
+    assert s["boot"]["kernel"]["sysctl"]["net.ipv4.tcp_retries2"] == 8
 
 
 def test_uefi_host_gets_systemd_boot_and_esp() -> None:
@@ -27,7 +27,8 @@ def test_uefi_host_gets_systemd_boot_and_esp() -> None:
         "efi": {"canTouchEfiVariables": True},
     }
     assert s["fileSystems"]["/boot"]["fsType"] == "vfat"
-    assert "kernel" not in s["boot"]
+    # no [sysctl] of its own (the storage capability adds ARP settings)
+    assert "net.ipv4.tcp_retries2" not in s["boot"]["kernel"]["sysctl"]
 
 
 def test_identity_and_layering_from_site() -> None:
