@@ -204,6 +204,10 @@ in
         ExecStart = run "start";
         ExecReload = run "start";
         ExecStop = run "stop";
+        # A SAN not reachable yet at boot, or a path missing: try again (ExecStop runs only
+        # after a successful start, so a retry never logs out the sessions already made).
+        Restart = "on-failure";
+        RestartSec = "30s";
       };
     };
   };

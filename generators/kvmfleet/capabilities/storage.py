@@ -88,14 +88,17 @@ def storage_nics(ctx: HostContext) -> list[StorageNic]:
     return nics
 
 
-def shared_subnet_interfaces(ctx: HostContext) -> list[str]:
-    """Storage NICs that share a subnet with another storage NIC (the single-portal topology)."""
+def shared_subnet_interfaces(ctx: HostContext, versions: tuple[int, ...] = (4, 6)) -> list[str]:
+    """Storage NICs that share a subnet (of these IP versions) with another storage NIC: the
+    single-portal topology."""
     nics = storage_nics(ctx)
     shared = set()
     for a in nics:
         for b in nics:
             if a.interface != b.interface and any(
-                x.version == y.version and x.overlaps(y) for x in a.subnets for y in b.subnets
+                x.version == y.version and x.version in versions and x.overlaps(y)
+                for x in a.subnets
+                for y in b.subnets
             ):
                 shared.add(a.interface)
     return sorted(shared)
@@ -112,9 +115,13 @@ def settings(ctx: HostContext) -> Settings:
             "openiscsi": {"enable": True, "name": iscsi.initiator_name},
             "iscsi-ifaces": _iscsi_ifaces(iscsi),
         }
+        # ARP is IPv4's (IPv6 neighbour discovery answers only for the receiving NIC's addresses);
+        # the firewall's reverse-path check covers both families.
+        arp = shared_subnet_interfaces(ctx, (4,))
+        if arp:
+            out["boot"] = {"kernel": {"sysctl": _arp_sysctls(ctx, arp)}}
         shared = shared_subnet_interfaces(ctx)
         if shared:
-            out["boot"] = {"kernel": {"sysctl": _arp_sysctls(ctx, shared)}}
             names = ", ".join(f'"{name}"' for name in shared)
             # The firewall's reverse-path check (nftables `fib saddr . iif`) can drop the SAN's
             # replies on the second NIC of a subnet, whose route back resolves to the first:
@@ -313,7 +320,8 @@ def _target_findings(ctx: HostContext) -> Iterator[Finding]:
 
 
 def _sysctl_findings(ctx: HostContext) -> Iterator[Finding]:
-    for interface in ["all", *shared_subnet_interfaces(ctx)]:
+    shared = shared_subnet_interfaces(ctx, (4,))
+    for interface in ["all", *shared] if shared else []:
         for key, wanted in ARP_SYSCTLS.items():
             name = f"net.ipv4.conf.{_sysctl_name(interface)}.{key}"
             value = ctx.host.sysctl.get(name)

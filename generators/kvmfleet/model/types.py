@@ -384,9 +384,10 @@ def _uuid(value: str) -> str:
 
 Uuid = Annotated[str, constrained("UUID", _uuid)]
 
-# RFC 3720: iqn.YYYY-MM.reversed.domain[:anything], or eui./naa. hex forms; lower case.
+# RFC 3720: iqn.YYYY-MM.reversed.domain[:anything] (lower case), or eui./naa. hex forms (either case;
+# names compare case-insensitively, as fleet.py compares identities).
 _IQN = re.compile(
-    r"^(iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?|eui\.[0-9a-f]{16}|naa\.([0-9a-f]{16}|[0-9a-f]{32}))\Z"
+    r"^(iqn\.[0-9]{4}-(0[1-9]|1[0-2])\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:_-]+)?|eui\.[0-9a-fA-F]{16}|naa\.([0-9a-fA-F]{16}|[0-9a-fA-F]{32}))\Z"
 )
 
 
