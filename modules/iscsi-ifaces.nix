@@ -16,6 +16,7 @@
 #   the same idempotent login with the new settings (new targets, ifaces and
 #   settings apply; a target removed from the configuration stays logged in
 #   until `iscsiadm -m session -r SID -u` or a reboot);
+# - a failed start (SAN not reachable yet, a path missing) is retried every 30 s;
 # - not combined with services.openiscsi.enableAutoLoginOut: its iscsi.service
 #   logs in to every automatic node through any iface and logs out all of them.
 {
