@@ -28,8 +28,7 @@ def _auth(prefix: str) -> dict[str, str]:
     return {
         f"{prefix}.auth.authmethod": "None",
         **{
-            f"{prefix}.auth.{k}": EMPTY
-            for k in ("username", "password", "username_in", "password_in")
+            f"{prefix}.auth.{k}": "" for k in ("username", "password", "username_in", "password_in")
         },
     }
 
@@ -81,13 +80,15 @@ class FakeIscsiadm:
         op = opts.get("o")
         if not opts["I"]:
             names = [*BUILTIN_IFACES, *sorted(self.ifaces)]
-            lines = [f"{n} tcp,{EMPTY},{EMPTY},{self.ifaces.get(n, EMPTY)},{EMPTY}" for n in names]
+            lines = [
+                f"{n} tcp,{EMPTY},{EMPTY},{self.ifaces.get(n) or EMPTY},{EMPTY}" for n in names
+            ]
             return Result(0, "".join(f"{line}\n" for line in lines), "")
         (name,) = opts["I"]
         if op == "new":
             if name in self.ifaces:
                 return Result(15, "", f"iscsiadm: Could not create new interface {name}.\n")
-            self.ifaces[name] = EMPTY
+            self.ifaces[name] = ""
             return Result(0, f"New interface {name} added\n", "")
         if op == "update":
             if name not in self.ifaces:
@@ -112,6 +113,7 @@ class FakeIscsiadm:
             return Result(6, "", f"iscsiadm: Discovery record [{portal}] not found.\n")
         if op == "update":
             assert opts["n"] in record, opts
+            assert opts["v"] != EMPTY, "iscsiadm would store the text <empty>"
             record[opts["n"]] = opts["v"]
             return Result(0, "", "")
         assert op is None, opts
@@ -150,6 +152,7 @@ class FakeIscsiadm:
         op = opts.get("o")
         if op == "update":
             assert opts["n"] in record or opts["n"].startswith("node."), opts
+            assert opts["v"] != EMPTY, "iscsiadm would store the text <empty>"
             record[opts["n"]] = opts["v"]
             return Result(0, "", "")
         where = f"[iface: {iface}, target: {opts['T']}, portal: {opts['p']}]"
@@ -201,7 +204,7 @@ class FakeIscsiadm:
             out.append(
                 "\t\t**********\n\t\tInterface:\n\t\t**********\n"
                 f"\t\tIface Name: {iface}\n\t\tIface Transport: tcp\n"
-                f"\t\tIface Netdev: {self.ifaces.get(iface, EMPTY)}\n"
+                f"\t\tIface Netdev: {self.ifaces.get(iface) or EMPTY}\n"
                 f"\t\tSID: {sid}\n"
                 "\t\tiSCSI Connection State: LOGGED IN\n"
             )
@@ -220,8 +223,9 @@ class FakeIscsiadm:
 def _record(values: dict[str, str], show: bool) -> str:
     lines = ["# BEGIN RECORD 2.1.11"]
     for key, value in values.items():
-        hidden = key.endswith((".password", ".password_in")) and value != EMPTY and not show
-        lines.append(f"{key} = {'********' if hidden else value}")
+        # as idbm.c prints a record: masked secrets, "<empty>" for empty values
+        hidden = key.endswith((".password", ".password_in")) and value and not show
+        lines.append(f"{key} = {'********' if hidden else value or EMPTY}")
     lines.append("# END RECORD")
     return "".join(f"{line}\n" for line in lines)
 

@@ -197,11 +197,27 @@ def test_chap_from_the_secret_file_for_discovery_and_sessions(secret: Path) -> N
     assert host.fake.discovery[SAN]["discovery.sendtargets.auth.authmethod"] == "CHAP"
     node = host.fake.nodes[f"{VOLUME}|{SAN}|ieth0"]
     assert node["node.session.auth.authmethod"] == "CHAP"
-    assert node["node.session.auth.username_in"] == "<empty>"
+    assert node["node.session.auth.username_in"] == ""
     assert not any("s3cret" in line for line in host.log)
     seen = len(host.fake.calls)
     assert host.act("start", config(targets=[target])) == 0
     assert changing_calls(host.fake, seen) == []
+
+
+def test_removing_mutual_chap_and_then_chap_clears_the_records(secret: Path) -> None:
+    host = Host(san())
+    target = {"portal": SAN, "ifaces": ["ieth0"], "chapSecretFile": str(secret)}
+    secret.write_text("username = a\npassword = b\nusername_in = c\npassword_in = d\n")
+    assert host.act("start", config(targets=[target])) == 0
+    node = host.fake.nodes[f"{VOLUME}|{SAN}|ieth0"]
+    assert node["node.session.auth.password_in"] == "d"
+    secret.write_text("username = a\npassword = b\n")
+    assert host.act("start", config(targets=[target])) == 0
+    assert node["node.session.auth.username_in"] == node["node.session.auth.password_in"] == ""
+    target.pop("chapSecretFile")
+    assert host.act("start", config(targets=[target])) == 0
+    assert node["node.session.auth.authmethod"] == "None"
+    assert host.fake.discovery[SAN]["discovery.sendtargets.auth.authmethod"] == "None"
 
 
 def test_a_wrong_chap_secret_fails_without_showing_it(secret: Path) -> None:

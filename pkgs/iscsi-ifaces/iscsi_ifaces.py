@@ -146,19 +146,23 @@ def auth_settings(prefix: str, chap: Mapping[str, str] | None) -> dict[str, str]
         return {f"{prefix}.auth.authmethod": "None"}
     wanted = {f"{prefix}.auth.authmethod": "CHAP"}
     for key in CHAP_KEYS:
-        # an absent value is iscsiadm's "<empty>": clearing it keeps a removed mutual CHAP removed
-        wanted[f"{prefix}.auth.{key}"] = chap.get(key, "<empty>")
+        # an absent value is cleared: a mutual CHAP removed from the file is removed here too
+        wanted[f"{prefix}.auth.{key}"] = chap.get(key, "")
     return wanted
 
 
+EMPTY = "<empty>"  # how iscsiadm shows an empty value; `-v <empty>` would store those 7 characters
+
+
 def parse_settings(text: str) -> dict[str, str]:
-    """`iscsiadm -m iface|node|discoverydb` record output: `# comments` and `key = value` lines."""
+    """`iscsiadm -m node|discoverydb` record output: `# comments` and `key = value` lines."""
     values: dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith("#") or " = " not in line:
             continue
         key, _, value = line.partition(" = ")
-        values[key.strip()] = value.strip()
+        value = value.strip()
+        values[key.strip()] = "" if value == EMPTY else value
     return values
 
 
@@ -243,7 +247,7 @@ def parse_ifaces(text: str) -> dict[str, str]:
         name, _, fields = line.strip().partition(" ")
         values = fields.split(",")
         if name and len(values) >= 4:
-            ifaces[name] = values[3]
+            ifaces[name] = "" if values[3] == EMPTY else values[3]
     return ifaces
 
 
