@@ -47,6 +47,16 @@ class Identity:
     renew: Renew = field(default=must_choose, compare=False)
 
 
+@dataclass(frozen=True)
+class Peer:
+    """An address this host relies on as someone else (a gateway, a name server, a management
+    server): no host of the fleet may have it as its own address."""
+
+    role: str
+    address: str
+    path: KeyPath
+
+
 def _no_findings(ctx: HostContext) -> Iterable[Finding]:
     return ()
 
@@ -56,6 +66,10 @@ def _no_identities(ctx: HostContext) -> Iterable[Identity]:
 
 
 def _no_pitfalls(layer: Mapping[str, Any]) -> Iterable[Finding]:
+    return ()
+
+
+def _no_peers(ctx: HostContext) -> Iterable[Peer]:
     return ()
 
 
@@ -70,6 +84,7 @@ class Capability:
     findings: Callable[[HostContext], Iterable[Finding]] = field(default=_no_findings)
     identities: Callable[[HostContext], Iterable[Identity]] = field(default=_no_identities)
     pitfalls: Callable[[Mapping[str, Any]], Iterable[Finding]] = field(default=_no_pitfalls)
+    peers: Callable[[HostContext], Iterable[Peer]] = field(default=_no_peers)
 
 
 def merge_settings(

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from kvmfleet.capability import Identity
+from kvmfleet.capability import Identity, Peer
 from kvmfleet.inventory import HostInventory
 from kvmfleet.locate import locate
 from kvmfleet.problems import Finding, Problem, format_keypath
+
+# The identity kind every capability uses for a host's own IP addresses.
+IP_ADDRESS = "IP address"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,32 @@ def duplicate_identities(claims: Iterable[Claim]) -> Iterator[Problem]:
                 claim.identity.path, f"{kind} {claim.identity.value} is also used by {others}"
             )
             yield locate(claim.inventory, finding)
+
+
+@dataclass(frozen=True)
+class PeerClaim:
+    inventory: HostInventory
+    peer: Peer
+
+
+def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) -> Iterator[Problem]:
+    """A gateway, name server or management server that is another fleet host's own address: a
+    typo or a copied file, since fleet hosts are hypervisors and laptops, never those servers."""
+    owners: dict[str, list[Claim]] = {}
+    for claim in claims:
+        if claim.identity.kind == IP_ADDRESS:
+            owners.setdefault(claim.identity.value.lower(), []).append(claim)
+    for use in peers:
+        for owner in owners.get(use.peer.address.lower(), []):
+            if owner.inventory.name == use.inventory.name:
+                continue
+            finding = Finding(
+                use.peer.path,
+                f"{use.peer.role} {use.peer.address} is the address of fleet host "
+                f"{owner.inventory.name} ({format_keypath(owner.identity.path)}), which is not a "
+                f"{use.peer.role}",
+            )
+            yield locate(use.inventory, finding)
 
 
 def _where(other: Claim, this: Claim) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import HostContext, Settings, merge_settings
-from kvmfleet.fleet import Claim, duplicate_identities
+from kvmfleet.fleet import Claim, PeerClaim, duplicate_identities, peers_that_are_hosts
 from kvmfleet.inventory import (
     GENERATED_FILE,
     HOSTS_DIR,
@@ -63,6 +63,7 @@ def build(root: Path) -> Fleet:
         *check_site(inventory.site, inventory.site_file),
     ]
     claims: list[Claim] = []
+    peers: list[PeerClaim] = []
     valid: list[tuple[HostInventory, Host]] = []
     silent: list[HostInventory] = []  # invalid through site.toml values, reported by check_site
     checked = [(inv, validate_host(inv)) for inv in inventory.hosts]
@@ -84,6 +85,7 @@ def build(root: Path) -> Fleet:
             for cap in REGISTRY:
                 problems.extend(locate(inv, f) for f in collect(cap.findings(ctx)))
                 claims.extend(Claim(inv, identity) for identity in collect(cap.identities(ctx)))
+                peers.extend(PeerClaim(inv, peer) for peer in collect(cap.peers(ctx)))
         if result.host is None:
             if not result.missing and not any(
                 p.severity is Severity.ERROR for p in [*result.problems, *problems[before:]]
@@ -94,6 +96,7 @@ def build(root: Path) -> Fleet:
         if not any(p.severity is Severity.ERROR for p in problems[before:]):
             valid.append((inv, result.host))
     problems.extend(duplicate_identities(claims))
+    problems.extend(peers_that_are_hosts(claims, peers))
     if silent and not any(
         p.severity is Severity.ERROR and p.file == inventory.site_file for p in problems
     ):

@@ -10,6 +10,7 @@ networkd with NixOS's DHCP defaults: DHCP on every Ethernet interface and Wi-Fi 
 docs/network.md documents every key and the derived-MAC rule.
 """
 
+from kvmfleet.capabilities.network.peers import peers
 from kvmfleet.capabilities.network.rules import findings, identities
 from kvmfleet.capabilities.network.topology import (
     UNIT_PREFIX,
@@ -30,7 +31,8 @@ __all__ = [
     "interface_names",
     "is_locally_administered",
     "is_multicast",
+    "peers",
     "settings",
 ]
 
-CAPABILITY = Capability("network", ("network",), settings, findings, identities)
+CAPABILITY = Capability("network", ("network",), settings, findings, identities, peers=peers)
