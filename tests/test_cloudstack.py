@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,12 @@ from hypothesis import strategies as st
 
 from conftest import (
     REPO,
+    copy_fleet,
     findings_of,
     fleet_settings,
     host_toml,
     identities_of,
+    run_cli,
     settings_of,
 )
 from kvmfleet.capabilities.cloudstack import java_host_address, management_server_guid
@@ -224,3 +227,34 @@ def test_identity_is_the_effective_guid_in_lower_case() -> None:
     upper = "6F1C8E52-9C1B-4F0E-8A7D-2B4E5F6A7C01"
     (given_,) = identities_of(hypervisor(guid=upper.lower()), "cloudstack")
     assert given_.value == upper.lower()
+
+
+# --- the VM test's inventory ---------------------------------------------------------------------
+
+CHECKS = REPO / "checks" / "cloudstack-agent"
+
+
+def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
+    result = run_cli("generate", "--check", root=CHECKS)
+    assert result.code == 0, (
+        result.out + result.err + "\nrun: kvmfleet generate --root checks/cloudstack-agent"
+    )
+
+
+def test_vm_test_inventory_matches_the_test_network(
+    nix_eval: Callable[[Path], Any], tmp_path: Path
+) -> None:
+    """checks/cloudstack-agent.nix: hv is node 1 on the driver's vlan 1 (192.168.1.1, NIC MAC
+    52:54:00:12:01:01), mgmt node 2 (trusted, the management server), outsider node 3 (not)."""
+    root = copy_fleet(CHECKS, tmp_path / "cloudstack-agent")
+    evaluated = nix_eval(root / "hosts" / "hv" / "generated.nix")
+    agent = evaluated["services"]["cloudstack-agent"]
+    assert agent["managementServers"] == ["192.168.1.2"]
+    assert agent["guid"] == management_server_guid("192.168.1.1")
+    assert evaluated["kvmfleet"]["hypervisor"]["libvirt"] == {
+        "transport": "tls",
+        "listenAddresses": ["192.168.1.1"],
+    }
+    assert evaluated["kvmfleet"]["firewall"]["trustedNetworks"] == ["192.168.1.2/32"]
+    keys = evaluated["users"]["users"]["root"]["openssh"]["authorizedKeys"]["keys"]
+    assert any(key.endswith(" snakeoil") for key in keys)

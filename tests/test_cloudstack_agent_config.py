@@ -152,6 +152,15 @@ def test_seeded_key_keeps_what_the_management_server_wrote(agent_dir: Path, tmp_
     assert cfg.Properties.parse(path.read_text()).get("host") == "10.0.10.7"
 
 
+def test_first_merge_replaces_the_templates_seeded_value(tmp_path: Path) -> None:
+    template = tmp_path / "template.properties"
+    template.write_text("host=localhost\n")
+    target = tmp_path / "agent.properties"
+    declared = cfg.Declared.load(declare(tmp_path, {}, {"host": "10.0.10.5"}))
+    cfg.merge(target, declared, template)
+    assert target.read_text() == "host=10.0.10.5\n"
+
+
 def test_bad_declaration_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "declared.json"
     bad.write_text(json.dumps({"set": {"zone": 1}}))

@@ -11,8 +11,8 @@ passphrase) and the agent itself (ids, management server list, local storage). S
 
 The declaration is a JSON file: {"set": {key: value}, "seed": {key: value}}. A "set" key always
 gets the declared value. A "seed" key (the management server list, which the management server
-rewrites) gets it when the key is missing or when the declared value changed since the last merge
-(remembered in a state file next to agent.properties); otherwise the file's value stays.
+rewrites) gets it when the key is missing, on the first merge, and when the declared value changed since the
+last merge (remembered in a state file next to agent.properties); otherwise the file's value stays.
 """
 
 from __future__ import annotations
@@ -302,7 +302,7 @@ def merge(
         previous = {}
     changes = dict(declared.set)
     for key, value in declared.seed.items():
-        if current.get(key) is None or (key in previous and previous[key] != value):
+        if current.get(key) is None or previous.get(key) != value:
             changes[key] = value
     changed = apply(properties, changes, template)
     if previous != declared.seed:
