@@ -3,11 +3,14 @@ validation of hosts, protocol/model/queue combinations, names and the default pr
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
@@ -160,3 +163,19 @@ def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
     assert result.code == 0, (
         result.out + result.err + "\nrun: kvmfleet generate --root checks/printing"
     )
+
+
+@given(
+    st.one_of(st.ip_addresses().map(str), st.text(max_size=30)), st.none() | st.integers(1, 65535)
+)
+def test_any_host_gives_a_uri_naming_it_or_a_message(host: str, port: int | None) -> None:
+    try:
+        printer = Printer.model_validate({"name": "p", "host": host, "port": port})
+    except ValidationError as err:
+        assert err.error_count() == 1
+        return
+    parts = urllib.parse.urlsplit(printer.device_uri())
+    assert parts.scheme == "ipp"
+    assert parts.hostname == printer.host
+    assert parts.port == port
+    assert parts.path == "/ipp/print"
