@@ -8,17 +8,19 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kvmfleet import __version__
+from kvmfleet import __version__, cache
 from kvmfleet.cloudstack_api import command as cloudstack_command
-from kvmfleet.generate import Fleet, build, plan
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
 from kvmfleet.problems import InventoryError, Problem, Severity
-from kvmfleet.reference import markdown
-from kvmfleet.scaffold import new_host
-from kvmfleet.schema import HOST_SCHEMA_FILE, SITE_SCHEMA_FILE, dumps, host_schema, site_schema
-from kvmfleet.show import show_json, show_text
+
+if TYPE_CHECKING:
+    from kvmfleet.generate import Fleet
+
+# The models, capabilities and API client are imported by the commands that need them: an
+# unchanged fleet is answered from the cache without loading them (most of a run's start-up).
 
 EXIT_OK = 0
 EXIT_STALE = 1
@@ -161,24 +163,54 @@ def _report(problems: Sequence[Problem]) -> None:
 
 
 def _validated(root: Path) -> Fleet:
+    from kvmfleet.generate import build
+
     fleet = build(root)
     _report(fleet.warnings)
     return fleet
 
 
 def _check(root: Path) -> int:
+    state = cache.unchanged(root)
+    if state is not None:
+        _report_cached(state)
+        print(f"kvmfleet: {len(state.hosts)} hosts valid")
+        return EXIT_OK
     fleet = _validated(root)
     print(f"kvmfleet: {len(fleet.hosts)} hosts valid")
     return EXIT_OK
 
 
+def _report_cached(state: cache.RunState) -> None:
+    for line in state.warnings:
+        print(line, file=sys.stderr)
+
+
 def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -> int:
+    if only is None and not force:
+        state = cache.unchanged(root)
+        if state is not None:
+            _report_cached(state)
+            if check:
+                print(f"kvmfleet: {len(state.outputs)} generated files up to date")
+            else:
+                _warn_untracked(root, list(state.hosts), None)
+                print(
+                    f"kvmfleet: {len(state.hosts)} hosts, 0 written, {len(state.outputs)} unchanged"
+                )
+            return EXIT_OK
+    from kvmfleet.generate import plan
+
     if only is not None:
         load(root, only=only)  # unknown host names are errors
     fleet = _validated(root)
     planned = plan(fleet, only)
+    hosts = [r.name for r in fleet.hosts]
     if check:
-        return _report_check(planned)
+        code = _report_check(planned)
+        if code == EXIT_OK and only is None:
+            cache.record(root, hosts, [str(w) for w in fleet.warnings])
+        return code
     refused = refusals(planned, force=force)
     if refused:
         for line in refused:
@@ -192,16 +224,25 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
             print(done.line, file=sys.stderr if done.warning or not done.ok else sys.stdout)
         if not done.ok:
             failed.append(p)
-    _warn_untracked(root, fleet, only)
+    _warn_untracked(root, hosts, only)
     written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
     unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
     print(
         f"kvmfleet: {len(fleet.hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged"
     )
     if failed:
+        cache.forget(root)
         print(f"kvmfleet: {len(failed)} file(s) could not be written", file=sys.stderr)
         return EXIT_INVALID
+    if only is None and all(p.status in _SETTLED for p in planned):
+        cache.record(root, hosts, [str(w) for w in fleet.warnings])
     return EXIT_OK
+
+
+# After generate has carried these out, every generated file is as the next run would write it.
+_SETTLED = frozenset(
+    {Status.NEW, Status.UPDATED, Status.UNCHANGED, Status.HAND_EDITED, Status.ORPHANED}
+)
 
 
 def _report_check(planned: list[Planned]) -> int:
@@ -218,11 +259,11 @@ def _report_check(planned: list[Planned]) -> int:
     return EXIT_OK
 
 
-def _warn_untracked(root: Path, fleet: Fleet, only: list[str] | None) -> None:
+def _warn_untracked(root: Path, hosts: list[str], only: list[str] | None) -> None:
     paths = []
-    for result in fleet.hosts:
-        if only is None or result.name in only:
-            directory = f"{HOSTS_DIR}/{result.name}"
+    for name in hosts:
+        if only is None or name in only:
+            directory = f"{HOSTS_DIR}/{name}"
             paths += [f"{directory}/{HOST_FILE}", f"{directory}/{GENERATED_FILE}"]
             # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
             if (root / directory / HARDWARE_FILE).exists():
@@ -239,6 +280,8 @@ def _warn_untracked(root: Path, fleet: Fleet, only: list[str] | None) -> None:
 
 
 def _new(root: Path, name: str, like: str) -> int:
+    from kvmfleet.scaffold import new_host
+
     done = new_host(root, name, like)
     print(f"{done.path}: written (from {like})")
     for key in done.replaced:
@@ -252,6 +295,8 @@ def _new(root: Path, name: str, like: str) -> int:
 
 
 def _schema(root: Path, *, stdout: bool) -> int:
+    from kvmfleet.schema import HOST_SCHEMA_FILE, SITE_SCHEMA_FILE, dumps, host_schema, site_schema
+
     if stdout:
         sys.stdout.write(dumps(host_schema()))
         return EXIT_OK
@@ -267,12 +312,16 @@ def _schema(root: Path, *, stdout: bool) -> int:
 
 
 def _show(root: Path, name: str, *, as_json: bool) -> int:
+    from kvmfleet.show import show_json, show_text
+
     inv = load(root, only=[name]).hosts[0]
     sys.stdout.write(show_json(inv) if as_json else show_text(inv))
     return EXIT_OK
 
 
 def _reference() -> int:
+    from kvmfleet.reference import markdown
+
     sys.stdout.write(markdown())
     return EXIT_OK
 
