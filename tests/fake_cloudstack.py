@@ -5,8 +5,8 @@ tests, written from the server's source rather than from the client library:
   `signature` parameter left out, each value through java.net.URLEncoder (UTF-8; letters, digits
   and `.-*_` kept, space as `+` which the server turns into `%20`, `~` as `%7E`), the whole string
   lower-cased, HMAC-SHA1 with the user's secret key, Base64; `signatureVersion=3` requires
-  `expires` (yyyy-MM-dd'T'HH:mm:ssZ) in the future. A failure answers 401 "unable to verify user
-  credentials and/or request signature" (ApiServlet);
+  `expires` in the future, in a format DateUtil.parseTZDateString reads. A failure answers 401
+  "unable to verify user credentials and/or request signature" (ApiServlet);
 - answers as ApiResponseSerializer writes them: `{"<command>response": ...}` with the command name
   lower-cased; lists as `{"count": N, "<object>": [...]}` (`{}` when empty); asynchronous commands
   as `{"jobid": ...}`; errors as ExceptionResponse (`uuidList`, `errorcode`, `cserrorcode`,
@@ -64,7 +64,9 @@ def server_signature(params: dict[str, str], secret: str) -> str:
 
 
 def _parse_expires(text: str) -> datetime | None:
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z",):
+    """DateUtil.parseTZDateString (4.22): ISO offset date-time, yyyy-MM-dd'T'HH:mm:ssZ, with
+    microseconds, or the legacy yyyy-MM-dd'T'HH:mm:ss'Z'Z."""
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%SZ%z"):
         try:
             return datetime.strptime(text, fmt)
         except ValueError:

@@ -81,6 +81,13 @@ def test_expired_request_is_refused(fake: FakeCloudStack) -> None:
         client(fake).call("listZones", past, safe=True)
 
 
+def test_unreadable_expires_is_refused(fake: FakeCloudStack) -> None:
+    with pytest.raises(ApiError, match="error 401"):
+        client(fake).call("listZones", {"expires": "tomorrow", "signatureVersion": "3"}, safe=True)
+    future = {"expires": "2099-01-01T00:00:00Z+0000", "signatureVersion": "3"}  # legacy format
+    assert client(fake).call("listZones", future, safe=True)["count"] == 1
+
+
 def test_error_code_and_text(fake: FakeCloudStack) -> None:
     fake.fail("listHosts", 530, "Internal error executing command")
     with pytest.raises(ApiError) as info:
