@@ -403,7 +403,7 @@ class FakeCloudStack:
         return self.listing("virtualmachine", vms)
 
     def cmd_addhost(self, params: dict[str, str]) -> dict[str, Any]:
-        for required in ("zoneid", "url", "hypervisor"):
+        for required in ("zoneid", "podid", "url", "hypervisor"):  # AddHostCmd: required = true
             if required not in params:
                 raise ApiFailureError(
                     431,
