@@ -92,10 +92,14 @@ let
         if cfg.retryUnreachable then
           ''
             echo "retrying in ${cfg.retryInterval}: ''${failed[*]}"
-            # a pending retry (the same unit name) is enough
+            # One pending retry at a time (the unit name); the timer and its
+            # service unload when done (RemainAfterElapse=no, --collect, and
+            # --no-block so that the service does not wait for this script),
+            # so the next failure can schedule the next retry.
             systemd-run --on-active=${lib.escapeShellArg cfg.retryInterval} --unit=ensure-printers-retry \
+              --timer-property=RemainAfterElapse=no --collect \
               --description="Retry setting up CUPS printers" \
-              systemctl restart ensure-printers.service || true
+              systemctl --no-block restart ensure-printers.service || true
           ''
         else
           ''
