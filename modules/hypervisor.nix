@@ -6,6 +6,7 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
@@ -96,6 +97,15 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    # RBD primary storage: the agent loads librados/librbd through JNA and calls rbd.
+    services.cloudstack-agent = lib.mkIf config.services.ceph-client.enable {
+      jnaLibraries = [
+        config.virtualisation.libvirtd.package
+        (lib.getLib pkgs.ceph)
+      ];
+      extraPath = [ config.services.ceph-client.package ];
+    };
+
     virtualisation.libvirtd = {
       enable = true;
       # libvirtd runs with --config <store path>; CloudStack needs no local
