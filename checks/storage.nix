@@ -168,6 +168,7 @@ in
   testScript = ''
     import json
     import re
+    import shlex
 
     EXPECTED = json.loads(${builtins.toJSON (builtins.toJSON expected)})
     WWID = EXPECTED["wwid"]
@@ -253,12 +254,19 @@ in
 
     with subtest("I/O continues while san0's cable is out, data intact"):
         initiator.succeed("head -c 40M /dev/urandom > /tmp/two")
-        # 40 direct 1 MiB writes, half a second apart: they span the cut.
+        # 40 direct 1 MiB writes, half a second apart: they span the cut. (A script file: systemd
+        # would expand "$i" in a command line.)
+        writer = (
+            "for i in $(seq 0 39); do\n"
+            f"  dd if=/tmp/two of={DEV} bs=1M count=1 skip=$i seek=$i oflag=direct conv=notrunc"
+            " status=none || exit 1\n"
+            "  sleep 0.5\n"
+            "done\n"
+        )
+        initiator.succeed(f"printf %s {shlex.quote(writer)} > /tmp/writer.sh")
         initiator.succeed(
             "systemd-run --unit=writer --no-block -p Type=oneshot -p RemainAfterExit=yes "
-            "sh -c 'for i in $(seq 0 39); do "
-            f"dd if=/tmp/two of={DEV} bs=1M count=1 skip=$i seek=$i oflag=direct conv=notrunc "
-            "status=none || exit 1; sleep 0.5; done'"
+            '-E PATH="$PATH" sh /tmp/writer.sh'
         )
         initiator.send_monitor_command(f"set_link {SAN0_NETDEV} off")
         # multipath sees the path through san0 fail ...

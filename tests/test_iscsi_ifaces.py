@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import host_program
 from fake_iscsiadm import FakeIscsiadm
@@ -370,3 +372,68 @@ def test_command_line_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert prog.main(["--config", str(cfg), "start"]) == 2
     assert capsys.readouterr().err.startswith(f"iscsi-ifaces: {cfg}: invalid configuration")
     assert prog.main(["--config", str(tmp_path / "missing"), "start"]) == 2
+
+
+# --- convergence, for any starting state and configuration ---------------------------------------
+
+NICS = ["san0", "san1", "san2"]
+PORTALS = ["10.1.0.100:3260", "10.2.0.100:3260", "[fd00::100]:3260"]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], set[str]]:
+    """A configuration, an earlier configuration (the host's state comes from applying it) and a
+    set of NICs without link."""
+
+    def a_config() -> dict[str, Any]:
+        names = draw(
+            st.lists(st.sampled_from(["ieth0", "ieth1", "ieth2"]), min_size=1, unique=True)
+        )
+        ifaces = {n: {"interface": draw(st.sampled_from(NICS))} for n in names}
+        portals = draw(st.lists(st.sampled_from(PORTALS), min_size=1, max_size=2, unique=True))
+        targets = [
+            {"portal": p, "ifaces": draw(st.lists(st.sampled_from(names), min_size=1, unique=True))}
+            for p in portals
+        ]
+        timeout = draw(st.sampled_from([5, 15, 120]))
+        return config(
+            ifaces=ifaces,
+            targets=targets,
+            nodeSettings={"node.session.timeo.replacement_timeout": timeout},
+        )
+
+    return a_config(), a_config(), set(draw(st.lists(st.sampled_from(NICS))))
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds())
+def test_one_run_converges_from_any_state(
+    world: tuple[dict[str, Any], dict[str, Any], set[str]],
+) -> None:
+    wanted, earlier, down = world
+    offers = {p: [[VOLUME, p], [OTHER, p]] for p in PORTALS}
+    host = Host(FakeIscsiadm(offers=offers))
+    host.act("start", earlier)
+    host.fake.down = sorted(down)
+    failures = host.act("start", wanted)
+    # every wanted session through a NIC with link exists, with the wanted settings
+    timeout = str(wanted["nodeSettings"]["node.session.timeo.replacement_timeout"])
+    for target in wanted["targets"]:
+        for iface in target["ifaces"]:
+            reachable = wanted["ifaces"][iface]["interface"] not in down
+            for volume in (VOLUME, OTHER):
+                node = (volume, target["portal"], iface)
+                assert (node in sessions(host.fake)) or not reachable
+                if reachable:
+                    record = host.fake.nodes["|".join(node)]
+                    assert record["node.session.timeo.replacement_timeout"] == timeout
+    assert {
+        i: s["interface"] for i, s in wanted["ifaces"].items()
+    }.items() <= host.fake.ifaces.items()
+    assert (failures == 0) == all(
+        wanted["ifaces"][i]["interface"] not in down for t in wanted["targets"] for i in t["ifaces"]
+    )
+    # and a second run changes nothing
+    seen = len(host.fake.calls)
+    assert host.act("start", wanted) == failures
+    assert [c for c in changing_calls(host.fake, seen) if "--login" not in c] == []
