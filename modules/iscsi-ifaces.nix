@@ -184,9 +184,12 @@ in
       description = "iSCSI sessions through bound network interfaces";
       documentation = [ "man:iscsiadm(8)" ];
       wantedBy = [ "remote-fs.target" ];
+      # iscsid itself, not only its socket: it creates /etc/iscsi/ifaces when it starts, and
+      # `iscsiadm -m iface` does not talk to it.
       wants = [
         "network-online.target"
         "remote-fs-pre.target"
+        "iscsid.service"
       ];
       requires = [ "iscsid.socket" ];
       after = [
