@@ -58,11 +58,15 @@ def test_kvm01_bond_has_the_fixed_mac_and_its_options() -> None:
 
 def test_kvm01_bridges_have_fixed_macs_and_the_addresses() -> None:
     units = fleet_settings(REPO, "kvm01")["systemd"]["network"]
+    # cloudbr0's port is bond0, whose MAC is fixed: the bridge has the bond's MAC
     assert units["netdevs"]["10-cloudbr0"]["netdevConfig"] == {
         "Kind": "bridge",
         "Name": "cloudbr0",
-        "MACAddress": cap.derived_mac("kvm01", "cloudbr0"),
+        "MACAddress": "fe:80:12:04:6d:6f",
     }
+    assert units["netdevs"]["10-cloudbr1"]["netdevConfig"]["MACAddress"] == cap.derived_mac(
+        "kvm01", "cloudbr1"
+    )
     assert units["netdevs"]["10-cloudbr0"]["bridgeConfig"] == {"STP": False}
     assert units["networks"]["10-cloudbr0"]["networkConfig"] == {
         "Address": ["10.0.10.21/24", "2a00:f10:113:1::21/64"],

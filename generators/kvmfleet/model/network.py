@@ -128,7 +128,8 @@ class Bridge(Layer3):
     stp: bool = Field(default=False, description="Spanning tree protocol.")
     hwaddress: MacAddress | None = Field(
         default=None,
-        description="Fixed bridge MAC; derived from host and bridge name when omitted.",
+        description="Fixed bridge MAC; when omitted, that of its first port that is a bond with a "
+        "fixed hwaddress, else derived from host and bridge name.",
     )
 
 

@@ -24,7 +24,7 @@ from kvmfleet.capabilities.network.topology import (
     topology,
 )
 from kvmfleet.capability import HostContext, Identity, Renew
-from kvmfleet.model.network import Bond, Layer3, Network
+from kvmfleet.model.network import Bond, Bridge, Layer3, Network
 from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
 
 _LACP_ONLY = ("802.3ad",)
@@ -44,15 +44,24 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
         yield Identity("MAC address", mac, ("network", "links", name))
     for table, virtual in (("bonds", net.bonds), ("bridges", net.bridges)):
         for name, iface in virtual.items():
-            if iface.hwaddress is not None:
-                path = ("network", table, name, "hwaddress")
-                yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
+            if iface.hwaddress is None:
+                continue
+            if isinstance(iface, Bridge) and iface.hwaddress in _bond_port_macs(net, iface):
+                continue  # the MAC of its own bond, as without hwaddress: the bond claims it
+            path = ("network", table, name, "hwaddress")
+            yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
     for base, l3 in _addressed(net, topology(net)):
         for index, address in enumerate(l3.addresses):
             ip = ipaddress.ip_interface(address).ip
             if ip.is_link_local:
                 continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
             yield Identity("IP address", str(ip), (*base, "addresses", index))
+
+
+def _bond_port_macs(net: Network, bridge: Bridge) -> set[str]:
+    return {
+        mac for port in bridge.ports if (mac := getattr(net.bonds.get(port), "hwaddress", None))
+    }
 
 
 def _derive_mac_for(interface: str) -> Renew:

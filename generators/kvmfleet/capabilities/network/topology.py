@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kvmfleet.capability import HostContext
-from kvmfleet.model.network import Layer3, Network
+from kvmfleet.model.network import Bridge, Layer3, Network
 from kvmfleet.problems import KeyPath
 
 UNIT_PREFIX = "10-"
@@ -40,9 +40,27 @@ def derived_mac(host: str, interface: str) -> str:
     return ":".join(f"{b:02x}" for b in octets)
 
 
-def fixed_mac(ctx: HostContext, name: str, hwaddress: str | None) -> str:
-    """The MAC a bond or bridge gets: its `hwaddress`, else the derived one."""
-    return hwaddress or derived_mac(ctx.name, name)
+def bond_port_mac(net: Network, bridge: Bridge) -> str | None:
+    """The fixed `hwaddress` of the first port of `bridge` that is a bond with one, if any."""
+    for port in bridge.ports:
+        bond = net.bonds.get(port)
+        if bond is not None and bond.hwaddress is not None:
+            return bond.hwaddress
+    return None
+
+
+def netdev_mac(ctx: HostContext, name: str) -> str:
+    """The MAC kvmfleet sets on bond or bridge `name`: its `hwaddress`; for a bridge without one
+    whose port is a bond with a fixed MAC, that bond's (the host's addresses on the bridge then
+    answer from the MAC the network was told about); otherwise derived."""
+    net = ctx.host.network
+    bond = net.bonds.get(name)
+    if bond is not None:
+        return bond.hwaddress or derived_mac(ctx.name, name)
+    bridge = net.bridges.get(name)
+    if bridge is not None:
+        return bridge.hwaddress or bond_port_mac(net, bridge) or derived_mac(ctx.name, name)
+    return derived_mac(ctx.name, name)
 
 
 def _first_octet(mac: str) -> int:

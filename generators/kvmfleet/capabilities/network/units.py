@@ -7,10 +7,10 @@ from kvmfleet.capabilities.network.topology import (
     Topology,
     dhcp6_without_ra,
     families,
-    fixed_mac,
     inherited_mtu,
     layer3_of,
     mtu_resolver,
+    netdev_mac,
     topology,
 )
 from kvmfleet.capability import HostContext, Settings
@@ -59,11 +59,7 @@ def _netdevs(ctx: HostContext) -> Settings:
     out: Settings = {}
     for name, bond in net.bonds.items():
         out[f"{UNIT_PREFIX}{name}"] = {
-            "netdevConfig": {
-                "Kind": "bond",
-                "Name": name,
-                "MACAddress": fixed_mac(ctx, name, bond.hwaddress),
-            },
+            "netdevConfig": {"Kind": "bond", "Name": name, "MACAddress": netdev_mac(ctx, name)},
             "bondConfig": _bond_config(bond),
         }
     for name, vlan in net.vlans.items():
@@ -76,7 +72,7 @@ def _netdevs(ctx: HostContext) -> Settings:
             "netdevConfig": {
                 "Kind": "bridge",
                 "Name": name,
-                "MACAddress": fixed_mac(ctx, name, bridge.hwaddress),
+                "MACAddress": netdev_mac(ctx, name),
             },
             "bridgeConfig": {"STP": bridge.stp},
         }

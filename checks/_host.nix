@@ -1,0 +1,24 @@
+# A host of a VM test's inventory as a test node's module: the whole
+# checks/<test>/hosts/<host>/generated.nix, less what a test node must not set.
+#
+#   hostModule = import ./_host.nix { inherit lib pkgs; };
+#   nodes.lacp1.imports = [ self.nixosModules.default (hostModule ./network/hosts/lacp1) ];
+#
+# The test framework evaluates every node with the test's read-only pkgs
+# (nixos/modules/misc/nixpkgs/read-only.nix): nixpkgs.hostPlatform is read-only
+# there, so the generated `nixpkgs` set is dropped, after checking that the host
+# is of the test's platform. Everything else stays: qemu-vm.nix replaces the
+# file systems (mkVMOverride) and adds its own GRUB device, and a boot loader is
+# only installed with virtualisation.useBootLoader.
+{ lib, pkgs }:
+dir:
+let
+  file = dir + "/generated.nix";
+  generated = import file;
+  system = pkgs.stdenv.hostPlatform.system;
+  platform = generated.nixpkgs.hostPlatform or system;
+in
+assert lib.assertMsg (
+  platform == system
+) "${toString file}: a ${platform} host cannot be a node of a ${system} VM test";
+lib.setDefaultModuleLocation file (removeAttrs generated [ "nixpkgs" ])
