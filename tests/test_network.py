@@ -104,6 +104,22 @@ def test_networkd_replaces_scripted_networking_and_dns_comes_from_site() -> None
     assert networking["search"] == ["cloud.example.net"]
 
 
+def test_a_laptop_uses_the_networks_resolvers_and_the_inventorys_only_as_fallback() -> None:
+    s = fleet_settings(REPO, "x1carbon")
+    assert "nameservers" not in s["networking"]
+    assert s["services"]["resolved"]["settings"]["Resolve"] == {
+        "FallbackDNS": ["2a00:f10:113:1::53", "10.0.10.53"]
+    }
+    assert s["networking"]["search"] == ["cloud.example.net"]
+    # the same [network] on a server: the global resolvers
+    server = settings_of(host_toml(network={"dns": ["192.0.2.53"]}))
+    assert server["networking"]["nameservers"] == ["192.0.2.53"]
+    assert "services" not in server
+    laptop = settings_of(host_toml(host={"roles": ["laptop"]}, network={"dns": ["192.0.2.53"]}))
+    assert "nameservers" not in laptop["networking"]
+    assert laptop["services"]["resolved"]["settings"]["Resolve"]["FallbackDNS"] == ["192.0.2.53"]
+
+
 def test_a_host_without_interfaces_gets_dhcp_everywhere() -> None:
     s = fleet_settings(REPO, "x1carbon")
     assert s["networking"]["useNetworkd"] is True

@@ -23,11 +23,15 @@ def settings(ctx: HostContext) -> Settings:
     net = ctx.host.network
     declared = net.declares_interfaces()
     networking: Settings = {"useNetworkd": True, "useDHCP": not declared}
-    if net.dns:
+    out: Settings = {"networking": networking}
+    if net.dns and "laptop" in ctx.host.host.roles:
+        # A roaming laptop asks the resolvers of the network it is on; the inventory's (usually
+        # the site's, unreachable from elsewhere) only replace resolved's public fallback servers.
+        out["services"] = {"resolved": {"settings": {"Resolve": {"FallbackDNS": list(net.dns)}}}}
+    elif net.dns:
         networking["nameservers"] = list(net.dns)
     if net.search:
         networking["search"] = list(net.search)
-    out: Settings = {"networking": networking}
     if not declared:
         return out
     topo = topology(net)
