@@ -49,6 +49,13 @@ let
       self.nixosModules.default
       (hostModule (hostDir name))
     ];
+    # lacp2 plays the router of lacp1's default routes (fleet hosts are never
+    # gateways, so these addresses are in no inventory), and has 10.0.99.2,
+    # which is in none of lacp1's subnets.
+    systemd.network.networks."10-bond0".address = lib.optionals (name == "lacp2") (
+      map (gateway: gateway + (if lib.hasInfix ":" gateway then "/64" else "/24")) expected.gateways
+      ++ [ "10.0.99.2/24" ]
+    );
     virtualisation.interfaces = {
       lan0.vlan = 1;
       lan1.vlan = 2;
@@ -200,7 +207,7 @@ in
         lacp2.wait_until_succeeds("ping -c 1 -W 1 10.0.200.1")
         assert "mtu 1400" in lacp1.succeed("ip link show dev vlan200")
 
-    with subtest("lacp1's default route goes through lacp2"):
+    with subtest("lacp1's default routes go through their gateways (on lacp2)"):
         def default_routes(_):
             routes = lacp1.succeed("ip -4 route show default; ip -6 route show default")
             return all(f"via {gateway} dev cloudbr0" in routes for gateway in EXPECTED["gateways"])
