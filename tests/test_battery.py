@@ -6,7 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import (
+    REPO,
+    findings_of,
+    fleet_settings,
+    host_program,
+    host_toml,
+    run_cli,
+    settings_of,
+)
 
 LAPTOP = {"roles": ["laptop"], "state_version": "26.05"}
 
@@ -84,3 +95,29 @@ def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
     assert result.code == 0, (
         result.out + result.err + "\nrun: kvmfleet generate --root checks/battery"
     )
+
+
+bt = host_program("battery-thresholds")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    driver=st.sampled_from(["tpacpi-bat", "natacpi"]),
+    battery=st.one_of(st.integers(0, 4), st.sampled_from(["BAT0", "BAT1", "CMB0"])),
+    start=st.integers(0, 100),
+    stop=st.integers(0, 100),
+)
+def test_generator_and_host_program_accept_the_same_limits(
+    driver: str, battery: int | str, start: int, stop: int
+) -> None:
+    """What passes validation is what the threshold writer takes (as modules/tpacpi-bat.nix passes
+    it: natacpi numbers become BAT<n>), and the other way round."""
+    text = _limits(driver, (battery, start, stop))
+    accepted = not [f for f in findings_of(text, "battery") if not f.startswith("warning: ")]
+    name = f"BAT{battery}" if driver == "natacpi" and isinstance(battery, int) else str(battery)
+    try:
+        bt.parse_limit(f"{name}:{start}:{stop}", driver)
+        taken = True
+    except ValueError:
+        taken = False
+    assert accepted == taken, (driver, battery, start, stop)
