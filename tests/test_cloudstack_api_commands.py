@@ -5,6 +5,7 @@ injected failures)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import sys
@@ -77,8 +78,11 @@ def _kvm03(root: Path) -> None:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> Iterator[Env]:
     monkeypatch.setattr("kvmfleet.cloudstack_api.client.RETRY_BACKOFF", 0.01)
+    caplog.set_level(logging.DEBUG)  # whatever the libraries log (urllib3 logs each request)
     root = copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
     _kvm03(root)
     secrets = tmp_path / "secrets"
@@ -102,12 +106,15 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
             fake.add(name, f"10.0.10.2{number}")
         environment = Env(root, fake)
         yield environment
-        _no_credentials(environment)
+        logged = [r.getMessage() for r in caplog.get_records("call")]
+        if environment.fake.requests:  # the capture works: urllib3 logged the requests
+            assert any("POST /client/api" in line for line in logged)
+        _no_credentials(environment, logged)
 
 
-def _no_credentials(env: Env) -> None:
+def _no_credentials(env: Env, logged: list[str]) -> None:
     assert set(env.fake.methods) <= {"POST"}  # GET would put the key and signature in URLs
-    texts = [r.out + r.err for r in env.runs]
+    texts = [r.out + r.err for r in env.runs] + logged
     texts += (
         [p.read_text() for p in (env.root / ".kvmfleet").glob("*")]
         if (env.root / ".kvmfleet").is_dir()
