@@ -240,6 +240,9 @@ in
 
   config = lib.mkIf cfg.enable {
     virtualisation.libvirtd.enable = true;
+    # CloudStack's qemu hook (what Debian installs as /etc/libvirt/hooks/qemu): on an incoming
+    # migration it renames bridges to this host's, and it runs the scripts of hooks/custom.
+    virtualisation.libvirtd.hooks.qemu.cloudstack = "${share}/cloudstack-agent/lib/libvirtqemuhook";
 
     # The management server calls these by name over SSH.
     environment.systemPackages = [

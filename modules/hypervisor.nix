@@ -117,9 +117,15 @@ in
         cert_file = "${certificates.cert}"
         key_file = "${certificates.key}"
       '';
+      # Guests run as root, as on CloudStack's supported distributions (runAsRoot, NixOS's
+      # default, writes no user/group of its own).
       qemu.verbatimConfig = ''
         namespaces = []
         vnc_listen = "${cfg.vncListen}"
+        ${lib.optionalString config.virtualisation.libvirtd.qemu.runAsRoot ''
+          user = "root"
+          group = "root"
+        ''}
       '';
     };
 
@@ -136,6 +142,8 @@ in
       unitConfig.ConditionPathExists = lib.mkIf tls (lib.attrValues certificates);
     };
 
+    # kvm_intel/kvm_amd load by udev from the CPU's features (and nixos-generate-config lists
+    # the right one in hardware.nix); br_netfilter has no such trigger.
     boot.kernelModules = [ "br_netfilter" ];
     boot.extraModprobeConfig = lib.mkIf cfg.nestedVirtualisation ''
       options kvm_intel nested=1
