@@ -80,7 +80,9 @@ def storage_nics(ctx: HostContext) -> list[StorageNic]:
     topo = topology(net)
     nics = []
     for name, iface in sorted(iscsi.ifaces.items()):
-        l3 = layer3_of(net, iface.interface, topo)
+        # a name only under [network.interfaces] (not a link: the network capability's error)
+        # still counts with its addresses, so that one mistake gives one message
+        l3 = layer3_of(net, iface.interface, topo) or net.interfaces.get(iface.interface)
         addresses = l3.addresses if l3 is not None else []
         subnets = tuple(ipaddress.ip_interface(a).network for a in addresses)
         dynamic = l3 is not None and (l3.dhcp != "no" or l3.accept_ra)
