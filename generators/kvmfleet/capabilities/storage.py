@@ -43,6 +43,8 @@ SELECTOR_MODULES = {
 # multipath-tools' built-in hardware entries that set no_path_retry (libmultipath/hwtable.c), for
 # the queue_if_no_path warning: no_path_retry wins over that feature.
 BUILTIN_NO_PATH_RETRY = {("EQLOGIC", "100E-00"): "30"}
+# open-iscsi's built-in ifaces (usr/iface.c): not stored in /etc/iscsi/ifaces, not bindable.
+BUILTIN_IFACES = frozenset({"default", "iser"})
 KERNEL_NAME = re.compile(r"(sd|vd|hd|xvd|nvme|mmcblk|dm-)[a-z0-9]*")
 
 
@@ -259,6 +261,12 @@ def _iface_findings(ctx: HostContext) -> Iterator[Finding]:
     nics = {nic.iface: nic for nic in storage_nics(ctx)}
     for name, iface in sorted(iscsi.ifaces.items()):
         path = ("iscsi", "ifaces", name, "interface")
+        if name in BUILTIN_IFACES:
+            yield error(
+                ("iscsi", "ifaces", name),
+                f'"{name}" is one of open-iscsi\'s built-in ifaces, which cannot be bound to a NIC: '
+                'choose another name, e.g. "ieth0"',
+            )
         if iface.interface not in known:
             yield error(path, f'"{iface.interface}" is not an interface defined under [network]')
             continue
