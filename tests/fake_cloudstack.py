@@ -109,6 +109,7 @@ class Place:
     number: int
     uuid: str
     name: str
+    hypervisor: str = "KVM"
 
 
 COMMAND_CLASSES = {
@@ -319,7 +320,11 @@ class FakeCloudStack:
         if "id" in params:
             found = self.find_place(places, params["id"], "id")
             chosen = [found] if found else []
-        return self.listing(obj, [{"id": p.uuid, "name": p.name} for p in chosen])
+        items = [{"id": p.uuid, "name": p.name} for p in chosen]
+        if obj == "cluster":  # ClusterResponse
+            for item, p in zip(items, chosen, strict=True):
+                item.update(hypervisortype=p.hypervisor, clustertype="CloudManaged")
+        return self.listing(obj, items)
 
     def cmd_listzones(self, params: dict[str, str]) -> dict[str, Any]:
         return self._list_places(self.zones, params, "zone")

@@ -313,6 +313,16 @@ def test_add_refuses_a_cluster_of_another_os(env: Env) -> None:
     )
 
 
+def test_add_refuses_a_cluster_of_another_hypervisor(env: Env) -> None:
+    _unregister(env, "kvm03")
+    env.fake.clusters[0].hypervisor = "VMware"
+    result = env.cli("add", "kvm03")
+    assert result.code == 1
+    assert result.err == (
+        "kvmfleet: refused: kvm03: cluster nixos-cluster (id 1) is a VMware cluster, not KVM\n"
+    )
+
+
 def test_add_slow_answer(env: Env) -> None:
     _unregister(env, "kvm03")
     env.fake.delays["addhost"] = 2.0

@@ -62,6 +62,11 @@ def plan_add(
             "adding it to CloudStack"
         )
     placement = Resolver(client).placement(target.cs.zone, target.cs.pod, target.cs.cluster)
+    if placement.cluster.hypervisor and placement.cluster.hypervisor != "KVM":
+        raise Refused(
+            f"{target.name}: cluster {placement.cluster} is a {placement.cluster.hypervisor} cluster, "
+            "not KVM"
+        )
     known, how = match(target, list_hosts(client))
     if known is not None:
         raise Refused(

@@ -21,6 +21,7 @@ class Named:
     number: str
     uuid: str
     name: str
+    hypervisor: str = ""  # clusters: ClusterResponse's hypervisortype
 
     def __str__(self) -> str:
         return f"{self.name} (id {self.number})"
@@ -84,7 +85,10 @@ def resolve(client: Client, kind: str, number: str) -> Named:
     found = client.list_all(command, kind, {"id": number})
     if len(found) != 1:
         raise ApiError(command, f"CloudStack has no {kind} with id {number}")
-    return Named(kind, number, _text(found[0], "id"), _text(found[0], "name"))
+    item = found[0]
+    return Named(
+        kind, number, _text(item, "id"), _text(item, "name"), _text(item, "hypervisortype")
+    )
 
 
 class Resolver:
