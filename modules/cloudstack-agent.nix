@@ -96,6 +96,11 @@ let
     util-linux
     procps
     iproute2
+    # CloudStack's VLAN script (modifyvlan.sh) calls brctl
+    bridge-utils
+    conntrack-tools
+    dmidecode
+    pciutils
     iputils
     net-tools
     ethtool
