@@ -164,6 +164,8 @@
           inherit (self.packages.${system}) cloudstack-agent-config;
         };
         default = self.packages.${system}.kvmfleet;
+        # the pinned disko, for `nix run .#disko` in install plans
+        disko = disko.packages.${system}.disko;
       };
 
       apps.${system}.generate = {

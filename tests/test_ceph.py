@@ -66,15 +66,15 @@ def test_kvm01_ceph_config_keyring_libvirt_and_cephfs() -> None:
         "options": [f"mon_addr={'/'.join(mons)}", "_netdev", "x-systemd.automount"],
         "noCheck": True,
     }
-    # the root file system is still the base capability's
-    assert settings["fileSystems"]["/"]["fsType"] == "xfs"
+    # the root file system is still disko's (install capability), not replaced
+    assert list(settings["fileSystems"]) == ["/mnt/cephfs"]
 
 
 def test_kvm02_has_ceph_but_no_cephfs() -> None:
     settings = fleet_settings(REPO, "kvm02")
     assert settings["services"]["ceph"]["global"]["fsid"] == FSID
     assert settings["services"]["ceph-client"]["libvirt"] == {"enable": True}
-    assert [fs["fsType"] for fs in settings["fileSystems"].values()] == ["xfs", "vfat"]
+    assert "fileSystems" not in settings  # / and /boot come from its disko layout
 
 
 def test_the_laptop_has_no_ceph() -> None:

@@ -36,6 +36,7 @@ examples:
   kvmfleet show kvm01               merged inventory of kvm01, each value with its source file
   kvmfleet new kvm03 --like kvm01   scaffold hosts/kvm03/host.toml from kvm01
   kvmfleet schema                   write hosts/host.schema.json and hosts/site.schema.json
+  kvmfleet install-plan kvm03       commands that install kvm03 from the NixOS ISO
 """
 
 
@@ -118,6 +119,18 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
     cloudstack_command.add_parser(sub, fmt)
+
+    install = sub.add_parser(
+        "install-plan",
+        help="the commands that install a host from the NixOS ISO",
+        formatter_class=fmt,
+        description="Print the exact commands that partition HOST's disk with its generated disko layout,\n"
+        "capture hardware.nix and run nixos-install, from the NixOS minimal ISO. Refuses while\n"
+        "hosts/HOST/generated.nix is not what `kvmfleet generate` writes now. Without HOST: every\n"
+        "host with the disk its install wipes.",
+        epilog="examples:\n  kvmfleet install-plan kvm03\n  kvmfleet install-plan",
+    )
+    install.add_argument("host", metavar="HOST", nargs="?")
     return parser
 
 
@@ -311,6 +324,37 @@ def _schema(root: Path, *, stdout: bool) -> int:
     return EXIT_OK
 
 
+def _install_plan(root: Path, name: str | None) -> int:
+    from kvmfleet.generate import plan
+    from kvmfleet.install_plan import host_plan, overview
+
+    if name is not None:
+        load(root, only=[name])  # an unknown host name is an error
+    fleet = _validated(root)
+    if name is None:
+        sys.stdout.write(overview(fleet))
+        return EXIT_OK
+    planned = plan(fleet, [name])
+    out_of_date = stale(planned)
+    if out_of_date:
+        # The install uses the generated file as it is on disk: never a plan for another layout.
+        for line in out_of_date:
+            print(
+                f"{line}; run `kvmfleet generate` (and commit) before installing", file=sys.stderr
+            )
+        print("kvmfleet: refusing to print an install plan", file=sys.stderr)
+        return EXIT_STALE
+    if untracked(root, [planned[0].path]):
+        print(
+            f"warning: {planned[0].path}: not tracked by git, so the flake cannot see it: "
+            f"git add {planned[0].path}",
+            file=sys.stderr,
+        )
+    (result,) = [r for r in fleet.hosts if r.name == name]
+    sys.stdout.write(host_plan(result))
+    return EXIT_OK
+
+
 def _show(root: Path, name: str, *, as_json: bool) -> int:
     from kvmfleet.show import show_json, show_text
 
@@ -339,6 +383,7 @@ _COMMANDS: dict[str, _Command] = {
     "check": _Command(lambda a: _check(a.root), writes=False),
     "show": _Command(lambda a: _show(a.root, a.host, as_json=a.json), writes=False),
     "new": _Command(lambda a: _new(a.root, a.host, a.like), writes=True),
+    "install-plan": _Command(lambda a: _install_plan(a.root, a.host), writes=False),
     "schema": _Command(
         lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
     ),

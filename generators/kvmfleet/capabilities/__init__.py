@@ -8,6 +8,7 @@ from kvmfleet.capabilities import (
     battery,
     ceph,
     cloudstack,
+    install,
     network,
     printing,
     quassel,
@@ -24,6 +25,7 @@ REGISTRY: tuple[Capability, ...] = (
     battery.CAPABILITY,
     printing.CAPABILITY,
     quassel.CAPABILITY,
+    install.CAPABILITY,
 )
 
 __all__ = ["REGISTRY"]

@@ -1,5 +1,6 @@
-"""Host basics: identity, time, release, boot loader and root file system, kernel, SSH keys,
-packages, sysctls, firewall. Options that need `pkgs` are set on modules/base.nix."""
+"""Host basics: identity, time, release, boot loader, kernel, SSH keys, packages, sysctls,
+firewall. Options that need `pkgs` are set on modules/base.nix. The disk, its partitions and file
+systems belong to the install capability."""
 
 from __future__ import annotations
 
@@ -8,9 +9,6 @@ from typing import Any
 
 from kvmfleet.capability import Capability, HostContext, Settings
 from kvmfleet.problems import Finding, error, warning
-
-ROOT_LABEL = "nixos"
-ESP_LABEL = "ESP"
 
 
 def settings(ctx: HostContext) -> Settings:
@@ -21,7 +19,6 @@ def settings(ctx: HostContext) -> Settings:
         "system": {"stateVersion": host.host.state_version},
         "nixpkgs": {"hostPlatform": host.host.system},
         "boot": _boot(ctx),
-        "fileSystems": _file_systems(ctx),
         "users": {
             "users": {
                 "root": {"openssh": {"authorizedKeys": {"keys": list(host.ssh.authorized_keys)}}}
@@ -47,27 +44,13 @@ def _boot(ctx: HostContext) -> Settings:
     host = ctx.host
     boot: Settings = {}
     if host.boot.loader == "grub":
-        boot["loader"] = {"grub": {"enable": True, "devices": [host.disk.device]}}
+        # The disk it installs to comes with the disk layout (install capability).
+        boot["loader"] = {"grub": {"enable": True}}
     else:
         boot["loader"] = {"systemd-boot": {"enable": True}, "efi": {"canTouchEfiVariables": True}}
     if host.sysctl:
         boot["kernel"] = {"sysctl": dict(sorted(host.sysctl.items()))}
     return boot
-
-
-def _file_systems(ctx: HostContext) -> Settings:
-    # Partitions are found by label, so the same config works whatever the disk enumerates as.
-    fs: Settings = {
-        "/": {"device": f"/dev/disk/by-label/{ROOT_LABEL}", "fsType": ctx.host.disk.filesystem}
-    }
-    if ctx.host.boot.loader == "systemd-boot":
-        fs["/boot"] = {
-            "device": f"/dev/disk/by-label/{ESP_LABEL}",
-            "fsType": "vfat",
-            # The ESP holds the boot loader's random seed: keep it private.
-            "options": ["fmask=0077", "dmask=0077"],
-        }
-    return fs
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
@@ -77,11 +60,6 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         yield error(
             ("boot", "loader"),
             f'GRUB on a BIOS disk needs an x86_64 host; {host.host.system} boots by UEFI: use "systemd-boot"',
-        )
-    if host.boot.loader == "systemd-boot" and host.disk.table != "gpt":
-        yield error(
-            ("boot", "loader"),
-            'systemd-boot boots by UEFI from an EFI system partition: needs disk.table = "gpt"',
         )
     # Only [ssh] keys reach root today ([cloudstack] keys come with that capability).
     if not host.ssh.authorized_keys:
@@ -112,7 +90,7 @@ def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
 
 CAPABILITY = Capability(
     "base",
-    ("host", "boot", "disk", "ssh", "packages", "sysctl", "firewall"),
+    ("host", "boot", "ssh", "packages", "sysctl", "firewall"),
     settings,
     findings,
     pitfalls=pitfalls,

@@ -8,7 +8,6 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from kvmfleet.model.types import (
-    AbsolutePath,
     DomainName,
     IpNetwork,
     Model,
@@ -70,26 +69,6 @@ class Boot(Model):
     )
     kernel: Kernel = Field(
         default="lts", description='"lts" (nixpkgs default), "latest", or a series such as "6.12".'
-    )
-
-
-def _block_device(value: str) -> str:
-    if not value.startswith("/dev/"):
-        raise ValueError(
-            f'{quote(value)} is not a block device path (e.g. "/dev/sda", "/dev/disk/by-id/...")'
-        )
-    return value
-
-
-class Disk(Model):
-    """`[disk]`: the system disk."""
-
-    device: Annotated[AbsolutePath, constrained("block device path", _block_device)] = Field(
-        description="System disk."
-    )
-    table: Literal["msdos", "gpt"] = Field(description="Partition table.")
-    filesystem: Literal["ext4", "xfs", "btrfs"] = Field(
-        default="ext4", description="Root file system."
     )
 
 

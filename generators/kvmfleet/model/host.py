@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kvmfleet.model.base import Boot, Disk, Firewall, HostSection, Packages, Ssh, Sysctls
+from kvmfleet.model.base import Boot, Firewall, HostSection, Packages, Ssh, Sysctls
 from kvmfleet.model.battery import Battery
 from kvmfleet.model.ceph import Ceph
 from kvmfleet.model.cloudstack import CloudStack
+from kvmfleet.model.install import Deploy, Disk
 from kvmfleet.model.network import Network
 from kvmfleet.model.printing import Printing
 from kvmfleet.model.quassel import Quassel
@@ -41,3 +42,4 @@ class Host(Model):
     battery: Battery | None = Field(default=None, description="ThinkPad charge thresholds.")
     printing: Printing | None = Field(default=None, description="CUPS printers (IPP, LPD, socket).")
     quassel: Quassel | None = Field(default=None, description="A Quassel IRC core.")
+    deploy: Deploy = Field(default_factory=Deploy, description="How rollout tools reach the host.")

@@ -1,0 +1,69 @@
+"""`kvmfleet install-plan`: the exact commands that make a bare machine a fleet member from the
+NixOS minimal ISO (disko, hardware capture without file systems, nixos-install), and the fleet
+overview the installer ISO prints at login."""
+
+from __future__ import annotations
+
+import shlex
+
+from kvmfleet.generate import Fleet, HostResult
+from kvmfleet.inventory import HARDWARE_FILE, HOSTS_DIR
+
+NIX = "nix --extra-experimental-features 'nix-command flakes'"
+
+
+def _describe(result: HostResult) -> str:
+    disk = result.host.disk
+    parts = [f"{disk.table} table", f"{disk.filesystem} root"]
+    if disk.encrypt:
+        parts.append("LUKS-encrypted")
+    if disk.swap is not None:
+        parts.append(f"{disk.swap} swap")
+    loader = "GRUB (BIOS)" if result.host.boot.loader == "grub" else "systemd-boot (UEFI)"
+    return f"{', '.join(parts)}; {loader}"
+
+
+def host_plan(result: HostResult) -> str:
+    """The commands for one host, run as root in a checkout of the fleet's flake."""
+    name = result.name
+    host = result.host
+    device = host.disk.device
+    flake = shlex.quote(f".#{name}")
+    hardware = shlex.quote(f"{HOSTS_DIR}/{name}/{HARDWARE_FILE}")
+    passphrase = (
+        "\n#    disko asks for the new LUKS passphrase (typed again at every boot)."
+        if host.disk.encrypt
+        else ""
+    )
+    return f"""\
+# Install {name} from the NixOS minimal ISO ({host.host.system}), as root, with the network up,
+# in a checkout of this flake (the installer ISO has one in /root/kvmfleet):
+#   git clone <fleet repository> /root/kvmfleet && cd /root/kvmfleet
+#
+# WARNING: step 1 WIPES {device}: every partition and all data on it.
+#   Check first that it is {name}'s system disk: lsblk -o NAME,SIZE,MODEL,SERIAL {shlex.quote(device)}
+#
+# 1. Partition, format and mount {device} on /mnt: {_describe(result)}.{passphrase}
+{NIX} run .#disko -- --mode destroy,format,mount --flake {flake}
+# 2. Capture the hardware (kernel modules, microcode) without file systems: disko owns them.
+nixos-generate-config --root /mnt --no-filesystems --show-hardware-config > {hardware}
+git add {hardware}
+# 3. Install. Root logs in with the inventory's SSH keys only: no root password.
+nixos-install --flake {flake} --no-root-passwd
+# 4. Commit {HOSTS_DIR}/{name}/{HARDWARE_FILE} to the fleet repository, then boot the new system.
+reboot
+"""
+
+
+def overview(fleet: Fleet) -> str:
+    """Every host with its disk, for choosing which one this machine becomes."""
+    width = max((len(r.name) for r in fleet.hosts), default=0)
+    lines = [
+        f"  {r.name:<{width}}  {r.host.disk.device}  ({_describe(r)})"
+        for r in sorted(fleet.hosts, key=lambda r: r.name)
+    ]
+    return (
+        "kvmfleet: hosts of this fleet and the disk each install wipes:\n"
+        + "\n".join(lines)
+        + "\nThe exact install commands for one: kvmfleet install-plan HOST\n"
+    )

@@ -1,0 +1,107 @@
+"""`[disk]` (the system disk disko partitions at install time) and `[deploy]` (how to reach the
+host for rollout)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from kvmfleet.model.types import AbsolutePath, Model, constrained, parse_ip
+from kvmfleet.problems import quote
+
+# Whole disks only, in the forms disko numbers partitions of (its lib.deviceNumbering): a
+# partition or a file system's by-uuid/by-label link would be repartitioned or not found.
+_WHOLE_DISK = re.compile(
+    r"/dev/(?:(?:sd|vd|xvd|hd)[a-z]+|nvme[0-9]+n[0-9]+|mmcblk[0-9]+"
+    r"|disk/by-(?:id|path|diskseq)/[A-Za-z0-9#+.:=@_-]+)\Z"
+)
+_PARTITION_LINK = re.compile(r"/dev/disk/by-[a-z]+/.*-part[0-9]+\Z")
+
+
+def _whole_disk(value: str) -> str:
+    if _PARTITION_LINK.match(value) or not _WHOLE_DISK.match(value):
+        raise ValueError(
+            f"{quote(value)} is not a whole disk (e.g. "
+            '"/dev/sda", "/dev/nvme0n1", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4")'
+        )
+    return value
+
+
+DiskDevice = Annotated[AbsolutePath, constrained("whole-disk device path", _whole_disk)]
+
+SWAP_MIN_MIB = 256
+SWAP_MAX_MIB = 256 * 1024
+_SIZE = re.compile(r"([1-9][0-9]{0,6})([MG])\Z")
+
+
+def swap_mib(size: str) -> int:
+    """A swap size in MiB: "8G" is 8192 (binary units, as sgdisk and parted read them)."""
+    match = _SIZE.match(size)
+    if match is None:
+        raise ValueError(f'{quote(size)} is not a size such as "8G" (GiB) or "512M" (MiB)')
+    return int(match[1]) * (1024 if match[2] == "G" else 1)
+
+
+def _swap_size(value: str) -> str:
+    mib = swap_mib(value)
+    if not SWAP_MIN_MIB <= mib <= SWAP_MAX_MIB:
+        raise ValueError(
+            f"{quote(value)} is not a sane swap size: between {SWAP_MIN_MIB}M and "
+            f"{SWAP_MAX_MIB // 1024}G"
+        )
+    return value
+
+
+SwapSize = Annotated[str, constrained('swap size ("256M" to "256G")', _swap_size)]
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
+)
+
+
+def _target_host(value: str) -> str:
+    try:
+        return str(parse_ip(value))
+    except ValueError:
+        pass
+    if _HOSTNAME.match(value) and not value.replace(".", "").isdigit():
+        return value
+    raise ValueError(f"{quote(value)} is not a host name or IP address")
+
+
+TargetHost = Annotated[str, constrained("host name or IP address", _target_host)]
+
+
+class Disk(Model):
+    """`[disk]`: the system disk; disko partitions, formats and mounts it at install time."""
+
+    device: DiskDevice = Field(
+        description="The whole disk to install on (wiped at install), e.g. /dev/sda or /dev/disk/by-id/..."
+    )
+    table: Literal["msdos", "gpt"] = Field(
+        description='Partition table: "msdos" (BIOS, GRUB) or "gpt" (GRUB with a BIOS boot partition, or UEFI).'
+    )
+    filesystem: Literal["ext4", "xfs", "btrfs"] = Field(
+        default="ext4", description="Root file system."
+    )
+    swap: SwapSize | None = Field(
+        default=None, description='Swap partition size, e.g. "8G"; none: no swap.'
+    )
+    encrypt: bool = Field(
+        default=False,
+        description="LUKS-encrypt the root file system; its passphrase is asked at every boot "
+        '(laptops; needs boot.loader = "systemd-boot").',
+    )
+
+
+class Deploy(Model):
+    """`[deploy]`: how the rollout tools (colmena, nixos-rebuild --target-host) reach the host."""
+
+    target_host: TargetHost | None = Field(
+        default=None,
+        description="SSH address for deployment; default: the CloudStack management NIC's "
+        "first address, else <name>.<domain>.",
+    )
