@@ -93,8 +93,11 @@
         };
 
       # colmena: the same modules per host, plus where and under which tags to deploy it
-      # (kvmfleet.deploy, set by the generated module). Colmena sets nixpkgs.config on every
-      # node, which nixpkgs forbids next to nixpkgs.pkgs: the hive builds its pkgs from meta.
+      # (kvmfleet.deploy, set by the generated module). Colmena's evaluator gives every node
+      # meta.nixpkgs' config and overlays as nixpkgs.config/overlays, so each node would import
+      # nixpkgs again (measured: as costly as no sharing at all), and nixpkgs forbids a
+      # nixpkgs.config beside nixpkgs.pkgs. meta.nixpkgs is the plain legacyPackages below,
+      # which already has both applied: the nodes drop them and share the flake's pkgs.
       deployment =
         { config, ... }:
         {
@@ -103,7 +106,19 @@
           };
         };
       colmenaNode = name: {
-        imports = hostModules name ++ [ deployment ];
+        imports = hostModules name ++ [
+          deployment
+          (sharedPkgs name)
+          {
+            nixpkgs.config = lib.mkForce { };
+            nixpkgs.overlays = lib.mkForce [ ];
+            # What lib.nixosSystem adds and colmena's plain eval-config.nix does not: with them
+            # a node's toplevel is the very derivation nixosConfigurations.<name> builds.
+            nixpkgs.flake.source = nixpkgs.outPath;
+            system.nixos.versionSuffix = lib.trivial.versionSuffix;
+            system.nixos.revision = lib.trivial.revisionWithDefault null;
+          }
+        ];
       };
       otherPlatformHosts = lib.filter (name: platformOf name != system) hostNames;
 
