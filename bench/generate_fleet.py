@@ -1,21 +1,26 @@
-"""Benchmark: validate and generate a synthetic fleet of N hypervisors modelled on the demo kvm01.
+"""Benchmark: `kvmfleet generate` on synthetic fleets of hypervisors modelled on the demo kvm01.
 
-    ./dev bench [--hosts N] [--repeat R]
+    ./dev bench [--hosts 10,100,1000] [--repeat 5]
 
-Prints the best wall time of R runs for a full `kvmfleet generate` (load, validate, fleet checks,
-render, write) into a fresh directory, and for a second run where nothing changes."""
+For each fleet size, runs the real command line (a new Python process each time, start-up
+included, as a user runs it) into a fresh directory:
+  cold       `kvmfleet generate` with no generated file yet (validate, fleet checks, render, write)
+  unchanged  `kvmfleet generate` again with nothing changed
+  check      `kvmfleet generate --check` after an input changed (the full path, writing nothing)
+and prints min and median wall time of --repeat runs, and the peak RSS of the largest run."""
 
 from __future__ import annotations
 
 import argparse
-import io
+import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
-
-from kvmfleet.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -44,36 +49,63 @@ def make_fleet(root: Path, count: int) -> None:
         (hosts / f"h{n:04d}" / "host.toml").write_text(text)
 
 
-def timed(root: Path) -> float:
-    sink = io.StringIO()
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+def kvmfleet(root: Path, *args: str) -> Run:
+    """One `kvmfleet` process: wall time and its own peak RSS (from wait4)."""
     start = time.perf_counter()
-    with redirect_stdout(sink), redirect_stderr(sink):
-        code = main(["--root", str(root), "generate"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kvmfleet", "--root", str(root), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    err = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - start
-    if code != 0:
-        raise SystemExit(f"generate failed with exit code {code}:\n{sink.getvalue()}")
-    return elapsed
+    code = os.waitstatus_to_exitcode(status)
+    process.returncode = code
+    if code not in (0, 1):
+        raise SystemExit(f"kvmfleet {' '.join(args)} failed ({code}):\n{err.decode()[-2000:]}")
+    return Run(elapsed, usage.ru_maxrss / 1024)
 
 
-def main_bench() -> None:
+def measure(count: int, repeat: int) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {"cold": [], "unchanged": [], "check": []}
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            make_fleet(root, count)
+            runs["cold"].append(kvmfleet(root, "generate"))
+            runs["unchanged"].append(kvmfleet(root, "generate"))
+            site = root / "hosts" / "site.toml"
+            site.write_text(site.read_text() + "\n# changed\n")
+            runs["check"].append(kvmfleet(root, "generate", "--check"))
+    return runs
+
+
+def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--hosts", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--hosts", default="10,100,1000", help="comma-separated fleet sizes")
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    cold, warm = [], []
-    for _ in range(args.repeat):
-        with tempfile.TemporaryDirectory() as tmp:
-            root = Path(tmp)
-            make_fleet(root, args.hosts)
-            cold.append(timed(root))
-            warm.append(timed(root))
-    print(
-        f"{args.hosts} hosts: generate {min(cold):.2f} s ({min(cold) / args.hosts * 1000:.1f} ms/host), "
-        f"unchanged re-run {min(warm):.2f} s (best of {args.repeat})"
-    )
+    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; seconds min / median of {args.repeat}")
+    print(f"{'hosts':>6} {'cold':>15} {'unchanged':>15} {'check':>15} {'peak RSS':>9}")
+    for count in (int(n) for n in args.hosts.split(",")):
+        runs = measure(count, args.repeat)
+        cells = [
+            f"{min(r.seconds for r in runs[k]):6.2f} / {statistics.median(r.seconds for r in runs[k]):5.2f}"
+            for k in ("cold", "unchanged", "check")
+        ]
+        peak = max(r.peak_mb for rs in runs.values() for r in rs)
+        print(f"{count:>6} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {peak:>6.0f} MB", flush=True)
 
 
 if __name__ == "__main__":
-    main_bench()
+    main()

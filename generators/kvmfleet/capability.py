@@ -97,7 +97,7 @@ def merge_settings(
     for key, value in addition.items():
         here = (*path, key)
         if key not in target:
-            target[key] = copy.deepcopy(value)
+            target[key] = _copy(value)
             continue
         current = target[key]
         if isinstance(current, dict) and isinstance(value, dict):
@@ -105,9 +105,22 @@ def merge_settings(
         elif isinstance(current, list) and isinstance(value, list):
             for item in value:
                 if item not in current:
-                    current.append(copy.deepcopy(item))
+                    current.append(_copy(item))
         elif type(current) is not type(value) or current != value:
             raise RuntimeError(
                 f"capability {owner} sets {'.'.join(here)} = {value!r}, "
                 f"which another capability already set to {current!r}"
             )
+
+
+def _copy(value: Any) -> Any:
+    """A copy of settings data (dicts, lists, scalars): the merged result never shares a dict or
+    list with what a capability returned, which may be a constant it returns for every host."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if isinstance(value, dict | list):  # subclasses: rare, take the general way
+        return copy.deepcopy(value)
+    return value

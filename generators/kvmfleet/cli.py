@@ -231,8 +231,7 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
         print("kvmfleet: refusing to overwrite; nothing written", file=sys.stderr)
         return EXIT_INVALID
     failed = []
-    for p in planned:
-        done = apply(root, p)
+    for p, done in zip(planned, apply(root, planned), strict=True):
         if done.line is not None:
             print(done.line, file=sys.stderr if done.warning or not done.ok else sys.stdout)
         if not done.ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 NixValue = None | bool | int | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
 
@@ -39,6 +40,14 @@ def render_module(attrs: Mapping[str, NixValue]) -> str:
 
 def render(value: NixValue, depth: int = 0) -> str:
     """A Nix expression for `value`, laid out as if it starts at indentation `depth`."""
+    # Exact types first: settings are plain dicts, lists and strings, and ABC checks are slow.
+    kind = type(value)
+    if kind is str:
+        return string(value, depth)  # type: ignore[arg-type]
+    if kind is dict:
+        return _attrs(value, depth)  # type: ignore[arg-type]
+    if kind is list:
+        return _list(value, depth)  # type: ignore[arg-type]
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -54,6 +63,7 @@ def render(value: NixValue, depth: int = 0) -> str:
     raise NixRenderError(f"cannot render {type(value).__name__} as Nix")
 
 
+@lru_cache(maxsize=65536)
 def attr_name(name: str) -> str:
     """An attribute name: bare when it is an identifier, else a quoted string."""
     if not isinstance(name, str):
@@ -139,7 +149,7 @@ def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
     for key, value in attrs.items():
         path = [attr_name(key)]
         # Collapse `a = { b = { c = 1; }; }` into `a.b.c = 1;`.
-        while isinstance(value, Mapping) and len(value) == 1:
+        while (type(value) is dict or isinstance(value, Mapping)) and len(value) == 1:
             ((child_key, child),) = value.items()
             path.append(attr_name(child_key))
             value = child
@@ -153,7 +163,8 @@ def _binding(path: list[str], value: NixValue, depth: int) -> str:
     except a string after a simple name (at most four bare identifiers)."""
     pad = INDENT * depth
     lhs = ".".join(path)
-    simple = len(path) <= _SIMPLE_SELECTORS and all(_IDENTIFIER.match(p) for p in path)
+    # attr_name quoted every part that is not an identifier.
+    simple = len(path) <= _SIMPLE_SELECTORS and not any(p.startswith('"') for p in path)
     text = render(value, depth)
     first, _, rest = text.partition("\n")
     if not rest:

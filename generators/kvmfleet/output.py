@@ -10,7 +10,7 @@ import re
 import stat
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -216,25 +216,73 @@ _WRITTEN = {
 }
 
 
-def apply(root: Path, p: Planned) -> Applied:
-    """Carry out one planned change (after `refusals` found none)."""
-    if p.status is Status.UNCHANGED:
-        return Applied(None)
-    target = root / p.path
-    try:
-        if p.content is not None:
-            write_atomic(target, p.content)
-            return Applied(f"{p.path}: written ({_WRITTEN[p.status]})")
-        if p.status is Status.ORPHANED:
-            target.unlink()
-            return Applied(f"{p.path}: removed (its host.toml is gone)")
-    except OSError as exc:
-        return Applied(f"{p.path}: cannot write: {exc.strerror or exc}", ok=False)
-    return Applied(
-        f"warning: {p.path}: left in place: its host.toml is gone, but it was edited by hand or "
-        "its directory holds other files; remove it by hand if the host is gone",
-        warning=True,
+def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
+    """Carry out planned changes (after `refusals` found none), one Applied per change, in order.
+
+    Every new content is first written to a temporary file beside its target, then made durable
+    with one sync for the whole batch, then renamed into place, then synced once more: each file
+    appears whole or not at all, as with write_atomic, without two fsyncs per file (a 1,000-host
+    fleet would spend most of its time in them)."""
+    staged: dict[int, Path] = {}
+    results: dict[int, Applied] = {}
+    for index, p in enumerate(planned):
+        if p.status is Status.UNCHANGED:
+            results[index] = Applied(None)
+        elif p.content is not None:
+            try:
+                staged[index] = _stage(root / p.path, p.content)
+            except OSError as exc:
+                results[index] = _refused(p, exc)
+    if staged:
+        os.sync()
+    for index, p in enumerate(planned):
+        if index in results:
+            continue
+        target = root / p.path
+        try:
+            if index in staged:
+                staged[index].replace(target)
+                results[index] = Applied(f"{p.path}: written ({_WRITTEN[p.status]})")
+            elif p.status is Status.ORPHANED:
+                target.unlink()
+                results[index] = Applied(f"{p.path}: removed (its host.toml is gone)")
+            else:
+                results[index] = Applied(
+                    f"warning: {p.path}: left in place: its host.toml is gone, but it was edited "
+                    "by hand or its directory holds other files; remove it by hand if the host "
+                    "is gone",
+                    warning=True,
+                )
+        except OSError as exc:
+            if index in staged:
+                with contextlib.suppress(OSError):
+                    staged[index].unlink()
+            results[index] = _refused(p, exc)
+    if staged:
+        os.sync()  # the renames
+    return [results[index] for index in range(len(planned))]
+
+
+def _refused(p: Planned, exc: OSError) -> Applied:
+    return Applied(f"{p.path}: cannot write: {exc.strerror or exc}", ok=False)
+
+
+def _stage(target: Path, content: str) -> Path:
+    """`content` in a new temporary file beside `target` (not yet synced)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
     )
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(content)
+        Path(tmp).chmod(0o644)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+    return Path(tmp)
 
 
 def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None:

@@ -8,8 +8,8 @@ import re
 import uuid
 import zoneinfo
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -27,9 +27,25 @@ class Constraint:
 
     kind: str
     check: Callable[[Any], Any]
+    # Checks are pure: a value seen before (a site-wide DNS server, a monitor, a MAC pattern) is
+    # not parsed again. Only results are kept, never errors.
+    _seen: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     def __call__(self, value: Any) -> Any:
-        return self.check(value)
+        key = (type(value), value)  # True == 1, but not for a check
+        try:
+            return self._seen[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: nothing to remember
+            return self.check(value)
+        result = self.check(value)
+        if len(self._seen) < _SEEN_LIMIT:
+            self._seen[key] = result
+        return result
+
+
+_SEEN_LIMIT = 1 << 16
 
 
 def constrained(kind: str, check: Callable[[Any], Any]) -> AfterValidator:
@@ -101,6 +117,13 @@ def _ifname(value: str) -> str:
 
 
 InterfaceName = Annotated[str, constrained("interface name (≤ 15 chars)", _ifname)]
+
+
+# Parsed once per run: the same addresses come back in every rule and from every host (site-wide
+# name servers, gateways). ipaddress objects are immutable, so sharing them is safe.
+ip_address = lru_cache(maxsize=1 << 16)(ipaddress.ip_address)
+ip_interface = lru_cache(maxsize=1 << 16)(ipaddress.ip_interface)
+ip_network = lru_cache(maxsize=1 << 16)(ipaddress.ip_network)
 
 
 def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

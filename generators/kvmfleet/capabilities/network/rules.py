@@ -25,6 +25,7 @@ from kvmfleet.capabilities.network.topology import (
 )
 from kvmfleet.capability import HostContext, Identity, Renew
 from kvmfleet.model.network import Bond, Bridge, Layer3, Network
+from kvmfleet.model.types import ip_address, ip_interface, ip_network
 from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
 
 _LACP_ONLY = ("802.3ad",)
@@ -52,7 +53,7 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
             yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
     for base, l3 in _addressed(net, topology(net)):
         for index, address in enumerate(l3.addresses):
-            ip = ipaddress.ip_interface(address).ip
+            ip = ip_interface(address).ip
             if ip.is_link_local:
                 continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
             yield Identity("IP address", str(ip), (*base, "addresses", index))
@@ -377,7 +378,7 @@ def _enslaved_findings(net: Network, topo: Topology) -> Iterator[Finding]:
 def _reachable(gateway: IpAddr, l3: Layer3) -> str | None:
     """Why `gateway` cannot be a next hop of this interface, or None when it can."""
     version = gateway.version
-    own = [ipaddress.ip_interface(a) for a in l3.addresses]
+    own = [ip_interface(a) for a in l3.addresses]
     same = [i for i in own if i.version == version]
     if any(i.ip == gateway for i in same):
         return f"{gateway} is an address of this interface itself"
@@ -413,11 +414,11 @@ def _is_host_address(ip: IpAddr, subnet: ipaddress.IPv4Network | ipaddress.IPv6N
 def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     for base, l3 in _addressed(net, topo):
         for index, text in enumerate(l3.gateways):
-            problem = _reachable(ipaddress.ip_address(text), l3)
+            problem = _reachable(ip_address(text), l3)
             if problem:
                 yield error((*base, "gateways", index), problem)
         for index, route in enumerate(l3.routes):
-            destination = ipaddress.ip_network(route.destination)
+            destination = ip_network(route.destination)
             if route.gateway is None:
                 if destination.version not in families(l3):
                     yield error(
@@ -428,7 +429,7 @@ def _address_findings(net: Network, topo: Topology) -> Iterator[Finding]:
                         "router advertisements",
                     )
                 continue
-            gateway = ipaddress.ip_address(route.gateway)
+            gateway = ip_address(route.gateway)
             path: KeyPath = (*base, "routes", index, "gateway")
             if gateway.version != destination.version:
                 yield error(
@@ -457,7 +458,7 @@ def _usable_route(l3: Layer3, destination: IpNetwork, gateway: str | None) -> bo
     """Whether a route is not an error of its own (gateway or on-link family mismatch)."""
     if gateway is None:
         return destination.version in families(l3)
-    return ipaddress.ip_address(gateway).version == destination.version
+    return ip_address(gateway).version == destination.version
 
 
 def _route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
@@ -467,7 +468,7 @@ def _route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     first: dict[tuple[IpNetwork, int | None], KeyPath] = {}
     for base, l3 in _addressed(net, topo):
         for index, route in enumerate(l3.routes):
-            destination = ipaddress.ip_network(route.destination)
+            destination = ip_network(route.destination)
             if destination.prefixlen == 0 and route.metric is None:
                 continue
             if not _usable_route(l3, destination, route.gateway):
@@ -493,11 +494,10 @@ def _default_route_findings(net: Network, topo: Topology) -> Iterator[Finding]:
     routes: list[tuple[int, KeyPath]] = []
     for base, l3 in _addressed(net, topo):
         candidates.extend(
-            (ipaddress.ip_address(g).version, (*base, "gateways", i))
-            for i, g in enumerate(l3.gateways)
+            (ip_address(g).version, (*base, "gateways", i)) for i, g in enumerate(l3.gateways)
         )
         for index, route in enumerate(l3.routes):
-            destination = ipaddress.ip_network(route.destination)
+            destination = ip_network(route.destination)
             if destination.prefixlen != 0 or route.metric is not None:
                 continue
             if _usable_route(l3, destination, route.gateway):
@@ -550,7 +550,7 @@ def _mtu_findings(net: Network, topo: Topology) -> Iterator[Finding]:
 
 def _dns_findings(net: Network) -> Iterator[Finding]:
     for index, text in enumerate(net.dns):
-        ip = ipaddress.ip_address(text)
+        ip = ip_address(text)
         if ip.version == 6 and ip.is_link_local:
             yield error(
                 ("network", "dns", index),
@@ -584,7 +584,7 @@ def _firewall_findings(ctx: HostContext, topo: Topology) -> Iterator[Finding]:
     must include one of an address family the host has (static, DHCP or RA; a host without
     declared interfaces has DHCP in both)."""
     firewall = ctx.host.firewall
-    trusted = [ipaddress.ip_network(n) for n in firewall.trusted_networks]
+    trusted = [ip_network(n) for n in firewall.trusted_networks]
     if not trusted:
         return
     path: KeyPath = ("firewall", "trusted_networks")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kvmfleet.capability import HostContext
 from kvmfleet.model.network import Bridge, Layer3, Network
+from kvmfleet.model.types import ip_address, ip_interface, ip_network
 from kvmfleet.problems import KeyPath
 
 UNIT_PREFIX = "10-"
@@ -144,7 +145,7 @@ def layer3_path(name: str, topo: Topology) -> KeyPath:
 
 def families(l3: Layer3) -> set[int]:
     """The IP versions an interface speaks: static addresses, DHCP, router advertisements."""
-    found: set[int] = {ipaddress.ip_interface(a).version for a in l3.addresses}
+    found: set[int] = {ip_interface(a).version for a in l3.addresses}
     if l3.dhcp in ("yes", "ipv4"):
         found.add(4)
     if l3.dhcp in ("yes", "ipv6"):
@@ -166,9 +167,9 @@ def reachable_families(l3: Layer3) -> set[int]:
     route: it counts only with an IPv6 gateway or route of the interface's own."""
     found = families(l3)
     if 6 in found and dhcp6_without_ra(l3):
-        own = {ipaddress.ip_interface(a).version for a in l3.addresses}
-        routed = any(ipaddress.ip_address(g).version == 6 for g in l3.gateways) or any(
-            ipaddress.ip_network(r.destination).version == 6 for r in l3.routes
+        own = {ip_interface(a).version for a in l3.addresses}
+        routed = any(ip_address(g).version == 6 for g in l3.gateways) or any(
+            ip_network(r.destination).version == 6 for r in l3.routes
         )
         if 6 not in own and not routed:
             found.discard(6)
