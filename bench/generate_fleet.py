@@ -95,7 +95,9 @@ def main() -> None:
     parser.add_argument("--hosts", default="10,100,1000", help="comma-separated fleet sizes")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; seconds min / median of {args.repeat}")
+    print(
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs; seconds min / median of {args.repeat}"
+    )
     print(f"{'hosts':>6} {'cold':>15} {'unchanged':>15} {'check':>15} {'peak RSS':>9}")
     for count in (int(n) for n in args.hosts.split(",")):
         runs = measure(count, args.repeat)
@@ -104,7 +106,9 @@ def main() -> None:
             for k in ("cold", "unchanged", "check")
         ]
         peak = max(r.peak_mb for rs in runs.values() for r in rs)
-        print(f"{count:>6} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {peak:>6.0f} MB", flush=True)
+        print(
+            f"{count:>6} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {peak:>6.0f} MB", flush=True
+        )
 
 
 if __name__ == "__main__":
