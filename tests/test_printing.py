@@ -179,3 +179,18 @@ def test_any_host_gives_a_uri_naming_it_or_a_message(host: str, port: int | None
     assert parts.hostname == printer.host
     assert parts.port == port
     assert parts.path == "/ipp/print"
+
+
+def test_another_protocols_port_is_warned_about() -> None:
+    text = _printers(
+        'name = "a"\nhost = "a.example.net"\nport = 515',
+        'name = "b"\nhost = "b.example.net"\nprotocol = "lpd"\nqueue = "lp"\n'
+        'model = "drv:///sample.drv/generic.ppd"\nport = 9100',
+        'name = "c"\nhost = "c.example.net"\nport = 8631',
+    )
+    assert findings_of(text, "printing") == [
+        "warning: printing.printers.0.port: 515 is the lpd port, but the protocol is ipp: "
+        "is one of them wrong?",
+        "warning: printing.printers.1.port: 9100 is the socket port, but the protocol is lpd: "
+        "is one of them wrong?",
+    ]

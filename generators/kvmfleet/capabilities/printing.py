@@ -9,6 +9,8 @@ from typing import Any
 from kvmfleet.capability import Capability, HostContext, Settings
 from kvmfleet.problems import Finding, error, quote, warning
 
+# Each protocol's well-known port: another protocol's port is most likely a mix-up.
+_PORTS = {"ipp": 631, "ipps": 631, "lpd": 515, "socket": 9100}
 # Models CUPS itself provides; any other model comes from a driver package.
 _BUILTIN_MODELS = ("everywhere", "drv:///sample.drv/")
 
@@ -76,6 +78,14 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
                 yield error((*here, "queue"), "socket (AppSocket/JetDirect) printers have no queue")
             if printer.protocol == "lpd" and printer.queue is None:
                 yield error((*here, "queue"), 'lpd printers need the queue name (e.g. "lp")')
+        if printer.port is not None and printer.port != _PORTS[printer.protocol]:
+            others = sorted({p for p, port in _PORTS.items() if port == printer.port})
+            if others:
+                yield warning(
+                    (*here, "port"),
+                    f"{printer.port} is the {'/'.join(others)} port, but the protocol is "
+                    f"{printer.protocol}: is one of them wrong?",
+                )
         if not model.startswith(_BUILTIN_MODELS):
             needs_driver = True
         key = printer.name.lower()  # CUPS queue names ignore case
