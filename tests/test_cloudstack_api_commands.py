@@ -611,3 +611,35 @@ def test_interrupted_run_is_saved_for_resume(env: Env) -> None:
     assert _states(env)["kvm01"][1] == "Maintenance"
     resumed = env.upgrade("--resume")
     assert resumed.code == 0, resumed.err
+
+
+def test_cluster_of_a_second_management_server(env: Env, tmp_path: Path) -> None:
+    """kvm03 is managed by another CloudStack: its cluster is found through its own API."""
+    _unregister(env, "kvm03")
+    with FakeCloudStack(KEY, SECRET) as other:
+        other.clusters[0].name = "other-cluster"
+        other.add("kvm03", "10.0.10.23")
+        host_file = env.root / "hosts" / "kvm03" / "host.toml"
+        host_file.write_text(
+            host_file.read_text()
+            + f'\n[cloudstack.api]\nurl = "{other.url}"\n'
+            + f'api_key_file = "{tmp_path / "secrets" / "api.key"}"\n'
+            + f'secret_key_file = "{tmp_path / "secrets" / "secret.key"}"\n'
+        )
+        assert run_cli("generate", root=env.root).code == 0
+        deploy = UPGRADE + f"{other.url.replace('/client/api', '/fake/upgrade')} {{host}} 4.22.1.0"
+        result = env.cli(
+            "rolling-upgrade",
+            "--cluster",
+            "other-cluster",
+            "--deploy-command",
+            deploy,
+            "--poll",
+            "0",
+        )
+        assert result.code == 0, result.err
+        assert other.commands() == [
+            ("prepareHostForMaintenance", "kvm03"),
+            ("cancelHostMaintenance", "kvm03"),
+        ]
+        assert env.fake.commands() == []

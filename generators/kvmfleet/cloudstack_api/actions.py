@@ -102,17 +102,24 @@ def _rolling(root: Path, fleet: Fleet, args: argparse.Namespace, clients: Client
     chosen = targets(fleet)
     if not chosen:
         raise CommandError("no host of the inventory has a [cloudstack] table")
-    # One management server per cluster: the first host's API (hosts of other APIs are not in it).
-    client = clients.for_api(chosen[0].api)
-    same_api = [t for t in chosen if t.api == chosen[0].api]
     options = rolling.Options(
         job_timeout=args.job_timeout,
         maintenance_timeout=args.maintenance_timeout,
         agent_timeout=args.agent_timeout,
         poll=args.poll,
     )
-    engine = rolling.Rolling(client, _deploy(root, args), options, progress=say, clock=Clock())
-    cluster_id, members = engine.members(args.cluster, same_api)
+    # A cluster belongs to one management server: try each API the inventory names, in order.
+    apis = list(dict.fromkeys(t.api for t in chosen))
+    for number, api in enumerate(apis, 1):
+        engine = rolling.Rolling(
+            clients.for_api(api), _deploy(root, args), options, progress=say, clock=Clock()
+        )
+        try:
+            cluster_id, members = engine.members(args.cluster, [t for t in chosen if t.api == api])
+            break
+        except rolling.NotHere:
+            if number == len(apis):
+                raise
     path = rolling.state_path(root, args.cluster)
     if path.exists() and not args.resume:
         previous = rolling.State.load(path)

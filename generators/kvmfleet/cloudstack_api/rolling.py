@@ -33,6 +33,10 @@ STEPS = ("prepare", "maintenance", "deploy", "agent", "cancel")
 STATE_DIR = ".kvmfleet"
 
 
+class NotHere(CommandError):  # noqa: N818 -- a lookup result
+    """No inventory host of this management server is in the cluster."""
+
+
 class Stopped(Exception):  # noqa: N818 -- the expected outcome of a failure, not a bug
     """The upgrade stopped at a host (left as it is, usually in maintenance): one line, exit 1."""
 
@@ -113,7 +117,7 @@ class Rolling:
             or resolver.named("cluster", t.cs.cluster).uuid == cluster
         ]
         if not chosen:
-            raise CommandError(f"no inventory host is in CloudStack cluster {cluster}")
+            raise NotHere(f"no inventory host is in CloudStack cluster {cluster}")
         cluster_id = resolver.named("cluster", chosen[0].cs.cluster).uuid
         in_cluster = list_hosts(self.client, clusterid=cluster_id)
         members = []
