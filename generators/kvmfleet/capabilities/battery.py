@@ -3,7 +3,8 @@ applies them at boot and after every resume."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from kvmfleet.capability import Capability, HostContext, Settings
 from kvmfleet.model.battery import Battery, BatteryLimit
@@ -86,4 +87,13 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         )
 
 
-CAPABILITY = Capability("battery", ("battery",), settings, findings)
+def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
+    table = layer.get("battery")
+    if isinstance(table, dict) and isinstance(table.get("limits"), dict):
+        yield error(
+            ("battery", "limits"),
+            "is a list: write each entry as [[battery.limits]] (two brackets), not as a table",
+        )
+
+
+CAPABILITY = Capability("battery", ("battery",), settings, findings, pitfalls=pitfalls)

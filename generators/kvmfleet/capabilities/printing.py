@@ -3,7 +3,7 @@ modules/printing.nix retrying printers that are away (a roaming laptop) and driv
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kvmfleet.capability import Capability, HostContext, Settings
@@ -110,4 +110,13 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         )
 
 
-CAPABILITY = Capability("printing", ("printing",), settings, findings)
+def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
+    table = layer.get("printing")
+    if isinstance(table, dict) and isinstance(table.get("printers"), dict):
+        yield error(
+            ("printing", "printers"),
+            "is a list: write each entry as [[printing.printers]] (two brackets), not as a table",
+        )
+
+
+CAPABILITY = Capability("printing", ("printing",), settings, findings, pitfalls=pitfalls)
