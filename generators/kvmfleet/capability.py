@@ -45,6 +45,9 @@ class Identity:
     value: str
     path: KeyPath
     renew: Renew = field(default=must_choose, compare=False)
+    # Computed by kvmfleet (a derived MAC), not written in the inventory: `new` has nothing to
+    # renew, `path` names the table it belongs to.
+    derived: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,13 @@ def duplicate_identities(claims: Iterable[Claim]) -> Iterator[Problem]:
             continue
         for claim in uses:
             others = ", ".join(_where(other, claim) for other in uses if other is not claim)
+            own = (
+                " (derived by kvmfleet; set hwaddress to choose one)"
+                if claim.identity.derived
+                else ""
+            )
             finding = Finding(
-                claim.identity.path, f"{kind} {claim.identity.value} is also used by {others}"
+                claim.identity.path, f"{kind} {claim.identity.value}{own} is also used by {others}"
             )
             yield locate(claim.inventory, finding)
 
@@ -63,7 +68,7 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
 
 
 def _where(other: Claim, this: Claim) -> str:
-    path = format_keypath(other.identity.path)
+    path = format_keypath(other.identity.path) + (", derived" if other.identity.derived else "")
     if other.inventory.name == this.inventory.name:
         return path
     return f"{other.inventory.name} ({path})"

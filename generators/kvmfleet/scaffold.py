@@ -83,7 +83,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         for cap in REGISTRY
         for identity in cap.identities(ctx)
         # A value from site.toml is not the host's to change.
-        if source_inv.origin(identity.path).file == source_inv.file
+        if not identity.derived and source_inv.origin(identity.path).file == source_inv.file
     ]
     original = tomllib.loads(source_text)
     header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"

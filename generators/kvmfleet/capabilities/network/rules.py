@@ -20,6 +20,7 @@ from kvmfleet.capabilities.network.topology import (
     layer3_of,
     layer3_path,
     mtu_resolver,
+    netdev_mac,
     reachable_families,
     topology,
 )
@@ -43,14 +44,18 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
     net = ctx.host.network
     for name, mac in net.links.items():
         yield Identity("MAC address", mac, ("network", "links", name))
+    # Every MAC the host will use counts, given or derived: a pinned hwaddress must not collide
+    # with another host's derived one either.
     for table, virtual in (("bonds", net.bonds), ("bridges", net.bridges)):
         for name, iface in virtual.items():
+            mac = netdev_mac(ctx, name)
+            if isinstance(iface, Bridge) and mac in _bond_port_macs(net, iface):
+                continue  # the MAC of its own bond: the bond claims it
             if iface.hwaddress is None:
-                continue
-            if isinstance(iface, Bridge) and iface.hwaddress in _bond_port_macs(net, iface):
-                continue  # the MAC of its own bond, as without hwaddress: the bond claims it
-            path = ("network", table, name, "hwaddress")
-            yield Identity("MAC address", iface.hwaddress, path, _derive_mac_for(name))
+                yield Identity("MAC address", mac, ("network", table, name), derived=True)
+            else:
+                path = ("network", table, name, "hwaddress")
+                yield Identity("MAC address", mac, path, _derive_mac_for(name))
     for base, l3 in _addressed(net, topology(net)):
         for index, address in enumerate(l3.addresses):
             ip = ip_interface(address).ip
