@@ -86,6 +86,19 @@ def test_warnings_without_laptop_role_or_limits() -> None:
     assert settings_of(text).get("services", {}).get("tpacpi-bat") is None
 
 
+def test_tpacpi_bat_on_aarch64_is_warned_about() -> None:
+    text = host_toml(
+        "[battery]\n[[battery.limits]]\nbattery = 1\nstart = 40\nstop = 90\n",
+        host={**LAPTOP, "system": "aarch64-linux"},
+        boot={"loader": "systemd-boot"},
+        disk={"device": "/dev/nvme0n1", "table": "gpt"},
+    )
+    assert findings_of(text, "battery") == [
+        "warning: battery.driver: tpacpi-bat calls the ACPI methods of x86 ThinkPads; on "
+        'aarch64-linux the kernel\'s own thresholds ("natacpi") are the likelier fit'
+    ]
+
+
 def test_no_battery_table_no_settings() -> None:
     assert "tpacpi-bat" not in settings_of(host_toml(host=LAPTOP)).get("services", {})
 

@@ -70,6 +70,12 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             ("battery",),
             'charge thresholds on a host without the "laptop" role (is this host a ThinkPad?)',
         )
+    if battery.driver == "tpacpi-bat" and ctx.host.host.system != "x86_64-linux":
+        yield warning(
+            ("battery", "driver"),
+            f"tpacpi-bat calls the ACPI methods of x86 ThinkPads; on {ctx.host.host.system} "
+            'the kernel\'s own thresholds ("natacpi") are the likelier fit',
+        )
     seen: dict[str, int] = {}
     for index, limit in enumerate(battery.limits):
         yield from _ranges(battery, limit, index)
