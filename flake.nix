@@ -181,6 +181,16 @@
         default = self.packages.${system}.kvmfleet;
         # the pinned disko, for `nix run .#disko` in install plans
         disko = disko.packages.${system}.disko;
+        # the NixOS minimal ISO with this flake, kvmfleet and disko; see installer/iso.nix
+        installer-iso =
+          (lib.nixosSystem {
+            specialArgs.fleet = self;
+            modules = [
+              "${nixpkgs}/nixos/modules/installer/cd-dvd/installation-cd-minimal.nix"
+              ./installer/iso.nix
+              { nixpkgs.hostPlatform = system; }
+            ];
+          }).config.system.build.isoImage;
       };
 
       apps.${system}.generate = {
