@@ -9,6 +9,8 @@ import unicodedata
 from collections.abc import Iterator
 from typing import Any
 
+from pydantic import BaseModel
+
 from kvmfleet.model import Host
 from kvmfleet.model.introspect import model_of, unwrap
 from kvmfleet.model.secrets import CEPH_KEY, PRIVATE_KEY, secret_kind
@@ -30,12 +32,12 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
     key named like a secret is one only where the key is not a name the user chose (an
     interface called `key` is fine, `password = ...` in a table is not)."""
     if isinstance(value, dict):
-        model = model_of(shape)
-        mapping = _mapping_values(shape)
+        model, mapping, _ = _shape_of(shape)
+        fields = model.model_fields if model is not None else {}
         for key, child in value.items():
             child_path = (*path, key)
             if model is not None:
-                field = model.model_fields.get(key)
+                field = fields.get(key)
                 child_shape = None if field is None else field.annotation
                 # An unknown key named like a setting: `password = ...` is meant as a secret.
                 secret_name_matters = field is None
@@ -62,7 +64,7 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
             else:
                 yield from content_findings(child, child_path, child_shape)
     elif isinstance(value, list):
-        element = _list_elements(shape)
+        element = _shape_of(shape)[2]
         for index, child in enumerate(value):
             yield from content_findings(child, (*path, index), element)
     elif isinstance(value, str):
@@ -86,6 +88,20 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
             )
     elif isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
         yield Finding(path, f"{value} does not fit in a NixOS integer (64-bit)")
+
+
+_SHAPES: dict[int, tuple[Any, Any, Any]] = {}
+
+
+def _shape_of(shape: Any) -> tuple[type[BaseModel] | None, Any | None, Any]:
+    """(model, mapping values, list elements) of an annotation; annotations live as long as their
+    model classes, so their ids are stable keys for the run."""
+    key = id(shape)
+    known = _SHAPES.get(key)
+    if known is None:
+        known = (model_of(shape), _mapping_values(shape), _list_elements(shape))
+        _SHAPES[key] = known
+    return known
 
 
 def _mapping_values(shape: Any) -> Any | None:
