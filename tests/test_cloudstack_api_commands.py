@@ -257,6 +257,21 @@ def test_add_dry_run_and_add(env: Env) -> None:
     assert env.cli("status", "kvm03").code == 0
 
 
+def test_add_uses_the_inventorys_add_host_address(env: Env) -> None:
+    _unregister(env, "kvm03")
+    host_file = env.root / "hosts" / "kvm03" / "host.toml"
+    host_file.write_text(
+        host_file.read_text().replace(
+            "[cloudstack]\n", '[cloudstack]\nadd_host_address = "2a00:f10:113:1::23"\n'
+        )
+    )
+    generated = run_cli("generate", root=env.root)
+    assert generated.code == 0, generated.err
+    dry = env.cli("add", "kvm03", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert " url=http://[2a00:f10:113:1::23] " in dry.out
+
+
 def test_add_with_host_tags_and_json(env: Env) -> None:
     _unregister(env, "kvm03")
     host_file = env.root / "hosts" / "kvm03" / "host.toml"

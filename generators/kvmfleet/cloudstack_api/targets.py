@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ipaddress import ip_interface
 from pathlib import Path
 
+from kvmfleet.capabilities.cloudstack import add_host_address
 from kvmfleet.cloudstack_api.client import Client, Credentials
 from kvmfleet.generate import Fleet
 from kvmfleet.model import Host
@@ -37,10 +38,10 @@ class Target:
 
     @property
     def address(self) -> str:
-        """What CloudStack and the deploy step reach the host at: the private NIC's first IPv4
-        address, else its first address, else the host's DNS name."""
-        v4 = [a for a in self.addresses if ":" not in a]
-        return (v4 or list(self.addresses) or [self.fqdn or self.name])[0]
+        """What CloudStack and the deploy step reach the host at: the address Add Host is given
+        (`cloudstack.add_host_address`, by default the private NIC's first IPv4 address; the
+        agent's GUID derives from it), else the host's DNS name."""
+        return add_host_address(self.host, self.cs) or self.fqdn or self.name
 
     def names(self) -> set[str]:
         return {self.name, *([self.fqdn] if self.fqdn else [])}
@@ -66,6 +67,8 @@ def _target(name: str, host: Host) -> Target | None:
         )
     layer = _layer3(host, cs.private_nic)
     addresses = tuple(str(ip_interface(a).ip) for a in layer.addresses) if layer else ()
+    if cs.add_host_address and cs.add_host_address not in addresses:
+        addresses += (cs.add_host_address,)
     return Target(name, host, cs, cs.api, addresses)
 
 
