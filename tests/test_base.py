@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import REPO
+import pytest
+from pydantic import ValidationError
+
+from conftest import REPO, findings_of, host_of, host_toml, run_cli, settings_of
 from kvmfleet.generate import build
 
 
@@ -59,3 +62,65 @@ def test_firewall_can_be_disabled_with_a_warning(tmp_path: Path) -> None:
     fleet = build(tmp_path)
     assert fleet.hosts[0].settings["networking"]["firewall"] == {"enable": False}
     assert any("firewall is off" in str(w) for w in fleet.warnings)
+
+
+# --- time servers and rescue access ---------------------------------------------------------------
+
+
+def test_servers_take_the_inventorys_time_servers_laptops_keep_the_pool() -> None:
+    servers = {"servers": ["ntp1.example.net", "10.0.10.123"]}
+    server = settings_of(host_toml(time=servers))
+    assert server["networking"]["timeServers"] == ["ntp1.example.net", "10.0.10.123"]
+    hypervisor = settings_of(host_toml(host={"roles": ["hypervisor"]}, time=servers))
+    assert hypervisor["networking"]["timeServers"] == ["ntp1.example.net", "10.0.10.123"]
+    laptop = settings_of(host_toml(host={"roles": ["laptop"]}, time=servers))
+    assert "timeServers" not in laptop["networking"]
+    assert "timeServers" not in settings_of(host_toml())["networking"]
+
+
+def test_time_servers_are_host_names_or_addresses() -> None:
+    assert host_of(
+        host_toml(time={"servers": ["NTP1.Example.NET", "2001:db8::123"]})
+    ).time.servers == [
+        "ntp1.example.net",
+        "2001:db8::123",
+    ]
+    with pytest.raises(ValidationError, match="is not a host name or IP address"):
+        host_of(host_toml(time={"servers": ["ntp one"]}))
+
+
+def test_a_hypervisor_without_time_servers_or_root_password_is_warned_about() -> None:
+    hypervisor = host_toml(host={"roles": ["hypervisor"]})
+    assert findings_of(hypervisor, "base") == [
+        "warning: host.root_password_file: not set: root has no password, so when a switch breaks "
+        "networking nobody can log in at the console or in the emergency shell; the way back is "
+        "then the previous generation in the boot menu",
+        "warning: time.servers: not set: the hypervisor sets its clock from the public NTP pool; "
+        "Ceph and CloudStack need the hosts' clocks in step, so give the site's NTP servers "
+        "(e.g. in site.toml)",
+    ]
+    rescued = host_toml(
+        host={"roles": ["hypervisor"], "root_password_file": "/var/lib/secrets/root.hash"},
+        time={"servers": ["10.0.10.123"]},
+    )
+    assert findings_of(rescued, "base") == []
+    # other roles: no warning (a laptop has a keyboard user, a lab box no Ceph)
+    assert findings_of(host_toml(host={"roles": ["laptop"]}), "base") == []
+    assert findings_of(host_toml(), "base") == []
+
+
+def test_a_time_server_that_is_a_fleet_hosts_address_is_an_error(tmp_path: Path) -> None:
+    a = host_toml(
+        network={"links": {"p1": "02:00:00:00:00:01"}},
+        extra='[network.interfaces.p1]\naddresses = ["10.0.10.21/24"]\n',
+    )
+    b = host_toml(time={"servers": ["10.0.10.21"]})
+    for name, text in (("a", a), ("b", b)):
+        (tmp_path / "hosts" / name).mkdir(parents=True)
+        (tmp_path / "hosts" / name / "host.toml").write_text(text)
+    result = run_cli("check", root=tmp_path)
+    assert result.code == 2
+    assert (
+        "hosts/b/host.toml: time.servers[0]: time server 10.0.10.21 is the address of fleet host a "
+        "(network.interfaces.p1.addresses[0]), which is not a time server"
+    ) in result.err.splitlines()

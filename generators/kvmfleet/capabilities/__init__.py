@@ -13,11 +13,13 @@ from kvmfleet.capabilities import (
     printing,
     quassel,
     storage,
+    users,
 )
 from kvmfleet.capability import Capability
 
 REGISTRY: tuple[Capability, ...] = (
     base.CAPABILITY,
+    users.CAPABILITY,
     network.CAPABILITY,
     storage.CAPABILITY,
     ceph.CAPABILITY,

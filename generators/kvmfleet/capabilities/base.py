@@ -1,13 +1,13 @@
-"""Host basics: identity, time, release, boot loader, kernel, SSH keys, packages, sysctls,
-firewall. Options that need `pkgs` are set on modules/base.nix. The disk, its partitions and file
-systems belong to the install capability."""
+"""Host basics: identity, time zone and NTP servers, release, boot loader, kernel, SSH keys,
+packages, sysctls, firewall, rescue access. Options that need `pkgs` are set on modules/base.nix.
+The disk, its partitions and file systems belong to the install capability."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.capability import Capability, HostContext, Peer, Settings
 from kvmfleet.problems import Finding, error, warning
 
 
@@ -35,6 +35,9 @@ def settings(ctx: HostContext) -> Settings:
         out["users"]["users"]["root"]["hashedPasswordFile"] = host.host.root_password_file
     if host.host.domain is not None:
         out["networking"]["domain"] = host.host.domain
+    if host.time.servers and not _is_laptop(ctx):
+        # Ceph and CloudStack need the hosts' clocks in step: the site's servers, not the pool.
+        out["networking"]["timeServers"] = list(host.time.servers)
     if not host.firewall.enable:
         out["networking"]["firewall"] = {"enable": False}
     return out
@@ -53,8 +56,15 @@ def _boot(ctx: HostContext) -> Settings:
     return boot
 
 
+def _is_laptop(ctx: HostContext) -> bool:
+    # A laptop roams: site-internal servers are often out of reach from where it is.
+    return "laptop" in ctx.host.host.roles
+
+
 def findings(ctx: HostContext) -> Iterator[Finding]:
     host = ctx.host
+    if "hypervisor" in host.host.roles:
+        yield from _hypervisor_findings(ctx)
     if host.boot.loader == "grub" and host.host.system != "x86_64-linux":
         # nixpkgs builds GRUB's BIOS target (grub.devices) for x86 only.
         yield error(
@@ -76,6 +86,28 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         yield error(("host", "roles"), "lists a role twice")
 
 
+def _hypervisor_findings(ctx: HostContext) -> Iterator[Finding]:
+    host = ctx.host
+    if host.host.root_password_file is None:
+        yield warning(
+            ("host", "root_password_file"),
+            "not set: root has no password, so when a switch breaks networking nobody can log in "
+            "at the console or in the emergency shell; the way back is then the previous "
+            "generation in the boot menu",
+        )
+    if not host.time.servers:
+        yield warning(
+            ("time", "servers"),
+            "not set: the hypervisor sets its clock from the public NTP pool; Ceph and CloudStack "
+            "need the hosts' clocks in step, so give the site's NTP servers (e.g. in site.toml)",
+        )
+
+
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    for index, server in enumerate(ctx.host.time.servers):
+        yield Peer("time server", server, ("time", "servers", index))
+
+
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
     sysctl = layer.get("sysctl")
     if isinstance(sysctl, dict):
@@ -90,8 +122,9 @@ def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
 
 CAPABILITY = Capability(
     "base",
-    ("host", "boot", "ssh", "packages", "sysctl", "firewall"),
+    ("host", "boot", "ssh", "packages", "sysctl", "firewall", "time"),
     settings,
     findings,
     pitfalls=pitfalls,
+    peers=peers,
 )

@@ -1,4 +1,4 @@
-"""Host basics: identity, boot, disk, SSH, packages, sysctls, firewall."""
+"""Host basics: identity, boot, disk, SSH, packages, sysctls, firewall, time servers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import Field
 
 from kvmfleet.model.types import (
     DomainName,
+    HostOrAddress,
     IpNetwork,
     Model,
     PackageName,
@@ -95,6 +96,16 @@ class Firewall(Model):
     trusted_networks: list[IpNetwork] = Field(
         default=[],
         description="Networks allowed to reach management services (SSH, libvirt, VNC, migration).",
+    )
+
+
+class Time(Model):
+    """`[time]`: where servers set their clocks (systemd-timesyncd)."""
+
+    servers: list[HostOrAddress] = Field(
+        default=[],
+        description="NTP servers for every host that is not a laptop (networking.timeServers); "
+        "empty: NixOS's public pool. Laptops keep the pool and the servers DHCP gives them.",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from kvmfleet.model.base import Boot, Firewall, HostSection, Packages, Ssh, Sysctls
+from kvmfleet.model.base import Boot, Firewall, HostSection, Packages, Ssh, Sysctls, Time
 from kvmfleet.model.battery import Battery
 from kvmfleet.model.ceph import Ceph
 from kvmfleet.model.cloudstack import CloudStack
@@ -14,6 +14,7 @@ from kvmfleet.model.printing import Printing
 from kvmfleet.model.quassel import Quassel
 from kvmfleet.model.storage import Iscsi, Multipath
 from kvmfleet.model.types import Model
+from kvmfleet.model.users import Users
 
 
 class Host(Model):
@@ -31,6 +32,8 @@ class Host(Model):
         default_factory=Firewall,
         description="Firewall and the networks trusted to manage the host.",
     )
+    time: Time = Field(default_factory=Time, description="NTP servers.")
+    users: Users = Field(default={}, description="People who log in besides root, by user name.")
     network: Network = Field(
         default_factory=Network,
         description="NICs, bonds, VLANs, bridges, addresses and routes (systemd-networkd).",
