@@ -71,10 +71,12 @@ def test_servers_take_the_inventorys_time_servers_laptops_keep_the_pool() -> Non
     servers = {"servers": ["ntp1.example.net", "10.0.10.123"]}
     server = settings_of(host_toml(time=servers))
     assert server["networking"]["timeServers"] == ["ntp1.example.net", "10.0.10.123"]
+    assert server["services"]["timesyncd"]["servers"] == ["ntp1.example.net", "10.0.10.123"]
     hypervisor = settings_of(host_toml(host={"roles": ["hypervisor"]}, time=servers))
     assert hypervisor["networking"]["timeServers"] == ["ntp1.example.net", "10.0.10.123"]
     laptop = settings_of(host_toml(host={"roles": ["laptop"]}, time=servers))
     assert "timeServers" not in laptop["networking"]
+    assert "timesyncd" not in laptop.get("services", {})
     assert "timeServers" not in settings_of(host_toml())["networking"]
 
 

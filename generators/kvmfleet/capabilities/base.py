@@ -37,7 +37,11 @@ def settings(ctx: HostContext) -> Settings:
         out["networking"]["domain"] = host.host.domain
     if host.time.servers and not _is_laptop(ctx):
         # Ceph and CloudStack need the hosts' clocks in step: the site's servers, not the pool.
+        # networking.timeServers is what chrony or ntpd would use, but only timesyncd's
+        # FallbackNTP= (used while no other server is known, e.g. none from DHCP); `servers` makes
+        # them its NTP= servers.
         out["networking"]["timeServers"] = list(host.time.servers)
+        out["services"] = {"timesyncd": {"servers": list(host.time.servers)}}
     if not host.firewall.enable:
         out["networking"]["firewall"] = {"enable": False}
     return out

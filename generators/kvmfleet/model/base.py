@@ -104,7 +104,8 @@ class Time(Model):
 
     servers: list[HostOrAddress] = Field(
         default=[],
-        description="NTP servers for every host that is not a laptop (networking.timeServers); "
+        description="NTP servers for every host that is not a laptop (networking.timeServers, "
+        "services.timesyncd.servers); "
         "empty: NixOS's public pool. Laptops keep the pool and the servers DHCP gives them.",
     )
 
