@@ -321,3 +321,16 @@ def test_service_rejects_bad_usage(argv: list[str]) -> None:
     run = FakeRun()
     assert cfg.main(["service", *argv], run) == 1
     assert run.calls == []
+
+
+def test_setup_agent_checks_the_keys_the_module_declares() -> None:
+    """cloudstack-setup-agent refuses values that differ from declared "set" keys: the keys it
+    writes must be the very names services.cloudstack-agent declares (host is seeded)."""
+    module = (Path(__file__).parent.parent / "modules" / "cloudstack-agent.nix").read_text()
+    for key in cfg.SETUP_KEYS.values():
+        if key == "host":
+            assert "seed.host = " in module
+        elif key == "guid":
+            assert "guid = cfg.guid;" in module
+        else:
+            assert f'"{key}" = ' in module, key
