@@ -7,9 +7,11 @@
 # The test framework evaluates every node with the test's read-only pkgs
 # (nixos/modules/misc/nixpkgs/read-only.nix): nixpkgs.hostPlatform is read-only
 # there, so the generated `nixpkgs` set is dropped, after checking that the host
-# is of the test's platform. Everything else stays: qemu-vm.nix replaces the
-# file systems (mkVMOverride) and adds its own GRUB device, and a boot loader is
-# only installed with virtualisation.useBootLoader.
+# is of the test's platform. So is its `disko` layout: it describes the real
+# machine's disk (checks/install.nix installs one), and the nodes, which run on
+# the driver's disks, do not import disko's module. Everything else stays:
+# qemu-vm.nix replaces the file systems (mkVMOverride) and adds its own GRUB
+# device, and a boot loader is only installed with virtualisation.useBootLoader.
 { lib, pkgs }:
 dir:
 let
@@ -21,4 +23,9 @@ in
 assert lib.assertMsg (
   platform == system
 ) "${toString file}: a ${platform} host cannot be a node of a ${system} VM test";
-lib.setDefaultModuleLocation file (removeAttrs generated [ "nixpkgs" ])
+lib.setDefaultModuleLocation file (
+  removeAttrs generated [
+    "nixpkgs"
+    "disko"
+  ]
+)
