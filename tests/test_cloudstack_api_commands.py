@@ -658,3 +658,18 @@ def test_cluster_of_a_second_management_server(env: Env, tmp_path: Path) -> None
             ("cancelHostMaintenance", "kvm03"),
         ]
         assert env.fake.commands() == []
+
+
+def test_deploy_reaches_the_inventorys_deploy_target(env: Env) -> None:
+    host_file = env.root / "hosts" / "kvm01" / "host.toml"
+    host_file.write_text(
+        host_file.read_text() + '\n[deploy]\ntarget_host = "kvm01.oob.example.net"\n'
+    )
+    generated = run_cli("generate", root=env.root)
+    assert generated.code == 0, generated.err
+    result = env.cli("rolling-upgrade", "--cluster", "nixos-cluster", "--dry-run")
+    assert result.code == 0, result.err
+    assert (
+        "   deploy: nixos-rebuild switch --flake .#kvm01 --target-host root@kvm01.oob.example.net"
+        in result.out.splitlines()
+    )

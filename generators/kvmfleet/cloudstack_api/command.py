@@ -89,13 +89,14 @@ def add_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
         "--deploy",
         choices=("nixos-rebuild", "colmena"),
         default="nixos-rebuild",
-        help="nixos-rebuild switch --flake .#HOST --target-host root@ADDR (default), or "
-        "colmena apply --on HOST switch",
+        help="nixos-rebuild switch --flake .#HOST --target-host root@TARGET (default; TARGET: "
+        "[deploy] target_host or its default), or colmena apply --on HOST switch",
     )
     ru.add_argument(
         "--deploy-command",
         metavar="CMD",
-        help="a command of your own instead, with {host} and {address} placeholders",
+        help="a command of your own instead, with {host}, {address} (Add Host's) and {target} "
+        "(the deploy target) placeholders",
     )
     ru.add_argument("--maintenance-timeout", type=float, default=3600.0, metavar="S")
     ru.add_argument("--agent-timeout", type=float, default=900.0, metavar="S")

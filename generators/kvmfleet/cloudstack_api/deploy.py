@@ -27,10 +27,13 @@ class CommandDeploy:
     """Runs a command in the fleet's flake directory; its output goes to the terminal."""
 
     root: Path
-    template: tuple[str, ...]  # with {host} and {address} placeholders
+    template: tuple[str, ...]  # with {host}, {address} (Add Host's) and {target} (SSH) placeholders
 
     def argv(self, target: Target) -> list[str]:
-        return [part.format(host=target.name, address=target.address) for part in self.template]
+        return [
+            part.format(host=target.name, address=target.address, target=target.ssh_target)
+            for part in self.template
+        ]
 
     def __call__(self, target: Target) -> int:
         try:
@@ -58,7 +61,7 @@ def colmena(root: Path) -> CommandDeploy:
 def nixos_rebuild(root: Path) -> CommandDeploy:
     return CommandDeploy(
         root,
-        ("nixos-rebuild", "switch", "--flake", ".#{host}", "--target-host", "root@{address}"),
+        ("nixos-rebuild", "switch", "--flake", ".#{host}", "--target-host", "root@{target}"),
     )
 
 

@@ -11,6 +11,8 @@ from ipaddress import ip_interface
 from pathlib import Path
 
 from kvmfleet.capabilities.cloudstack import add_host_address
+from kvmfleet.capabilities.install import target_host
+from kvmfleet.capability import HostContext
 from kvmfleet.cloudstack_api.client import Client, Credentials
 from kvmfleet.generate import Fleet
 from kvmfleet.model import Host
@@ -42,6 +44,12 @@ class Target:
         (`cloudstack.add_host_address`, by default the private NIC's first IPv4 address; the
         agent's GUID derives from it), else the host's DNS name."""
         return add_host_address(self.host, self.cs) or self.fqdn or self.name
+
+    @property
+    def ssh_target(self) -> str:
+        """Where the deploy step connects: `[deploy] target_host` or its default, as colmena's
+        targetHost is generated."""
+        return target_host(HostContext(self.name, self.host)) or self.address
 
     def names(self) -> set[str]:
         return {self.name, *([self.fqdn] if self.fqdn else [])}
