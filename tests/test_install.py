@@ -257,3 +257,30 @@ def test_install_plan_without_host_lists_every_disk(demo_fleet: Path) -> None:
     assert result.code == 0, result.err
     assert "  kvm01     /dev/sda  (msdos table, xfs root; GRUB (BIOS))" in result.out.splitlines()
     assert "kvmfleet install-plan HOST" in result.out
+
+
+def test_deploy_target_prefers_the_management_nic_s_ipv4_address() -> None:
+    cloudstack = {
+        "version": "4.22",
+        "management_servers": ["10.0.10.5"],
+        "zone": "1",
+        "pod": "2",
+        "cluster": "3",
+        "guid": "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01",
+        "private_nic": "mgmt0",
+    }
+    text = host_toml(
+        host={"roles": ["hypervisor"]},
+        network={
+            "links": {"mgmt0": "14:fe:b5:c6:62:e0"},
+            "interfaces": {"mgmt0": {"addresses": ["2001:db8::21/64", "192.0.2.21/24"]}},
+        },
+        cloudstack=cloudstack,
+    )
+    deploy = settings_of(text)["kvmfleet"]["deploy"]
+    assert deploy == {
+        "tags": ["hypervisor", "zone-1", "pod-2", "cluster-3"],
+        "targetHost": "192.0.2.21",
+    }
+    only_v6 = text.replace(', "192.0.2.21/24"', "")
+    assert settings_of(only_v6)["kvmfleet"]["deploy"]["targetHost"] == "2001:db8::21"

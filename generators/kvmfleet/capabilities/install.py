@@ -97,8 +97,8 @@ def _msdos(ctx: HostContext, root: Settings, swap: Settings) -> Settings:
 
 
 def target_host(ctx: HostContext) -> str | None:
-    """`[deploy] target_host`, else the first address of the CloudStack management NIC, else
-    <name>.<domain>; None leaves colmena's default (the host's name)."""
+    """`[deploy] target_host`, else the CloudStack management NIC's first IPv4 address (its first
+    address without one), else <name>.<domain>; None leaves colmena's default (the host's name)."""
     host = ctx.host
     if host.deploy.target_host is not None:
         return host.deploy.target_host
@@ -107,7 +107,9 @@ def target_host(ctx: HostContext) -> str | None:
         net = host.network
         for table in (net.bridges, net.bonds, net.vlans, net.interfaces):
             if nic in table and table[nic].addresses:
-                return table[nic].addresses[0].split("/")[0]
+                ips = [address.split("/")[0] for address in table[nic].addresses]
+                # IPv4 first, as `kvmfleet cloudstack` picks the address it adds the host by.
+                return next((ip for ip in ips if ":" not in ip), ips[0])
     if host.host.domain is not None:
         return f"{ctx.name}.{host.host.domain}"
     return None
