@@ -201,3 +201,21 @@ def test_the_flake_and_the_generator_agree_on_what_a_host_is(
     scan = scan_hosts(tmp_path)
     with_generated = [n for n in scan.hosts if (hosts / n / "generated.nix").is_file()]
     assert flake_hosts == with_generated == ["kvm-07", "kvm01"]
+
+
+def test_an_unreadable_host_directory_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "hosts" / "a" / "host.toml")
+    locked = tmp_path / "hosts" / "a" / "host.toml"
+    real_lstat = Path.lstat
+
+    def lstat(self: Path) -> Any:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_lstat(self)
+
+    monkeypatch.setattr(Path, "lstat", lstat)
+    with pytest.raises(InventoryError) as exc:
+        load(tmp_path)
+    assert [str(p) for p in exc.value.problems] == ["hosts/a: cannot be read (permission denied?)"]

@@ -128,13 +128,14 @@ NOT_A_FILE_MESSAGE = "is not a regular file (a directory, a FIFO, a device?)"
 
 
 def entry_kind(path: Path) -> str:
-    """ "missing", "link", "file" (regular), "dir" or "other"; never follows a link, never opens."""
+    """ "missing", "link", "file" (regular), "dir", "other" or "unreadable" (its directory cannot
+    be searched); never follows a link, never opens."""
     try:
         mode = path.lstat().st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
     except OSError:
-        return "other"
+        return "unreadable"
     if stat.S_ISLNK(mode):
         return "link"
     if stat.S_ISREG(mode):
@@ -297,7 +298,9 @@ def scan_hosts(root: Path) -> HostDirs:
             else:
                 problems.append(Problem(rel, (), _not_a_host(entry), Severity.WARNING))
             continue
-        if host_kind == "link":
+        if host_kind == "unreadable":
+            problems.append(Problem(rel, (), "cannot be read (permission denied?)"))
+        elif host_kind == "link":
             problems.append(Problem(f"{rel}/{HOST_FILE}", (), LINK_MESSAGE))
         elif host_kind != "file":
             problems.append(Problem(f"{rel}/{HOST_FILE}", (), NOT_A_FILE_MESSAGE))
