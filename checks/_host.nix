@@ -1,7 +1,7 @@
 # A host of a VM test's inventory as a test node's module: the whole
 # checks/<test>/hosts/<host>/generated.nix, less what a test node must not set.
 #
-#   hostModule = import ./_host.nix { inherit lib pkgs; };
+#   hostModule = import ./_host.nix { inherit (pkgs.stdenv.hostPlatform) system; };
 #   nodes.lacp1.imports = [ self.nixosModules.default (hostModule ./network/hosts/lacp1) ];
 #
 # The test framework evaluates every node with the test's read-only pkgs
@@ -12,20 +12,21 @@
 # the driver's disks, do not import disko's module. Everything else stays:
 # qemu-vm.nix replaces the file systems (mkVMOverride) and adds its own GRUB
 # device, and a boot loader is only installed with virtualisation.useBootLoader.
-{ lib, pkgs }:
+# Only builtins, so that the generator's tests evaluate it without nixpkgs.
+{ system }:
 dir:
 let
   file = dir + "/generated.nix";
   generated = import file;
-  system = pkgs.stdenv.hostPlatform.system;
   platform = generated.nixpkgs.hostPlatform or system;
 in
-assert lib.assertMsg (
-  platform == system
-) "${toString file}: a ${platform} host cannot be a node of a ${system} VM test";
-lib.setDefaultModuleLocation file (
-  removeAttrs generated [
+if platform != system then
+  throw "${toString file}: a ${platform} host cannot be a node of a ${system} VM test"
+else
+  builtins.removeAttrs generated [
     "nixpkgs"
     "disko"
   ]
-)
+  // {
+    _file = toString file;
+  }

@@ -25,7 +25,8 @@
 #
 # Nodes get this flake's modules only by importing self.nixosModules.default.
 # They use the test's read-only pkgs, so they must not set nixpkgs.* (as a whole
-# hosts/<name>/generated.nix does).
+# hosts/<name>/generated.nix does): checks/_host.nix gives a node a test host's
+# whole generated module without it.
 {
   self,
   pkgs,

@@ -42,7 +42,7 @@ let
   hostDir = name: ./network/hosts + "/${name}";
   inventory = name: builtins.fromTOML (builtins.readFile (hostDir name + "/host.toml"));
   generated = name: import (hostDir name + "/generated.nix");
-  hostModule = import ./_host.nix { inherit lib pkgs; };
+  hostModule = import ./_host.nix { inherit (pkgs.stdenv.hostPlatform) system; };
 
   node = name: {
     imports = [
