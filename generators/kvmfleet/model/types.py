@@ -131,7 +131,11 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     unit files."""
     if "%" in value:
         raise ValueError("zone ids (%...) are not allowed")
-    return ipaddress.ip_address(value)
+    try:
+        return ipaddress.ip_address(value)
+    except ValueError:
+        # ipaddress repeats the whole value in its message; callers may pass the message on.
+        raise ValueError(f"{quote(value)} is not an IP address") from None
 
 
 def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
