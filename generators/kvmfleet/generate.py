@@ -16,7 +16,7 @@ from kvmfleet.inventory import (
     entry_kind,
     load,
 )
-from kvmfleet.locate import locate, locate_missing
+from kvmfleet.locate import broken_tables, locate, locate_missing, without_broken_site
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
@@ -58,10 +58,9 @@ def build(root: Path) -> Fleet:
     if any(p.file == inventory.site_file for p in inventory.problems):
         # Without site.toml every host would miss its defaults: report the cause, not the cascade.
         raise InventoryError(inventory.problems)
-    problems: list[Problem] = [
-        *inventory.problems,
-        *check_site(inventory.site, inventory.site_file),
-    ]
+    site_problems = check_site(inventory.site, inventory.site_file)
+    problems: list[Problem] = [*inventory.problems, *site_problems]
+    broken_site = broken_tables(inventory.site, site_problems)
     claims: list[Claim] = []
     peers: list[PeerClaim] = []
     valid: list[tuple[HostInventory, Host]] = []
@@ -69,7 +68,9 @@ def build(root: Path) -> Fleet:
     checked = [(inv, validate_host(inv)) for inv in inventory.hosts]
     site_exists = entry_kind(root / inventory.site_file) != "missing"
     missing = locate_missing(
-        [(inv, c.missing) for inv, c in checked], inventory.site_file, site_exists
+        [(inv, without_broken_site(inv, c.missing, broken_site)) for inv, c in checked],
+        inventory.site_file,
+        site_exists,
     )
     # Without site.toml, hosts that lack its keys would only report more of the same.
     without_site = not site_exists and any(p.file == inventory.site_file for p in missing)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kvmfleet.inventory import HostInventory, Layer
-from kvmfleet.problems import Finding, KeyPath, Problem, format_keypath
+from kvmfleet.problems import Finding, KeyPath, Problem, Severity, format_keypath
 
 
 def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Problem:
@@ -29,6 +30,42 @@ def _host_writes_into(inv: HostInventory, table: KeyPath) -> bool:
         len(path) > depth and path[:depth] == table and layer.file == inv.file
         for path, layer in inv.origins.items()
     )
+
+
+def broken_tables(site: Mapping[str, Any], problems: Sequence[Problem]) -> list[KeyPath]:
+    """The key paths of site.toml whose value is in error and is not a table (a table of the
+    wrong type, a bad value): a rule about a whole table does not stop it giving its keys."""
+    out: list[KeyPath] = []
+    for problem in problems:
+        if problem.severity is not Severity.ERROR or not problem.path:
+            continue
+        value: Any = site
+        for part in problem.path:
+            value = value.get(part) if isinstance(value, dict) and isinstance(part, str) else None
+        if not isinstance(value, dict):
+            out.append(problem.path)
+    return out
+
+
+def without_broken_site(
+    inv: HostInventory, missing: Sequence[Finding], broken: Sequence[KeyPath]
+) -> list[Finding]:
+    """The missing keys of a host that no broken site.toml table was to give it: when `[host]`,
+    `[roles]`, a role table or one of its tables has the wrong type, the error there is the cause
+    and the hosts' missing keys under it only its echo."""
+    roles = (
+        inv.data.get("host", {}).get("roles") if isinstance(inv.data.get("host"), dict) else None
+    )
+    known = roles if isinstance(roles, list) else None  # None: any role may be meant
+    prefixes: list[KeyPath] = []
+    for path in broken:
+        if not path or path[0] != "roles":
+            prefixes.append(path)
+        elif len(path) == 1:
+            prefixes.append(())
+        elif known is None or path[1] in known:
+            prefixes.append(path[2:])
+    return [f for f in missing if not any(f.path[: len(p)] == p for p in prefixes)]
 
 
 def locate_missing(
