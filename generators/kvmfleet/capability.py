@@ -58,6 +58,8 @@ class Peer:
     role: str
     address: str
     path: KeyPath
+    # What goes wrong when it is one (default: that host is no `role`).
+    consequence: str = ""
 
 
 def _no_findings(ctx: HostContext) -> Iterable[Finding]:

@@ -58,11 +58,11 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
         for owner in owners.get(use.peer.address.lower(), []):
             if owner.inventory.name == use.inventory.name:
                 continue
+            consequence = use.peer.consequence or f", which is not a {use.peer.role}"
             finding = Finding(
                 use.peer.path,
                 f"{use.peer.role} {use.peer.address} is the address of fleet host "
-                f"{owner.inventory.name} ({format_keypath(owner.identity.path)}), which is not a "
-                f"{use.peer.role}",
+                f"{owner.inventory.name} ({format_keypath(owner.identity.path)}){consequence}",
             )
             yield locate(use.inventory, finding)
 

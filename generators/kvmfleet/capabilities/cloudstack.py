@@ -15,7 +15,7 @@ import ipaddress
 import uuid
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Identity, Settings
+from kvmfleet.capability import Capability, HostContext, Identity, Peer, Settings
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.problems import Finding, error, warning
@@ -181,8 +181,16 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
         yield Identity("CloudStack GUID", guid.lower(), ("cloudstack", "guid"), _new_guid)
 
 
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    cs = ctx.host.cloudstack
+    if cs is None:
+        return
+    for index, server in enumerate(cs.management_servers):
+        yield Peer("management server", server, ("cloudstack", "management_servers", index))
+
+
 def _new_guid(like: str, name: str) -> str:
     return str(uuid.uuid4())
 
 
-CAPABILITY = Capability("cloudstack", ("cloudstack",), settings, findings, identities)
+CAPABILITY = Capability("cloudstack", ("cloudstack",), settings, findings, identities, peers=peers)

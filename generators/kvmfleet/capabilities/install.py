@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Identity, Settings
+from kvmfleet.capability import Capability, HostContext, Identity, Peer, Settings
 from kvmfleet.model.install import swap_mib
 from kvmfleet.problems import Finding, error, warning
 
@@ -159,10 +159,22 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
         yield Identity("deployment target", ctx.host.deploy.target_host, ("deploy", "target_host"))
 
 
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    target = ctx.host.deploy.target_host
+    if target is not None:
+        yield Peer(
+            "deployment target",
+            target,
+            ("deploy", "target_host"),
+            ": a rollout would put this host's system on that host",
+        )
+
+
 CAPABILITY = Capability(
     "install",
     ("disk", "deploy"),
     settings,
     findings,
     identities,
+    peers=peers,
 )

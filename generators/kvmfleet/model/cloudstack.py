@@ -3,23 +3,20 @@ capability into services.cloudstack-agent and kvmfleet.hypervisor)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from kvmfleet.model.cloudstack_api import CloudStackApi, HostTags
 from kvmfleet.model.types import (
+    HostOrAddress,
     InterfaceName,
     IpAddress,
     Model,
     SshPublicKey,
     Uuid,
-    constrained,
     matching,
-    parse_ip,
 )
-from kvmfleet.problems import quote
 
 # The agent package is 4.22.1.1 (the fix for CVE-2026-50112); the management servers must run the
 # same release series.
@@ -35,20 +32,6 @@ CloudStackVersion = Annotated[
 CloudStackId = Annotated[
     str, matching(r"[A-Za-z0-9-]{1,64}", "a CloudStack id (a number or UUID)", "CloudStack id")
 ]
-
-_HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\Z")
-
-
-def _server(value: str) -> str:
-    if _HOSTNAME.match(value):
-        return value
-    try:
-        return str(parse_ip(value))
-    except ValueError:
-        raise ValueError(f"{quote(value)} is not a host name or IP address") from None
-
-
-ManagementServer = Annotated[str, constrained("host name or IP", _server)]
 
 
 class NfsClient(Model):
@@ -76,7 +59,7 @@ class CloudStack(Model):
     version: CloudStackVersion = Field(
         description="The CloudStack release of the management servers."
     )
-    management_servers: list[ManagementServer] = Field(
+    management_servers: list[HostOrAddress] = Field(
         min_length=1, description="Management servers (addresses or host names) the agent uses."
     )
     port: Annotated[int, Field(ge=1, le=65535)] = Field(

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kvmfleet.model.types import AbsolutePath, Model, constrained, parse_ip
+from kvmfleet.model.types import AbsolutePath, HostOrAddress, Model, constrained
 from kvmfleet.problems import quote
 
 # Whole disks only, in the forms disko numbers partitions of (its lib.deviceNumbering): a
@@ -56,23 +56,8 @@ def _swap_size(value: str) -> str:
 
 SwapSize = Annotated[str, constrained('swap size ("256M" to "256G")', _swap_size)]
 
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
-)
-
-
-def _target_host(value: str) -> str:
-    try:
-        return str(parse_ip(value))
-    except ValueError:
-        pass
-    if _HOSTNAME.match(value) and not value.replace(".", "").isdigit():
-        return value
-    raise ValueError(f"{quote(value)} is not a host name or IP address")
-
-
-TargetHost = Annotated[str, constrained("host name or IP address", _target_host)]
+# One rule for every "host name or IP address" of the inventory.
+TargetHost = HostOrAddress
 
 
 class Disk(Model):
