@@ -64,6 +64,20 @@ def test_firewall_can_be_disabled_with_a_warning(tmp_path: Path) -> None:
     assert any("firewall is off" in str(w) for w in fleet.warnings)
 
 
+def test_a_trusted_network_of_every_address_is_warned_about() -> None:
+    # An empty list is warned about where ports are opened; /0 is the same, written otherwise.
+    open_to_all = host_toml(firewall={"trusted_networks": ["10.0.10.0/24", "0.0.0.0/0", "::/0"]})
+    assert findings_of(open_to_all, "base") == [
+        f"warning: firewall.trusted_networks.{index}: {net} trusts every IPv{version} address: "
+        "SSH and the management ports are open to all, as with no trusted_networks; list the "
+        "management networks"
+        for index, net, version in [(1, "0.0.0.0/0", 4), (2, "::/0", 6)]
+    ]
+    assert (
+        findings_of(host_toml(firewall={"trusted_networks": ["::/1", "0.0.0.0/1"]}), "base") == []
+    )
+
+
 # --- time servers and rescue access ---------------------------------------------------------------
 
 

@@ -88,6 +88,15 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         )
     if len(set(host.host.roles)) != len(host.host.roles):
         yield error(("host", "roles"), "lists a role twice")
+    for index, network in enumerate(host.firewall.trusted_networks):
+        if network.endswith("/0"):
+            # As open as an empty list, which the capabilities that open ports warn about.
+            yield warning(
+                ("firewall", "trusted_networks", index),
+                f"{network} trusts every IPv{6 if ':' in network else 4} address: SSH and the "
+                "management ports are open to all, as with no trusted_networks; list the management "
+                "networks",
+            )
 
 
 def _hypervisor_findings(ctx: HostContext) -> Iterator[Finding]:
