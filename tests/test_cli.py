@@ -138,7 +138,9 @@ def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
     assert "# Physical NICs, named by their permanent MAC address." in text
     data = tomllib.loads(text)
     assert data["iscsi"]["initiator_name"] == "iqn.2026-11.net.example.cloud:kvm03"
-    assert data["cloudstack"]["guid"] not in {"", "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01"}
+    # Add Host derives the GUID from the new host's address: the copied one is removed.
+    assert "guid" not in data["cloudstack"]
+    assert "cloudstack.guid: removed; it defaults to the value derived for kvm03" in result.out
     assert "iscsi.initiator_name: given a fresh unique value" in result.out
     assert data["network"]["links"]["p9p1"] == ""
     assert '# must be unique: was "14:fe:b5:c6:62:e0" in kvm01' in text

@@ -20,9 +20,17 @@ from kvmfleet.problems import Finding, KeyPath
 
 Settings = dict[str, Any]
 
-# (the host a file is copied from, the new host's name) -> a fresh value, or None to leave it
-# empty for the administrator.
-Renew = Callable[[str, str], str | None]
+
+class Drop:
+    """What a Renew returns to delete the key from the new host's file: its value then defaults
+    to one derived for the new host (a CloudStack GUID from its address)."""
+
+
+DROP = Drop()
+
+# (the host a file is copied from, the new host's name) -> a fresh value, None to leave it empty
+# for the administrator, or DROP to delete the key.
+Renew = Callable[[str, str], str | Drop | None]
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,7 @@ class HostContext:
     host: Host
 
 
-def must_choose(like: str, name: str) -> str | None:
+def must_choose(like: str, name: str) -> str | Drop | None:
     """The administrator picks the new value (an address, a NIC's MAC)."""
     return None
 

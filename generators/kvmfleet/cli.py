@@ -95,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         help="scaffold a host from another one",
         formatter_class=fmt,
         description="Copy hosts/OTHER/host.toml to hosts/HOST/host.toml, keeping comments. Values that must be\n"
-        "unique in the fleet are cleared (addresses, MACs) or replaced (a fresh CloudStack GUID, the\n"
-        "IQN with the new name) and listed, so the new host cannot silently collide with the old.",
+        "unique in the fleet are cleared (addresses, MACs), replaced (the IQN with the new name) or\n"
+        "removed where they default to a value derived for the new host (the CloudStack GUID), and\n"
+        "listed, so the new host cannot silently collide with the old.",
         epilog="example:\n  kvmfleet new kvm03 --like kvm01 && $EDITOR hosts/kvm03/host.toml",
     )
     new.add_argument("host", metavar="HOST")
@@ -300,6 +301,8 @@ def _new(root: Path, name: str, like: str) -> int:
         print(f"  {key}: given a fresh unique value")
     for key in done.to_fill:
         print(f"  {key}: cleared; fill in a value unique in the fleet")
+    for key in done.dropped:
+        print(f"  {key}: removed; it defaults to the value derived for {name}")
     print(
         f"next: edit {done.path}, run `kvmfleet generate {name}`, then `git add {HOSTS_DIR}/{name}`"
     )

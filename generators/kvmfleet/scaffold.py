@@ -13,7 +13,7 @@ import tomlkit.exceptions
 from tomlkit.items import Array, Item
 
 from kvmfleet.capabilities import REGISTRY
-from kvmfleet.capability import HostContext, Identity
+from kvmfleet.capability import Drop, HostContext, Identity
 from kvmfleet.inventory import (
     HOST_FILE,
     HOST_NAME,
@@ -35,6 +35,7 @@ class Scaffolded:
     path: str
     to_fill: tuple[str, ...]  # key paths left empty for the administrator
     replaced: tuple[str, ...]  # key paths given a fresh value
+    dropped: tuple[str, ...] = ()  # key paths removed: they default to a value derived for the host
 
 
 def new_host(root: Path, name: str, like: str) -> Scaffolded:
@@ -91,7 +92,12 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         doc = tomlkit.parse(source_text)
         to_fill: list[str] = []
         replaced: list[str] = []
+        dropped: list[str] = []
         for identity, fresh in changes:
+            if isinstance(fresh, Drop):
+                if _drop(doc, identity.path):
+                    dropped.append(format_keypath(identity.path))
+                continue
             note = _note(original, identity, like, fresh) if with_comments else None
             if _set(doc, identity.path, fresh or "", note):
                 (replaced if fresh else to_fill).append(format_keypath(identity.path))
@@ -106,7 +112,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             raise InventoryError(
                 [Problem(target_rel, (), "already exists; not overwriting it")]
             ) from None
-        return Scaffolded(target_rel, tuple(to_fill), tuple(replaced))
+        return Scaffolded(target_rel, tuple(to_fill), tuple(replaced), tuple(dropped))
     raise InventoryError([Problem(source_inv.file, (), "cannot be copied with its comments kept")])
 
 
@@ -124,6 +130,18 @@ def _lookup(data: Any, path: tuple[str | int, ...]) -> Any:
     for part in path:
         data = data[part]
     return data
+
+
+def _drop(doc: Any, path: tuple[str | int, ...]) -> bool:
+    """Delete `path` from the tomlkit document; False if it is not there."""
+    node: Any = doc
+    try:
+        for part in path[:-1]:
+            node = node[part]
+        del node[path[-1]]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
 
 
 def _set(doc: Any, path: tuple[str | int, ...], value: str, note: str | None) -> bool:

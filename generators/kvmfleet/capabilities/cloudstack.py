@@ -15,7 +15,7 @@ import ipaddress
 import uuid
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Identity, Peer, Settings
+from kvmfleet.capability import DROP, Capability, Drop, HostContext, Identity, Peer, Settings
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.problems import Finding, error, warning
@@ -189,8 +189,9 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
         yield Peer("management server", server, ("cloudstack", "management_servers", index))
 
 
-def _new_guid(like: str, name: str) -> str:
-    return str(uuid.uuid4())
+def _new_guid(like: str, name: str) -> Drop:
+    # Add Host derives the GUID from the host's address; a copied or random one would differ.
+    return DROP
 
 
 CAPABILITY = Capability("cloudstack", ("cloudstack",), settings, findings, identities, peers=peers)
