@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
 
 CERT = "/var/lib/secrets/quassel/quasselCert.pem"
@@ -61,6 +63,27 @@ def test_empty_listen_and_store_data_dir() -> None:
         "quassel.listen: is empty: the core would accept no client",
         'quassel.data_dir: "/nix/store/x" is not a writable state directory',
     ]
+
+
+@pytest.mark.parametrize(
+    "data_dir",
+    ["/etc", "/root", "/home", "/var/lib", "/var", "/home/alice", "/run/quassel", "/usr/x"],
+)
+def test_a_shared_or_system_data_dir_is_an_error(data_dir: str) -> None:
+    # tmpfiles' `d` line would hand the directory to the quassel user (owner and mode 0755).
+    text = host_toml(quassel={"certificate_file": CERT, "data_dir": data_dir})
+    assert findings_of(text, "quassel") == [
+        f'quassel.data_dir: "{data_dir}" is a system or shared directory: the quassel service '
+        "would own it (systemd-tmpfiles sets its owner and mode 0755 at every boot); give the "
+        'core a directory of its own, e.g. "/var/lib/quassel"',
+        "warning: quassel.port: 4242 is open to every network: set firewall.trusted_networks",
+    ]
+
+
+@pytest.mark.parametrize("data_dir", ["/var/lib/quassel", "/srv/quassel", "/home/alice/quassel"])
+def test_a_directory_of_its_own_is_fine(data_dir: str) -> None:
+    text = host_toml(quassel={"certificate_file": CERT, "data_dir": data_dir})
+    assert not any("data_dir" in f for f in findings_of(text, "quassel"))
 
 
 def test_vm_test_inventory_generated_files_are_up_to_date() -> None:

@@ -62,11 +62,32 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         yield error(
             ("quassel", "data_dir"), f"{quote(quassel.data_dir)} is not a writable state directory"
         )
+    elif _shared_directory(quassel.data_dir):
+        yield error(
+            ("quassel", "data_dir"),
+            f"{quote(quassel.data_dir)} is a system or shared directory: the quassel service "
+            "would own it (systemd-tmpfiles sets its owner and mode 0755 at every boot); give "
+            'the core a directory of its own, e.g. "/var/lib/quassel"',
+        )
     if _exposed(quassel.listen) and not ctx.host.firewall.trusted_networks:
         yield warning(
             ("quassel", "port"),
             f"{quassel.port} is open to every network: set firewall.trusted_networks",
         )
+
+
+# Trees the system owns: a service's state directory is never in them.
+_SYSTEM_TREES = ("/nix", "/boot", "/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/tmp")
+_SYSTEM_TREES += ("/bin", "/sbin", "/lib", "/lib64")
+
+
+def _shared_directory(path: str) -> bool:
+    """A directory others use too: a top-level one (/home, /srv, /root), one directly under /var
+    (/var/lib, /var/log) or /home (a user's home), or anything in a system tree."""
+    parts = path.strip("/").split("/")
+    if len(parts) < 2 or (parts[0] in ("var", "home") and len(parts) == 2):
+        return True
+    return any(path == tree or path.startswith(tree + "/") for tree in _SYSTEM_TREES)
 
 
 CAPABILITY = Capability("quassel", ("quassel",), settings, findings)
