@@ -77,8 +77,21 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
 
 
 # Trees the system owns: a service's state directory is never in them.
-_SYSTEM_TREES = ("/nix", "/boot", "/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/tmp")
-_SYSTEM_TREES += ("/bin", "/sbin", "/lib", "/lib64")
+_SYSTEM_TREES = (
+    "/nix",
+    "/boot",
+    "/etc",
+    "/usr",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/tmp",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+)
 
 
 def _shared_directory(path: str) -> bool:
