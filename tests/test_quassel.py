@@ -67,7 +67,17 @@ def test_empty_listen_and_store_data_dir() -> None:
 
 @pytest.mark.parametrize(
     "data_dir",
-    ["/etc", "/root", "/home", "/var/lib", "/var", "/home/alice", "/run/quassel", "/usr/x"],
+    [
+        "/etc",
+        "/root",
+        "/home",
+        "/var/lib",
+        "/var",
+        "/home/alice",
+        "/run/quassel",
+        "/usr/x",
+        "/var/lib/nixos",
+    ],
 )
 def test_a_shared_or_system_data_dir_is_an_error(data_dir: str) -> None:
     # tmpfiles' `d` line would hand the directory to the quassel user (owner and mode 0755).

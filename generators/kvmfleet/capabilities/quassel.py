@@ -91,6 +91,8 @@ _SYSTEM_TREES = (
     "/sbin",
     "/lib",
     "/lib64",
+    "/var/lib/nixos",
+    "/var/lib/systemd",
 )
 
 

@@ -54,13 +54,22 @@ Monitor = Annotated[str, constrained("Ceph monitor address ([v6]:port or v4:port
 
 # Directories a network file system must never cover: the system itself lives there.
 _SYSTEM_TREES = ("/nix", "/boot", "/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin")
-_SYSTEM_DIRS = ("/", "/var", "/var/lib", "/var/log", "/lib", "/lib64", "/root", "/tmp")
+# /var/empty (sshd's privilege separation: must stay root's and read-only, or sshd refuses every
+# login), NixOS's uid/gid maps, systemd's state.
+_STATE_TREES = ("/lib", "/lib64", "/var/empty", "/var/lib/nixos", "/var/lib/systemd")
+_SYSTEM_DIRS = ("/", "/var", "/root", "/tmp")
+
+
+def _system_directory(value: str) -> bool:
+    if value in _SYSTEM_DIRS or (value.startswith("/var/") and value.count("/") == 2):
+        return True  # /var/lib, /var/log, /var/cache, ...: shared by the whole system
+    return any(
+        value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES + _STATE_TREES
+    )
 
 
 def _mountpoint(value: str) -> str:
-    if value in _SYSTEM_DIRS or any(
-        value == tree or value.startswith(tree + "/") for tree in _SYSTEM_TREES
-    ):
+    if _system_directory(value):
         raise ValueError(
             f"{quote(value)} is a system directory: mount CephFS on a directory of its own "
             '(e.g. "/mnt/cephfs")'
