@@ -31,7 +31,7 @@ let
   hostDir = ./storage/hosts/initiator;
   inventory = builtins.fromTOML (builtins.readFile (hostDir + "/host.toml"));
 
-  hostModule = import ./_host.nix { inherit lib pkgs; };
+  hostModule = import ./_host.nix { inherit (pkgs.stdenv.hostPlatform) system; };
 
   initiatorName = inventory.iscsi.initiator_name;
   targetName = "iqn.2003-01.org.linux-iscsi.target.x8664:sn.kvmfleet";
