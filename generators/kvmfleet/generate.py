@@ -20,7 +20,8 @@ from kvmfleet.locate import broken_tables, locate, locate_missing, without_broke
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
-from kvmfleet.problems import InventoryError, Problem, Severity, sort_problems
+from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity, sort_problems
+from kvmfleet.repeats import overlaps, repeated_values
 from kvmfleet.site import check_site
 from kvmfleet.validate import collect, validate_host
 
@@ -79,13 +80,18 @@ def build(root: Path) -> Fleet:
         problems.extend(result.problems)
         host = result.host or result.partial
         before = len(problems)
+        flagged: list[KeyPath] = []  # what a capability already says something about
         if host is not None and not (without_site and result.missing):
             # A host with broken tables still reports what its valid tables show, and claims
             # its fleet-unique values: one run tells everything it can know.
             ctx = HostContext(inv.name, host)
             for cap in REGISTRY:
-                problems.extend(locate(inv, f) for f in collect(cap.findings(ctx)))
-                claims.extend(Claim(inv, identity) for identity in collect(cap.identities(ctx)))
+                found = collect(cap.findings(ctx))
+                identities = collect(cap.identities(ctx))
+                flagged.extend(f.path for f in found)
+                flagged.extend(identity.path for identity in identities)
+                problems.extend(locate(inv, f) for f in found)
+                claims.extend(Claim(inv, identity) for identity in identities)
                 peers.extend(PeerClaim(inv, peer) for peer in collect(cap.peers(ctx)))
         if result.host is None:
             if not result.missing and not any(
@@ -94,6 +100,11 @@ def build(root: Path) -> Fleet:
                 silent.append(inv)
             continue
         problems.extend(_untranslated(inv, result.host))
+        problems.extend(
+            locate(inv, f)
+            for f in repeated_values(result.host)
+            if not any(overlaps(f.path, path) for path in flagged)
+        )
         if not any(p.severity is Severity.ERROR for p in problems[before:]):
             valid.append((inv, result.host))
     problems.extend(duplicate_identities(claims))

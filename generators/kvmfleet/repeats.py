@@ -1,0 +1,47 @@
+"""Values listed twice in one array of a host's inventory, compared as the models normalise them
+("2001:DB8::1" and "2001:db8::1" are one name server): the second has no effect and often stands
+for a value that was meant to be different."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pydantic import BaseModel
+
+from kvmfleet.problems import Finding, KeyPath, format_keypath, quote, warning
+
+
+def repeated_values(host: BaseModel) -> Iterator[Finding]:
+    """A warning for each array item equal to an earlier one, anywhere in the host."""
+    yield from _walk(host, ())
+
+
+def _walk(value: Any, path: KeyPath) -> Iterator[Finding]:
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _walk(getattr(value, name), (*path, name))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, (*path, str(key)))
+    elif isinstance(value, list):
+        first: dict[tuple[type, Any], int] = {}
+        for index, item in enumerate(value):
+            if isinstance(item, BaseModel | dict | list):
+                yield from _walk(item, (*path, index))
+                continue
+            key = (type(item), item)  # True == 1, but not here
+            if key in first:
+                earlier = format_keypath((*path, first[key]))
+                yield warning(
+                    (*path, index),
+                    f"{quote(item)} is listed twice (also {earlier}): the second has no effect",
+                )
+            else:
+                first[key] = index
+
+
+def overlaps(a: KeyPath, b: KeyPath) -> bool:
+    """One path is the other or inside it."""
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
