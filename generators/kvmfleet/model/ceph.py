@@ -20,8 +20,10 @@ from kvmfleet.problems import quote
 CephId = Annotated[
     str,
     matching(
-        r"[A-Za-z0-9][A-Za-z0-9_.-]*",
-        "a Ceph client or file system name (letters, digits, '-', '_', '.')",
+        # Bounded: the id names /etc/ceph/ceph.client.<id>.keyring and a systemd unit, whose
+        # names the kernel and systemd limit to 255 characters.
+        r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+        "a Ceph client or file system name (letters, digits, '-', '_', '.'; at most 64 characters)",
         "Ceph name",
     ),
 ]
