@@ -90,3 +90,11 @@ def test_a_per_host_value_is_missing_in_the_host_not_in_site_toml() -> None:
         "hosts set it in their own host.toml; hosts/site.toml [roles.hypervisor] cannot)",
         "hosts/site.toml: roles.hypervisor.cloudstack.pod: required key is missing (hosts a, c)",
     ]
+
+
+def test_a_finding_in_site_toml_for_several_hosts_is_one_line(demo_fleet: Path) -> None:
+    result = run_cli("check", root=demo_fleet)
+    lines = [line for line in result.err.splitlines() if "host.root_password_file" in line]
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith("warning: hosts/site.toml: host.root_password_file: ")
+    assert lines[0].endswith(" (hosts kvm01, kvm02)")

@@ -16,7 +16,13 @@ from kvmfleet.inventory import (
     entry_kind,
     load,
 )
-from kvmfleet.locate import broken_tables, locate, locate_missing, without_broken_site
+from kvmfleet.locate import (
+    broken_tables,
+    locate,
+    locate_missing,
+    merge_per_host,
+    without_broken_site,
+)
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
@@ -121,6 +127,7 @@ def build(root: Path) -> Fleet:
             )
             for inv in silent
         )
+    problems = merge_per_host(problems)
     if any(p.severity is Severity.ERROR for p in problems):
         raise InventoryError(problems)
     results = tuple(

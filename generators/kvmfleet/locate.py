@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kvmfleet.inventory import HostInventory, Layer
@@ -121,3 +122,25 @@ def locate_missing(
         for (file, path), names in per_layer.items()
     ]
     return per_host + per_site
+
+
+_FOR_HOST = re.compile(r" \(host ([a-z0-9-]+)\)\Z")
+
+
+def merge_per_host(problems: Iterable[Problem]) -> list[Problem]:
+    """One line for the same finding located in a shared file (site.toml) for several hosts:
+    `... (hosts kvm01, kvm02)` instead of a line per host."""
+    out: list[Problem] = []
+    groups: dict[tuple[str, KeyPath, str, Severity], list[str]] = {}
+    for problem in problems:
+        match = _FOR_HOST.search(problem.message)
+        if match is None:
+            out.append(problem)
+            continue
+        key = (problem.file, problem.path, problem.message[: match.start()], problem.severity)
+        groups.setdefault(key, []).append(match[1])
+    for (file, path, message, severity), names in groups.items():
+        unique = sorted(set(names))
+        hosts = f"host {unique[0]}" if len(unique) == 1 else f"hosts {', '.join(unique)}"
+        out.append(Problem(file, path, f"{message} ({hosts})", severity))
+    return out
