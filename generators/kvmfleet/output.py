@@ -267,8 +267,8 @@ def _refused(p: Planned, exc: OSError) -> Applied:
     return Applied(f"{p.path}: cannot write: {exc.strerror or exc}", ok=False)
 
 
-def _stage(target: Path, content: str) -> Path:
-    """`content` in a new temporary file beside `target` (not yet synced)."""
+def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
+    """`content` in a new temporary file beside `target`; synced to disk when `durable`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)
     fd, tmp = tempfile.mkstemp(
@@ -277,6 +277,9 @@ def _stage(target: Path, content: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(content)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         Path(tmp).chmod(0o644)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -289,26 +292,17 @@ def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None
     """Write via a temporary file in the same directory and rename, so readers never see half a
     file. `exclusive`: fail with FileExistsError if the target exists (two concurrent creators
     cannot overwrite each other; the file still appears whole)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target.parent)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
-    )
+    tmp = _stage(target, content, durable=True)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(tmp).chmod(0o644)
         if exclusive:
             os.link(tmp, target)  # atomic, and refuses an existing target
-            Path(tmp).unlink()
+            tmp.unlink()
         else:
-            Path(tmp).replace(target)
+            tmp.replace(target)
         _fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            Path(tmp).unlink()
+            tmp.unlink()
         raise
 
 
