@@ -15,7 +15,6 @@ from conftest import (
     fleet_settings,
     host_program,
     host_toml,
-    run_cli,
     settings_of,
 )
 
@@ -101,13 +100,6 @@ def test_tpacpi_bat_on_aarch64_is_warned_about() -> None:
 
 def test_no_battery_table_no_settings() -> None:
     assert "tpacpi-bat" not in settings_of(host_toml(host=LAPTOP)).get("services", {})
-
-
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=REPO / "checks" / "battery")
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/battery"
-    )
 
 
 bt = host_program("battery-thresholds")

@@ -218,13 +218,6 @@ def test_generated_module_round_trips_through_nix(
 # --- the VM test's inventory ---------------------------------------------------------------------
 
 
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=CHECKS)
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/ceph-client"
-    )
-
-
 def test_vm_test_inventory_matches_the_test_cluster(
     nix_eval: Callable[[Path], Any], tmp_path: Path
 ) -> None:

@@ -20,7 +20,6 @@ from conftest import (
     fleet_settings,
     host_toml,
     identities_of,
-    run_cli,
     settings_of,
 )
 from kvmfleet.capabilities.cloudstack import java_host_address, management_server_guid
@@ -232,13 +231,6 @@ def test_identity_is_the_effective_guid_in_lower_case() -> None:
 # --- the VM test's inventory ---------------------------------------------------------------------
 
 CHECKS = REPO / "checks" / "cloudstack-agent"
-
-
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=CHECKS)
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/cloudstack-agent"
-    )
 
 
 def test_vm_test_inventory_matches_the_test_network(

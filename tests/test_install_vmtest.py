@@ -8,16 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from conftest import REPO, fleet_settings, run_cli
+from conftest import REPO, fleet_settings
 
 CHECKS = REPO / "checks" / "install"
-
-
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=CHECKS)
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/install"
-    )
 
 
 def test_vm_test_inventory_matches_the_test_script() -> None:

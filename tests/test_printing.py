@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
+from conftest import REPO, findings_of, fleet_settings, host_toml, settings_of
 from kvmfleet.model.printing import Printer
 
 NO_DRIVER = (
@@ -156,13 +156,6 @@ def test_combinations_names_and_defaults() -> None:
 
 def test_no_printing_table_no_cups() -> None:
     assert "printing" not in settings_of(host_toml()).get("services", {})
-
-
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=REPO / "checks" / "printing")
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/printing"
-    )
 
 
 @given(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, findings_of, fleet_settings, host_toml, run_cli, settings_of
+from conftest import REPO, findings_of, fleet_settings, host_toml, settings_of
 
 CERT = "/var/lib/secrets/quassel/quasselCert.pem"
 
@@ -94,10 +94,3 @@ def test_a_shared_or_system_data_dir_is_an_error(data_dir: str) -> None:
 def test_a_directory_of_its_own_is_fine(data_dir: str) -> None:
     text = host_toml(quassel={"certificate_file": CERT, "data_dir": data_dir})
     assert not any("data_dir" in f for f in findings_of(text, "quassel"))
-
-
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=REPO / "checks" / "quassel")
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/quassel"
-    )

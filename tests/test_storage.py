@@ -347,13 +347,6 @@ def test_iqn_forms() -> None:
 CHECKS = REPO / "checks" / "storage"
 
 
-def test_vm_test_inventory_generated_files_are_up_to_date() -> None:
-    result = run_cli("generate", "--check", root=CHECKS)
-    assert result.code == 0, (
-        result.out + result.err + "\nrun: kvmfleet generate --root checks/storage"
-    )
-
-
 def test_vm_test_initiator_has_two_nics_in_one_subnet() -> None:
     s = fleet_settings(CHECKS, "initiator")
     assert s["boot"]["kernel"]["sysctl"] == ARP
