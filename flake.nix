@@ -64,7 +64,7 @@
         ++ lib.optional (builtins.pathExists hardware) hardware;
 
       # Every host of a platform evaluates against one shared pkgs: a pkgs of its own costs
-      # each host seconds and hundreds of MB of evaluation (see README, "Fleet-scale
+      # each host seconds and hundreds of MB of evaluation (see docs/fleet-evaluation.md, "Fleet-scale
       # evaluation"). With nixpkgs.pkgs set NixOS ignores nixpkgs.hostPlatform, so the
       # platform is read from the generated module (plain data) and checked; nixpkgs'
       # own assertion rejects a per-host nixpkgs.config. bench/eval_fleet.py turns this off

@@ -132,6 +132,13 @@ def test_show_names_the_source_of_each_value(demo_fleet: Path) -> None:
 
 
 def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
+    # A source host that declares its GUID (the demo fleet leaves it derived).
+    source = demo_fleet / "hosts" / "kvm01" / "host.toml"
+    source.write_text(
+        source.read_text().replace(
+            "[cloudstack]\n", '[cloudstack]\nguid = "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01"\n', 1
+        )
+    )
     result = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
     assert result.code == 0, result.err
     text = (demo_fleet / "hosts" / "kvm03" / "host.toml").read_text()

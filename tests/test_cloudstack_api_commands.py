@@ -93,13 +93,14 @@ def env(
         key_file.chmod(0o600)
     with FakeCloudStack(KEY, SECRET) as fake:
         site = root / "hosts" / "site.toml"
-        site.write_text(
-            site.read_text()
-            + "\n[roles.hypervisor.cloudstack.api]\n"
-            + f'url = "{fake.url}"\n'
-            + f'api_key_file = "{secrets / "api.key"}"\n'
-            + f'secret_key_file = "{secrets / "secret.key"}"\n'
+        # The demo's [roles.hypervisor.cloudstack.api] table, pointed at the fake server.
+        text = site.read_text()
+        text = re.sub(r'(?m)^url = ".*"$', f'url = "{fake.url}"', text)
+        text = re.sub(r'(?m)^api_key_file = ".*"$', f'api_key_file = "{secrets / "api.key"}"', text)
+        text = re.sub(
+            r'(?m)^secret_key_file = ".*"$', f'secret_key_file = "{secrets / "secret.key"}"', text
         )
+        site.write_text(text)
         generated = run_cli("generate", root=root)
         assert generated.code == 0, generated.err
         for number, name in enumerate(("kvm01", "kvm02", "kvm03"), 1):
@@ -383,7 +384,10 @@ def test_add_password_fallback_needs_a_file(env: Env, tmp_path: Path) -> None:
     secret = tmp_path / "secrets" / "root.pw"
     secret.write_text("correct horse battery\n")
     site = env.root / "hosts" / "site.toml"
-    site.write_text(site.read_text() + f'password_file = "{secret}"\n')
+    text = site.read_text()
+    site.write_text(
+        re.sub(r"(?m)^(secret_key_file = .*)$", rf'\1\npassword_file = "{secret}"', text)
+    )
     dry = env.cli("add", "kvm03", "--password", "--dry-run")
     assert dry.code == 0, dry.err
     assert f"password=<from {secret}>" in dry.out and "horse" not in dry.out

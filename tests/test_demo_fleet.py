@@ -26,6 +26,24 @@ def test_demo_fleet_generated_files_are_up_to_date() -> None:
     assert result.code == 0, result.out + result.err
 
 
+def test_demo_fleet_is_the_shared_example() -> None:
+    """hosts/ is ../shared/examples/hosts (when that folder is beside the repo): the inventory
+    contract, adopted verbatim."""
+    shared = REPO.parent / "shared" / "examples" / "hosts"
+    if not shared.is_dir():
+        pytest.skip("the shared examples are not beside this checkout")
+    for example in sorted(shared.rglob("*.toml")):
+        ours = REPO / "hosts" / example.relative_to(shared)
+        assert ours.read_bytes() == example.read_bytes(), ours
+
+
+def test_demo_fleet_generates_without_a_warning(demo_fleet: Path) -> None:
+    """The demo fleet is the example users copy: it follows every piece of the tool's advice."""
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 0, result.out + result.err
+    assert "warning" not in result.err + result.out, result.err
+
+
 def test_generation_is_deterministic(demo_fleet: Path) -> None:
     first = {r.name: render_host(r) for r in build(demo_fleet).hosts}
     second = {r.name: render_host(r) for r in build(demo_fleet).hosts}

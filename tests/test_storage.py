@@ -90,7 +90,6 @@ def test_demo_hypervisors_get_multipath_iscsi(name: str) -> None:
                 "product": '"100E-00"',
                 "path_grouping_policy": "multibus",
                 "path_selector": '"round-robin 0"',
-                "features": '"1 queue_if_no_path"',
                 "path_checker": "tur",
                 "failback": "immediate",
             }
@@ -108,6 +107,13 @@ def test_demo_hypervisors_get_multipath_iscsi(name: str) -> None:
 
 
 def test_demo_warns_that_queue_if_no_path_is_ignored_for_eqlogic(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "kvm01" / "host.toml"
+    text = host.read_text()
+    host.write_text(
+        text.replace(
+            'failback = "immediate"', 'failback = "immediate"\nfeatures = "1 queue_if_no_path"', 1
+        )
+    )
     result = run_cli("generate", root=demo_fleet)
     assert result.code == 0, result.err
     assert (

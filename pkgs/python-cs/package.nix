@@ -13,7 +13,7 @@ buildPythonPackage rec {
 
   src = fetchPypi {
     inherit pname version;
-    # sha256 of cs-5.2.0.tar.gz as pip downloaded it (see README, "Not verified here").
+    # sha256 of cs-5.2.0.tar.gz as pip downloaded it (see docs/verification.md, "Not verified here").
     hash = "sha256-3TV/xtU4giY0hF9eIWy7BP6Vzt8MXt9ye9wrxARNzcY=";
   };
 

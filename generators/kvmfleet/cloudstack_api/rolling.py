@@ -9,7 +9,7 @@ back; its hooks run through the agent, whose service executor hard-codes /bin/ba
 /bin/systemctl (absent on NixOS) and whose in-process executor dies with the agent when the new
 generation restarts it; it disables the whole cluster for the run; and after a failure the host
 left in maintenance makes the next run refuse the cluster ("is not enabled") unless forced, which
-skips it. See README.
+skips it. See docs/cloudstack-api.md.
 """
 
 from __future__ import annotations
