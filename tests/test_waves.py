@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import run_cli
 from kvmfleet.inventory import HostInventory, layer_host
-from kvmfleet.locate import locate_missing
+from kvmfleet.locate import locate_missing, missing_key, own_paths
 from kvmfleet.problems import Finding
 
 
@@ -82,7 +82,13 @@ def test_a_per_host_value_is_missing_in_the_host_not_in_site_toml() -> None:
     a, b, c = _host("a", {}), _host("b", {"cloudstack": {"guid": "g"}}), _host("c", {})
     guid = Finding(("cloudstack", "guid"), "required key is missing")
     pod = Finding(("cloudstack", "pod"), "required key is missing")
-    problems = locate_missing([(a, [guid, pod]), (b, [pod]), (c, [guid, pod])], SITE, True)
+    missing = [(a, [guid, pod]), (b, [pod]), (c, [guid, pod])]
+    problems = locate_missing(
+        [(inv.name, inv.file, [missing_key(inv, f) for f in found]) for inv, found in missing],
+        SITE,
+        True,
+        lambda: own_paths([a, b, c]),
+    )
     assert sorted(str(p) for p in problems) == [
         "hosts/a/host.toml: cloudstack.guid: required key is missing (a per-host value: other "
         "hosts set it in their own host.toml; hosts/site.toml [roles.hypervisor] cannot)",

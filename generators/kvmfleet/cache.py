@@ -1,20 +1,40 @@
-"""The unchanged-fleet shortcut: what the last complete run saw and wrote, kept in
-`.kvmfleet-cache.json` at the fleet root (untracked, safe to delete).
+"""The cache: `.kvmfleet-cache.json` at the fleet root, a local speed-up only (untracked, safe to
+delete). It holds
+- per host, its summary (`kvmfleet.summary`) keyed by everything the host's result depends on:
+  its host.toml (its bytes, or failing that its parsed data, so a comment changes nothing), the
+  site.toml layers it is built from (the top level and its roles' tables), its name, and the
+  generator (its own source, Python's and pydantic's versions, the time-zone database);
+- site.toml's own findings, keyed by its bytes;
+- the last complete, clean run (every input's digest and every generated file's), with which an
+  unchanged fleet is answered without loading the models.
 
-The key is a digest of the generator's own source, the shape of `hosts/` and the bytes of every
-input file. When the key matches and every generated file still has the bytes that run wrote,
-validating and rendering again would produce the same result, so `generate`, `generate --check`
-and `check` report that result without importing the models. A fresh clone (CI, the flake's
-checks) has no cache and always takes the full path. Imports stay light: this runs before
-anything heavy is loaded."""
+Trust: a cache says "these inputs gave these results" and is believed without checking, so it is
+used only where nobody else can have written it:
+- only in a git work tree, and only when it is a regular file git does not track (a committed
+  cache could vouch for an inventory nobody checked);
+- only when it carries a valid HMAC under a random key kept in the git directory
+  (`<git dir>/kvmfleet-cache.key`, mode 0600, created by the first run): a cache that arrives
+  with the files (a commit, a patch, an archive) or was written by hand never verifies;
+- never with `--no-cache`, and never when the `CI` environment variable is set (CI validates in
+  full).
+Anything that fails these checks or is not exactly what this version writes is ignored (and
+replaced by the next successful run), never an error. Imports stay light: this runs before
+anything heavy."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
+import os
+import secrets
+import stat
 import sys
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +46,18 @@ from kvmfleet.inventory import (
     entry_kind,
     scan_hosts,
 )
-from kvmfleet.output import write_atomic
+from kvmfleet.output import remove_file, untracked, write_atomic
 
 CACHE_FILE = ".kvmfleet-cache.json"
-_FORMAT = 1
+_FORMAT = 2
 _PACKAGE = Path(__file__).resolve().parent
+# Libraries whose version can change what a run says (pydantic's messages are translated).
+_LIBRARIES = ("pydantic", "pydantic_core", "tomlkit")
+
+
+def in_ci() -> bool:
+    """The `CI` environment variable is set (GitHub, GitLab, ... set CI=true)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -44,21 +71,205 @@ class RunState:
     warnings: tuple[str, ...]
 
 
-def _generator_digest() -> str:
-    digest = hashlib.sha256(f"{sys.version_info[:2]}".encode())
+@dataclass
+class Store:
+    """The cache as this run found it, and what it will write back."""
+
+    root: Path
+    key_file: Path
+    hosts: dict[str, Any] = field(default_factory=dict)  # name -> entry (see kvmfleet.run)
+    site: dict[str, Any] | None = None  # {"bytes": digest, "problems": [...]}
+    fleet: RunState | None = None
+
+    def save(self, state: RunState | None) -> None:
+        """Write the cache (only a speed-up: a read-only or full file system means no cache)."""
+        doc: dict[str, Any] = {
+            "format": _FORMAT,
+            "generator": generator_digest(),
+            "hosts": self.hosts,
+            "site": self.site,
+            "fleet": None
+            if state is None
+            else {
+                "key": state.key,
+                "hosts": list(state.hosts),
+                "outputs": state.outputs,
+                "warnings": list(state.warnings),
+            },
+        }
+        with contextlib.suppress(OSError):
+            key = _key(self.key_file, create=True)
+            if key is None:
+                return
+            body = json.dumps(doc, separators=(",", ":"))
+            write_atomic(self.root / CACHE_FILE, _sealed(key, body), root=self.root)
+
+
+def open_store(root: Path, *, enabled: bool = True) -> tuple[Store | None, list[str]]:
+    """The cache this run may read and write (None: none at all), and warnings to print."""
+    if not enabled:
+        return None, []
+    git_dir = find_git_dir(root)
+    if git_dir is None:
+        return None, []  # no place for the key: no cache
+    path = root / CACHE_FILE
+    store = Store(root, git_dir / KEY_FILE)
+    kind = entry_kind(path)
+    if kind == "missing":
+        return store, []
+    if kind != "file":
+        return None, [f"warning: {CACHE_FILE}: not a regular file; the cache is not used"]
+    tracked = untracked(root, [CACHE_FILE])
+    if tracked is None:
+        return None, []  # git cannot say whether it tracks the file: do not trust it
+    if not tracked:
+        return None, [
+            f"warning: {CACHE_FILE}: tracked by git, so it is never trusted (a committed cache "
+            f"could vouch for an inventory nobody checked): git rm --cached {CACHE_FILE}"
+        ]
+    try:
+        key = _key(store.key_file, create=False)
+        body = _opened(key, path.read_bytes()) if key is not None else None
+        if body is None:
+            return store, []
+        doc: Any = json.loads(body)
+        if doc.get("format") != _FORMAT or doc.get("generator") != generator_digest():
+            return store, []
+        hosts, site, fleet = doc["hosts"], doc["site"], doc["fleet"]
+        if not isinstance(hosts, dict) or not isinstance(site, dict | None):
+            return store, []
+        store.hosts = hosts
+        store.site = site
+        if fleet is not None:
+            store.fleet = RunState(
+                key=_text(fleet["key"]),
+                hosts=tuple(_text(h) for h in fleet["hosts"]),
+                outputs={_text(k): _text(v) for k, v in fleet["outputs"].items()},
+                warnings=tuple(_text(w) for w in fleet["warnings"]),
+            )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Store(root, store.key_file), []
+    return store, []
+
+
+KEY_FILE = "kvmfleet-cache.key"
+_SEAL = '{"hmac-sha256":"'
+
+
+def _sealed(key: bytes, body: str) -> str:
+    """The cache file: its body with an HMAC in front, still one JSON document."""
+    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return f'{_SEAL}{mac}","cache":{body}}}\n'
+
+
+def _opened(key: bytes, data: bytes) -> bytes | None:
+    """The body of a sealed cache file whose HMAC is valid, else None."""
+    head = len(_SEAL) + 64
+    prefix, tail = _SEAL.encode(), b'","cache":'
+    if not data.startswith(prefix) or data[head : head + len(tail)] != tail:
+        return None
+    if not data.endswith(b"}\n"):
+        return None
+    body = data[head + len(tail) : -2]
+    mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+    return body if hmac.compare_digest(mac, data[len(prefix) : head]) else None
+
+
+def _key(path: Path, *, create: bool) -> bytes | None:
+    """The secret the cache is sealed with (made on first use, readable by its owner only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        if not create:
+            return None
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:  # another run made it just now
+            return _key(path, create=False)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        return _key(path, create=False)
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return None
+        key = handle.read(128).strip()
+    return key if len(key) == 64 else None
+
+
+def find_git_dir(root: Path) -> Path | None:
+    """The git directory of the work tree `root` lies in (a `.git` directory, or the one a
+    `.git` file points to), else None."""
+    try:
+        here = root.resolve()
+    except OSError:
+        return None
+    for directory in (here, *here.parents):
+        dot_git = directory / ".git"
+        kind = entry_kind(dot_git)
+        if kind == "dir":
+            return dot_git
+        if kind == "file":
+            try:
+                text = dot_git.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                return None
+            if not text.startswith("gitdir: "):
+                return None
+            target = (directory / text.removeprefix("gitdir: ")).resolve()
+            return target if entry_kind(target) == "dir" else None
+    return None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("expected a string")
+    return value
+
+
+@cache
+def generator_digest() -> str:
+    """What, besides the inventory, a run's result depends on."""
+    digest = hashlib.sha256(sys.version.encode() + b"\0")
     for path in sorted(_PACKAGE.rglob("*.py")):
         digest.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
+    digest.update(json.dumps(_library_versions()).encode())
+    # Which time zones exist is the system's tz database (a package upgrade changes the
+    # directories' modification times).
+    for directory in zoneinfo.TZPATH:
+        with contextlib.suppress(OSError):
+            digest.update(f"{directory}:{Path(directory).stat().st_mtime_ns}".encode())
     return digest.hexdigest()
 
 
+def _library_versions() -> list[str]:
+    """The installed distributions of the libraries, by their metadata directories' names
+    (importlib.metadata would cost more than the rest of an unchanged run)."""
+    out = []
+    for name in _LIBRARIES:
+        spec = find_spec(name)
+        if spec is None or spec.origin is None:
+            out.append(f"{name}: none")
+            continue
+        site = Path(spec.origin).parent.parent
+        try:
+            out += sorted(
+                p.name
+                for p in site.iterdir()
+                if p.name.startswith(f"{name}-") and p.name.endswith(".dist-info")
+            )
+        except OSError:
+            out.append(f"{name}: {spec.origin}")
+    return out
+
+
 def input_key(root: Path) -> str | None:
-    """The digest of everything a run's result depends on, or None when `hosts/` holds anything
-    the full path must report (a link, an odd directory, an unreadable file)."""
+    """The digest of every input of a run, or None when `hosts/` holds anything the full path
+    must report (a link, an odd directory, an unreadable file)."""
     scan = scan_hosts(root)
     if scan.problems or entry_kind(root / HOSTS_DIR) != "dir":
         return None
-    digest = hashlib.sha256(_generator_digest().encode())
+    digest = hashlib.sha256(generator_digest().encode())
     digest.update(json.dumps([scan.hosts, scan.stray]).encode())
     inputs = [f"{HOSTS_DIR}/{SITE_FILE}", *(f"{HOSTS_DIR}/{h}/{HOST_FILE}" for h in scan.hosts)]
     for name in inputs:
@@ -78,66 +289,43 @@ def input_key(root: Path) -> str | None:
 
 
 def output_digest(root: Path, path: str) -> str | None:
+    if entry_kind(root / path) != "file":
+        return None
     try:
         return hashlib.sha256((root / path).read_bytes()).hexdigest()
     except OSError:
         return None
 
 
-def unchanged(root: Path) -> RunState | None:
+def unchanged(store: Store | None) -> RunState | None:
     """The last run's state when nothing it depends on changed since, else None."""
-    state = _load(root)
-    if state is None or input_key(root) != state.key:
+    if store is None or store.fleet is None:
+        return None
+    state = store.fleet
+    if input_key(store.root) != state.key:
         return None
     for path, digest in state.outputs.items():
-        if entry_kind(root / path) != "file" or output_digest(root, path) != digest:
+        if output_digest(store.root, path) != digest:
             return None
     return state
 
 
-def record(root: Path, hosts: list[str], warnings: list[str]) -> None:
-    """Remember a complete, clean run (call it after generate left every file up to date)."""
-    key = input_key(root)
+def fleet_state(store: Store, hosts: list[str], warnings: list[str]) -> RunState | None:
+    """The state of a complete, clean run that just left every generated file up to date."""
+    key = input_key(store.root)
     if key is None:
-        return
+        return None
     outputs: dict[str, str] = {}
     for host in hosts:
         path = f"{HOSTS_DIR}/{host}/{GENERATED_FILE}"
-        digest = output_digest(root, path)
+        digest = output_digest(store.root, path)
         if digest is None:
-            return
+            return None
         outputs[path] = digest
-    doc = {
-        "format": _FORMAT,
-        "key": key,
-        "hosts": hosts,
-        "outputs": outputs,
-        "warnings": warnings,
-    }
-    # Only a speed-up: a read-only or full file system just means no shortcut next time.
-    with contextlib.suppress(OSError):
-        write_atomic(root / CACHE_FILE, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return RunState(key, tuple(hosts), outputs, tuple(warnings))
 
 
 def forget(root: Path) -> None:
     with contextlib.suppress(OSError):
         if entry_kind(root / CACHE_FILE) == "file":
-            (root / CACHE_FILE).unlink()
-
-
-def _load(root: Path) -> RunState | None:
-    path = root / CACHE_FILE
-    if entry_kind(path) != "file":
-        return None
-    try:
-        doc: Any = json.loads(path.read_bytes())
-        if doc.get("format") != _FORMAT:
-            return None
-        return RunState(
-            key=str(doc["key"]),
-            hosts=tuple(str(h) for h in doc["hosts"]),
-            outputs={str(k): str(v) for k, v in doc["outputs"].items()},
-            warnings=tuple(str(w) for w in doc["warnings"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
+            remove_file(root, root / CACHE_FILE)

@@ -71,14 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument(
         "--force", action="store_true", help="overwrite generated files that were edited by hand"
     )
+    _no_cache(gen)
 
-    sub.add_parser(
+    check = sub.add_parser(
         "check",
         help="validate the inventory, write nothing",
         formatter_class=fmt,
         description="Validate every host and the fleet-wide rules; print every problem, one per line.",
         epilog="example:\n  kvmfleet check && echo fleet ok",
     )
+    _no_cache(check)
 
     show = sub.add_parser(
         "show",
@@ -135,6 +137,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_cache(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help=f"validate and render every host, ignoring {cache.CACHE_FILE} (implied when the CI "
+        "environment variable is set)",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     code = _main(argv)
     try:
@@ -184,14 +195,25 @@ def _validated(root: Path) -> Fleet:
     return fleet
 
 
-def _check(root: Path) -> int:
-    state = cache.unchanged(root)
+def _store(root: Path, no_cache: bool) -> cache.Store | None:
+    store, notes = cache.open_store(root, enabled=not no_cache and not cache.in_ci())
+    for line in notes:
+        print(line, file=sys.stderr)
+    return store
+
+
+def _check(root: Path, *, no_cache: bool) -> int:
+    from kvmfleet.run import run
+
+    store = _store(root, no_cache)
+    state = cache.unchanged(store)
     if state is not None:
         _report_cached(state)
         print(f"kvmfleet: {len(state.hosts)} hosts valid")
         return EXIT_OK
-    fleet = _validated(root)
-    print(f"kvmfleet: {len(fleet.hosts)} hosts valid")
+    outcome = run(root, store)  # `check` writes nothing, not even the cache
+    _report(outcome.warnings)
+    print(f"kvmfleet: {len(outcome.hosts)} hosts valid")
     return EXIT_OK
 
 
@@ -200,9 +222,12 @@ def _report_cached(state: cache.RunState) -> None:
         print(line, file=sys.stderr)
 
 
-def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -> int:
+def _generate(
+    root: Path, only: list[str] | None, *, check: bool, force: bool, no_cache: bool
+) -> int:
+    store = _store(root, no_cache)
     if only is None and not force:
-        state = cache.unchanged(root)
+        state = cache.unchanged(store)
         if state is not None:
             _report_cached(state)
             if check:
@@ -213,17 +238,19 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
                     f"kvmfleet: {len(state.hosts)} hosts, 0 written, {len(state.outputs)} unchanged"
                 )
             return EXIT_OK
-    from kvmfleet.generate import plan
+    from kvmfleet.run import plan, run
 
     if only is not None:
         load(root, only=only)  # unknown host names are errors
-    fleet = _validated(root)
-    planned = plan(fleet, only)
-    hosts = [r.name for r in fleet.hosts]
+    outcome = run(root, store)
+    _report(outcome.warnings)
+    planned = plan(outcome, only)
+    hosts = list(outcome.hosts)
+    warnings = [str(w) for w in outcome.warnings]
     if check:
         code = _report_check(planned)
-        if code == EXIT_OK and only is None:
-            cache.record(root, hosts, [str(w) for w in fleet.warnings])
+        if code == EXIT_OK and store is not None:
+            store.save(cache.fleet_state(store, hosts, warnings) if only is None else None)
         return code
     refused = refusals(planned, force=force)
     if refused:
@@ -240,15 +267,15 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
     _warn_untracked(root, hosts, only)
     written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
     unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
-    print(
-        f"kvmfleet: {len(fleet.hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged"
-    )
+    print(f"kvmfleet: {len(hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged")
     if failed:
-        cache.forget(root)
+        if store is not None:
+            cache.forget(root)
         print(f"kvmfleet: {len(failed)} file(s) could not be written", file=sys.stderr)
         return EXIT_INVALID
-    if only is None and all(p.status in _SETTLED for p in planned):
-        cache.record(root, hosts, [str(w) for w in fleet.warnings])
+    if store is not None:
+        settled = only is None and all(p.status in _SETTLED for p in planned)
+        store.save(cache.fleet_state(store, hosts, warnings) if settled else None)
     return EXIT_OK
 
 
@@ -321,7 +348,7 @@ def _schema(root: Path, *, stdout: bool) -> int:
         )
     for filename, schema in ((HOST_SCHEMA_FILE, host_schema()), (SITE_SCHEMA_FILE, site_schema())):
         target = root / HOSTS_DIR / filename
-        write_atomic(target, dumps(schema))
+        write_atomic(target, dumps(schema), root=root)
         print(f"{HOSTS_DIR}/{filename}: written")
     return EXIT_OK
 
@@ -380,9 +407,12 @@ class _Command:
 
 _COMMANDS: dict[str, _Command] = {
     "generate": _Command(
-        lambda a: _generate(a.root, a.hosts or None, check=a.check, force=a.force), writes=True
+        lambda a: _generate(
+            a.root, a.hosts or None, check=a.check, force=a.force, no_cache=a.no_cache
+        ),
+        writes=True,
     ),
-    "check": _Command(lambda a: _check(a.root), writes=False),
+    "check": _Command(lambda a: _check(a.root, no_cache=a.no_cache), writes=False),
     "show": _Command(lambda a: _show(a.root, a.host, as_json=a.json), writes=False),
     "new": _Command(lambda a: _new(a.root, a.host, a.like), writes=True),
     "install-plan": _Command(lambda a: _install_plan(a.root, a.host), writes=False),

@@ -96,6 +96,11 @@ def read_toml(root: Path, path: Path) -> Table:
         raw = path.read_bytes()
     except OSError as exc:
         raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_toml(name, raw)
+
+
+def parse_toml(name: str, raw: bytes) -> Table:
+    """`read_toml` on bytes already read (`name`: the file, for messages)."""
     try:
         text = raw.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:

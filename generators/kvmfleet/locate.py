@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kvmfleet.inventory import HostInventory, Layer
@@ -15,13 +16,24 @@ def locate(inv: HostInventory, finding: Finding, *, missing: bool = False) -> Pr
     A table the host's own file writes into is the host's (a missing key there, a rule about the
     whole table); a finding located in site.toml says which host it is about."""
     table = finding.path[:-1] if missing else finding.path
-    layer = inv.origin(table)
-    if layer.file != inv.file and _host_writes_into(inv, table):
-        layer = Layer(inv.file)
+    return locate_at(inv.name, inv.file, place(inv, table), finding)
+
+
+def place(inv: HostInventory, path: KeyPath) -> Layer:
+    """The layer a finding about `path` belongs to: where the value comes from, or the host's
+    own file when it writes into that table."""
+    layer = inv.origin(path)
+    if layer.file != inv.file and _host_writes_into(inv, path):
+        return Layer(inv.file)
+    return layer
+
+
+def locate_at(host: str, host_file: str, layer: Layer, finding: Finding) -> Problem:
+    """`locate` with the layer already known (what a host's cached summary keeps)."""
     path = finding.path
     if layer.role is not None:
         path = ("roles", layer.role, *path)
-    message = finding.message if layer.file == inv.file else f"{finding.message} (host {inv.name})"
+    message = finding.message if layer.file == host_file else f"{finding.message} (host {host})"
     return Problem(layer.file, path, message, finding.severity)
 
 
@@ -48,38 +60,63 @@ def broken_tables(site: Mapping[str, Any], problems: Sequence[Problem]) -> list[
     return out
 
 
+@dataclass(frozen=True)
+class Missing:
+    """A required key no layer sets, with what locating it needs from the host's inventory (so a
+    host's cached summary can be located without it)."""
+
+    finding: Finding
+    layer: Layer  # where the key's table comes from
+    own: bool  # the host's own file sets that table or writes into it
+
+
+def missing_key(inv: HostInventory, finding: Finding) -> Missing:
+    table = finding.path[:-1]
+    layer = inv.origin(table)
+    return Missing(finding, layer, layer.file == inv.file or _host_writes_into(inv, table))
+
+
+def listed_roles(inv: HostInventory) -> tuple[str, ...] | None:
+    """The host's `host.roles` as its merged inventory lists it (None: not a list)."""
+    section = inv.data.get("host")
+    roles = section.get("roles") if isinstance(section, dict) else None
+    return tuple(r for r in roles if isinstance(r, str)) if isinstance(roles, list) else None
+
+
 def without_broken_site(
-    inv: HostInventory, missing: Sequence[Finding], broken: Sequence[KeyPath]
-) -> list[Finding]:
-    """The missing keys of a host that no broken site.toml table was to give it: when `[host]`,
-    `[roles]`, a role table or one of its tables has the wrong type, the error there is the cause
-    and the hosts' missing keys under it only its echo."""
-    roles = (
-        inv.data.get("host", {}).get("roles") if isinstance(inv.data.get("host"), dict) else None
-    )
-    known = roles if isinstance(roles, list) else None  # None: any role may be meant
+    roles: Sequence[str] | None, missing: Sequence[Missing], broken: Sequence[KeyPath]
+) -> list[Missing]:
+    """The missing keys of a host (with `roles`, from `listed_roles`) that no broken site.toml
+    table was to give it: when `[host]`, `[roles]`, a role table or one of its tables has the
+    wrong type, the error there is the cause and the hosts' missing keys under it only its echo."""
     prefixes: list[KeyPath] = []
     for path in broken:
         if not path or path[0] != "roles":
             prefixes.append(path)
         elif len(path) == 1:
             prefixes.append(())
-        elif known is None or path[1] in known:
+        elif roles is None or path[1] in roles:  # None: any role may be meant
             prefixes.append(path[2:])
-    return [f for f in missing if not any(f.path[: len(p)] == p for p in prefixes)]
+    return [m for m in missing if not any(m.finding.path[: len(p)] == p for p in prefixes)]
 
 
 def locate_missing(
-    missing: Sequence[tuple[HostInventory, Sequence[Finding]]], site_file: str, site_exists: bool
+    missing: Sequence[tuple[str, str, Sequence[Missing]]],
+    site_file: str,
+    site_exists: bool,
+    set_by_a_host: Callable[[], Collection[KeyPath]],
 ) -> list[Problem]:
-    """Required keys that no layer sets, blamed where the fix belongs:
+    """Required keys that no layer sets (per host: its name, its file, its missing keys), blamed
+    where the fix belongs:
     - in the host's file when the host writes into that table, or when other hosts set the key
       in their own files (a per-host value, such as a GUID, that no site layer can give);
     - once in site.toml when the table comes from a site layer that every host relies on for it;
-    - and, when there is no site.toml at all and several hosts lack keys, one line saying so."""
-    if not site_exists and sum(1 for _, findings in missing if findings) >= 2:
-        keys = sorted({format_keypath(f.path) for _, findings in missing for f in findings})
-        hosts = sum(1 for _, findings in missing if findings)
+    - and, when there is no site.toml at all and several hosts lack keys, one line saying so.
+    `set_by_a_host` gives every key path some host sets in its own file (asked only if needed:
+    it reads every host's inventory)."""
+    if not site_exists and sum(1 for *_, entries in missing if entries) >= 2:
+        keys = sorted({format_keypath(m.finding.path) for *_, entries in missing for m in entries})
+        hosts = sum(1 for *_, entries in missing if entries)
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
         return [
             Problem(
@@ -89,21 +126,21 @@ def locate_missing(
                 f"would give them ({shown}): create it, or set the keys in each host.toml",
             )
         ]
-    set_by_a_host = {
-        path for inv, _ in missing for path, layer in inv.origins.items() if layer.file == inv.file
-    }
     per_host: list[Problem] = []
     per_layer: dict[tuple[str, KeyPath], list[str]] = {}
-    for inv, findings in missing:
-        for finding in findings:
-            table = finding.path[:-1]
-            layer = inv.origin(table)
-            if layer.file == inv.file or _host_writes_into(inv, table):
-                per_host.append(Problem(inv.file, finding.path, finding.message))
-            elif finding.path in set_by_a_host:
+    by_hosts: Collection[KeyPath] | None = None
+    for name, file, entries in missing:
+        for entry in entries:
+            finding, layer = entry.finding, entry.layer
+            if entry.own:
+                per_host.append(Problem(file, finding.path, finding.message))
+                continue
+            if by_hosts is None:
+                by_hosts = set_by_a_host()
+            if finding.path in by_hosts:
                 per_host.append(
                     Problem(
-                        inv.file,
+                        file,
                         finding.path,
                         f"{finding.message} (a per-host value: other hosts set it in their own "
                         f"host.toml; {layer} cannot)",
@@ -111,7 +148,7 @@ def locate_missing(
                 )
             else:
                 path = ("roles", layer.role, *finding.path) if layer.role else finding.path
-                per_layer.setdefault((layer.file, path), []).append(inv.name)
+                per_layer.setdefault((layer.file, path), []).append(name)
     per_site = [
         Problem(
             file,
@@ -122,6 +159,11 @@ def locate_missing(
         for (file, path), names in per_layer.items()
     ]
     return per_host + per_site
+
+
+def own_paths(hosts: Iterable[HostInventory]) -> set[KeyPath]:
+    """Every key path some host sets in its own file."""
+    return {path for inv in hosts for path, layer in inv.origins.items() if layer.file == inv.file}
 
 
 _FOR_HOST = re.compile(r" \(host ([a-z0-9-]+)\)\Z")

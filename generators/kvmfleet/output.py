@@ -4,6 +4,7 @@ safe, then write atomically) and the freshness check other commands refuse to ru
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -230,6 +231,7 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
             results[index] = Applied(None)
         elif p.content is not None:
             try:
+                safe_target(root, root / p.path, create=True)
                 staged[index] = _stage(root / p.path, p.content)
             except OSError as exc:
                 results[index] = _refused(p, exc)
@@ -244,7 +246,7 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
                 staged[index].replace(target)
                 results[index] = Applied(f"{p.path}: written ({_WRITTEN[p.status]})")
             elif p.status is Status.ORPHANED:
-                target.unlink()
+                remove_file(root, target)
                 results[index] = Applied(f"{p.path}: removed (its host.toml is gone)")
             else:
                 results[index] = Applied(
@@ -264,12 +266,13 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
 
 
 def _refused(p: Planned, exc: OSError) -> Applied:
-    return Applied(f"{p.path}: cannot write: {exc.strerror or exc}", ok=False)
+    where = f"{exc.filename}: " if exc.filename and exc.filename != p.path else ""
+    return Applied(f"{p.path}: cannot write: {where}{exc.strerror or exc}", ok=False)
 
 
 def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
-    """`content` in a new temporary file beside `target`; synced to disk when `durable`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    """`content` in a new temporary file beside `target` (whose directory exists, checked by
+    `safe_directory`); synced to disk when `durable`."""
     remove_stale_temporaries(target.parent)
     fd, tmp = tempfile.mkstemp(
         prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
@@ -288,10 +291,13 @@ def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
     return Path(tmp)
 
 
-def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None:
+def write_atomic(target: Path, content: str, *, root: Path, exclusive: bool = False) -> None:
     """Write via a temporary file in the same directory and rename, so readers never see half a
-    file. `exclusive`: fail with FileExistsError if the target exists (two concurrent creators
-    cannot overwrite each other; the file still appears whole)."""
+    file. `root`: the directory the file must stay in; refused (OSError) when `target` is, or lies
+    under, a symbolic link below it (see `safe_target`). `exclusive`: fail with FileExistsError if
+    the target exists (two concurrent creators cannot overwrite each other; the file still appears
+    whole)."""
+    safe_target(root, target, create=True)
     tmp = _stage(target, content, durable=True)
     try:
         if exclusive:
@@ -304,6 +310,47 @@ def write_atomic(target: Path, content: str, *, exclusive: bool = False) -> None
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+LINK_REFUSED = (
+    "is a symbolic link: kvmfleet writes and deletes nothing through links (it could land "
+    "outside the repository); make it a real directory or file"
+)
+
+
+def safe_target(root: Path, target: Path, *, create: bool = False) -> None:
+    """Refuse (OSError naming the link, relative to `root`) when `target` or a directory between
+    `root` and it is a symbolic link, or when it is not under `root` at all: nothing kvmfleet
+    writes or deletes may land outside the fleet's directory. `create`: make the missing
+    directories on the way (each a real directory, never through a link)."""
+    try:
+        parts = target.relative_to(root).parts
+    except ValueError:
+        raise OSError(errno.EXDEV, "is outside the fleet directory", str(target)) from None
+    if ".." in parts:
+        raise OSError(errno.EXDEV, "is outside the fleet directory", str(target))
+    current = root
+    for index, part in enumerate(parts):
+        current = current / part
+        last = index == len(parts) - 1
+        try:
+            mode = current.lstat().st_mode
+        except FileNotFoundError:
+            if last or not create:
+                return
+            current.mkdir()
+            continue
+        rel = Path(*parts[: index + 1]).as_posix()
+        if stat.S_ISLNK(mode):
+            raise OSError(errno.ELOOP, LINK_REFUSED, rel)
+        if not last and not stat.S_ISDIR(mode):
+            raise OSError(errno.ENOTDIR, "is not a directory", rel)
+
+
+def remove_file(root: Path, target: Path) -> None:
+    """Delete a file kvmfleet wrote, never through a link (see `safe_target`)."""
+    safe_target(root, target)
+    target.unlink()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -107,7 +107,7 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         except tomllib.TOMLDecodeError:
             continue  # a comment landed inside an inline table: write the values alone
         try:
-            write_atomic(target, text, exclusive=True)
+            write_atomic(target, text, root=root, exclusive=True)
         except FileExistsError:  # another `new` of the same host won the race
             raise InventoryError(
                 [Problem(target_rel, (), "already exists; not overwriting it")]

@@ -18,7 +18,7 @@ from kvmfleet.cloudstack_api.jobs import Clock
 from kvmfleet.cloudstack_api.records import CsHost
 from kvmfleet.cloudstack_api.targets import Clients, CommandError, Target, read_password, targets
 from kvmfleet.generate import Fleet, build, plan
-from kvmfleet.output import stale
+from kvmfleet.output import remove_file, safe_target, stale
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -121,6 +121,11 @@ def _rolling(root: Path, fleet: Fleet, args: argparse.Namespace, clients: Client
             if number == len(apis):
                 raise
     path = rolling.state_path(root, args.cluster)
+    try:
+        # The state is read, written and removed here: never through a link to elsewhere.
+        safe_target(root, path)
+    except OSError as exc:
+        raise CommandError(f"{exc.filename}: {exc.strerror}") from None
     if path.exists() and not args.resume:
         previous = rolling.State.load(path)
         raise CommandError(
@@ -157,7 +162,7 @@ def _rolling(root: Path, fleet: Fleet, args: argparse.Namespace, clients: Client
         if args.json:
             print(json.dumps(rolling.summary(state, members), indent=2))
         return EXIT_FINDINGS
-    path.unlink()
+    remove_file(root, path)
     if args.json:
         print(json.dumps(rolling.summary(state, members), indent=2))
     else:

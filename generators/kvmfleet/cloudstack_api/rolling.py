@@ -63,8 +63,8 @@ class State:
     stopped: str | None = None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(asdict(self), indent=2) + "\n")
+        # path is <root>/.kvmfleet/<file> (state_path): neither may be a link.
+        write_atomic(path, json.dumps(asdict(self), indent=2) + "\n", root=path.parents[1])
 
     @classmethod
     def load(cls, path: Path) -> State:

@@ -1,0 +1,82 @@
+"""The fleet-wide stage, from every host's summary: required keys located where the fix belongs,
+the capabilities' fleet checks, and the decision whether anything may be written. Light imports:
+a run whose hosts all come from the cache never loads the models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from typing import Any
+
+from kvmfleet.fleet import FLEET_CHECKS, Declared
+from kvmfleet.locate import broken_tables, locate_missing, merge_per_host, without_broken_site
+from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity, sort_problems
+from kvmfleet.summary import HostSummary
+
+
+def settle(
+    *,
+    site: dict[str, Any],
+    site_file: str,
+    site_exists: bool,
+    earlier: Sequence[Problem],
+    site_problems: Sequence[Problem],
+    summaries: Sequence[HostSummary],
+    set_by_a_host: Callable[[], Collection[KeyPath]],
+) -> tuple[Problem, ...]:
+    """The run's warnings, sorted; InventoryError with every problem if any is an error.
+    `earlier`: what reading the files found (syntax errors, odd directories)."""
+    problems: list[Problem] = [*earlier, *site_problems]
+    broken_site = broken_tables(site, site_problems)
+    missing = locate_missing(
+        [(s.name, s.file, without_broken_site(s.roles, s.missing, broken_site)) for s in summaries],
+        site_file,
+        site_exists,
+        set_by_a_host,
+    )
+    # Without site.toml, hosts that lack its keys would only report more of the same.
+    without_site = not site_exists and any(p.file == site_file for p in missing)
+    problems.extend(missing)
+    declaring: list[HostSummary] = []
+    silent: list[HostSummary] = []
+    for summary in summaries:
+        problems.extend(summary.problems)
+        if not (without_site and summary.missing):
+            problems.extend(summary.findings)
+            declaring.append(summary)
+        problems.extend(summary.model_problems)
+        if summary.silent:
+            silent.append(summary)
+    problems.extend(fleet_checks(declaring))
+    if silent and not any(p.severity is Severity.ERROR and p.file == site_file for p in problems):
+        # A safety net: an invalid host is never skipped without a word.
+        problems.extend(
+            Problem(
+                s.file,
+                (),
+                "is invalid through a value it inherits from site.toml; see `kvmfleet show`",
+            )
+            for s in silent
+        )
+    problems = merge_per_host(problems)
+    if any(p.severity is Severity.ERROR for p in problems):
+        raise InventoryError(problems)
+    return tuple(sort_problems(problems))
+
+
+def fleet_checks(summaries: Sequence[HostSummary]) -> list[Problem]:
+    """Every FleetCheck, group by group; only the members of groups that can hold a problem are
+    read back from their summaries."""
+    groups: list[dict[str, list[tuple[int, int, str]]]] = [{} for _ in FLEET_CHECKS]
+    for position, summary in enumerate(summaries):
+        for number, tag, index, key in summary.keys:
+            groups[number].setdefault(key, []).append((position, index, tag))
+    problems: list[Problem] = []
+    for check, by_key in zip(FLEET_CHECKS, groups, strict=True):
+        for members in by_key.values():
+            if len(members) < 2 or not check.relevant([tag for *_, tag in members]):
+                continue
+            declared: list[Declared[Any]] = [
+                summaries[position].declared.items()[index] for position, index, _ in members
+            ]
+            problems.extend(check.check(declared))
+    return problems

@@ -1,0 +1,246 @@
+"""One host's work, which needs no other host: validate it, run every capability on it, render its
+generated file, and sum up what the fleet-wide stage needs (`summary.HostSummary`). Many hosts are
+spread over the machine's cores with a pool of forked workers."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kvmfleet.capabilities import REGISTRY
+from kvmfleet.capability import HostContext, Settings, merge_settings
+from kvmfleet.fleet import DECLARATIONS, Declared
+from kvmfleet.inventory import (
+    GENERATED_FILE,
+    HOST_FILE,
+    HOSTS_DIR,
+    HostInventory,
+    Table,
+    host_roles,
+    layer_host,
+    parse_toml,
+)
+from kvmfleet.locate import listed_roles, locate, missing_key, place
+from kvmfleet.model import Host
+from kvmfleet.nix import NixRenderError, render_module
+from kvmfleet.output import with_header
+from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity
+from kvmfleet.repeats import overlaps, repeated_values
+from kvmfleet.summary import (
+    Declarations,
+    HostSummary,
+    data_digest,
+    decode,
+    encode,
+    encode_items,
+    group_keys,
+)
+from kvmfleet.validate import collect, validate_host
+
+
+@dataclass(frozen=True)
+class HostResult:
+    inventory: HostInventory
+    host: Host
+    settings: Settings
+
+    @property
+    def name(self) -> str:
+        return self.inventory.name
+
+    @property
+    def path(self) -> str:
+        return f"{HOSTS_DIR}/{self.name}/{GENERATED_FILE}"
+
+    @property
+    def sources(self) -> list[str]:
+        return sources(self.inventory)
+
+
+@dataclass(frozen=True)
+class Computed:
+    summary: HostSummary
+    text: str | None  # the generated file, when the host is valid and renders
+    result: HostResult | None  # the model and settings, when asked to keep them
+
+
+def sources(inv: HostInventory) -> list[str]:
+    return list(dict.fromkeys(layer.file for layer in inv.layers))
+
+
+def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
+    result = validate_host(inv)
+    host = result.host or result.partial
+    findings: list[Problem] = []
+    items: list[Declared[Any]] = []
+    flagged: list[KeyPath] = []  # what a capability already says something about
+    if host is not None:
+        # A host with broken tables still reports what its valid tables show, and declares its
+        # fleet-unique values: one run tells everything it can know.
+        ctx = HostContext(inv.name, host)
+        for cap in REGISTRY:
+            found = collect(cap.findings(ctx))
+            flagged.extend(f.path for f in found)
+            findings.extend(locate(inv, f) for f in found)
+            for kind in DECLARATIONS:
+                for item in collect(getattr(cap, kind)(ctx)):
+                    items.append(Declared(inv.name, inv.file, place(inv, item.path), kind, item))
+                    if kind == "identities":
+                        flagged.append(item.path)
+    model_problems: list[Problem] = []
+    if result.host is not None:
+        model_problems.extend(_untranslated(inv, result.host))
+        model_problems.extend(
+            locate(inv, f)
+            for f in repeated_values(result.host)
+            if not any(overlaps(f.path, path) for path in flagged)
+        )
+    valid = result.host is not None and not _errors([*findings, *model_problems])
+    silent = (
+        result.host is None and not result.missing and not _errors([*result.problems, *findings])
+    )
+    text = output = render_problem = kept = None
+    if valid and result.host is not None:
+        settings = host_settings(HostContext(inv.name, result.host))
+        try:
+            text = with_header(render_module(settings), sources(inv))
+        except NixRenderError as exc:  # validation should have caught it; never a traceback
+            render_problem = Problem(inv.file, (), f"cannot be written as Nix: {exc}")
+        else:
+            output = hashlib.sha256(text.encode()).hexdigest()
+        if keep:
+            kept = HostResult(inv, result.host, settings)
+    summary = HostSummary(
+        name=inv.name,
+        file=inv.file,
+        roles=listed_roles(inv),
+        problems=tuple(result.problems),
+        missing=tuple(missing_key(inv, f) for f in result.missing),
+        findings=tuple(findings),
+        model_problems=tuple(model_problems),
+        valid=valid,
+        silent=silent,
+        output=output,
+        render_problem=render_problem,
+        keys=group_keys(items),
+        declared=Declarations(inv.name, inv.file, encode_items(items), items),
+    )
+    return Computed(summary, text, kept)
+
+
+def _errors(problems: Sequence[Problem]) -> bool:
+    return any(p.severity is Severity.ERROR for p in problems)
+
+
+def host_settings(ctx: HostContext) -> Settings:
+    out: Settings = {}
+    for cap in REGISTRY:
+        if cap.settings is not None:
+            merge_settings(out, cap.settings(ctx), cap.name)
+    return out
+
+
+def _untranslated(inv: HostInventory, host: Host) -> list[Problem]:
+    """Tables this version validates but does not yet turn into NixOS settings: say so, never pretend."""
+    tables = []
+    owners = []
+    for cap in REGISTRY:
+        if cap.settings is not None:
+            continue
+        used = [t for t in cap.tables if t in inv.data and getattr(host, t) is not None]
+        tables += used
+        owners += [cap.name] if used else []
+    if not tables:
+        return []
+    message = (
+        f"{', '.join(tables)}: validated, but not yet turned into NixOS settings "
+        f"(pending capabilities: {', '.join(owners)})"
+    )
+    return [Problem(inv.file, (), message, Severity.WARNING)]
+
+
+# --- many hosts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    raw: bytes  # its host.toml
+
+
+@dataclass(frozen=True)
+class Done:
+    """A task's result: the parse problems, or the host's summary (and generated file)."""
+
+    name: str
+    problems: tuple[Problem, ...]
+    summary: HostSummary | None
+    text: str | None
+    data: str | None  # digest of the parsed host.toml (a comment does not change it)
+    layers: tuple[str, ...]  # the roles whose site.toml tables it was layered with
+
+
+def compute(task: Task, site: Table, site_file: str) -> Done:
+    file = f"{HOSTS_DIR}/{task.name}/{HOST_FILE}"
+    try:
+        table = parse_toml(file, task.raw)
+    except InventoryError as exc:
+        return Done(task.name, tuple(exc.problems), None, None, None, ())
+    inv = layer_host(task.name, file, table, site_file, site)
+    computed = summarize(inv)
+    roles = tuple(host_roles(table, site))
+    return Done(task.name, (), computed.summary, computed.text, data_digest(table), roles)
+
+
+# At least this many hosts to compute before a pool pays for its start (forks, result transfer).
+MIN_PARALLEL = 32
+
+_shared: tuple[Table, str] | None = None  # what forked workers inherit
+
+
+def jobs() -> int:
+    """Worker processes: the cores this process may use, or KVMFLEET_JOBS."""
+    wanted = os.environ.get("KVMFLEET_JOBS", "")
+    if wanted.isdigit() and int(wanted) > 0:
+        return int(wanted)
+    return len(os.sched_getaffinity(0))
+
+
+def compute_all(tasks: Sequence[Task], site: Table, site_file: str) -> list[Done]:
+    """Every task's result, in order; over a pool of forked workers when there are many."""
+    workers = min(jobs(), len(tasks) // (MIN_PARALLEL // 2) or 1)
+    if (
+        workers <= 1
+        or len(tasks) < MIN_PARALLEL
+        or "fork" not in multiprocessing.get_all_start_methods()
+    ):
+        return [compute(task, site, site_file) for task in tasks]
+    global _shared
+    _shared = (site, site_file)
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers) as pool:
+            # Small chunks keep both workers busy to the end; each result travels as plain data.
+            chunk = max(1, len(tasks) // (workers * 8))
+            encoded = pool.map(_compute_encoded, tasks, chunksize=chunk)
+    finally:
+        _shared = None
+    return [_decoded(task, done) for task, done in zip(tasks, encoded, strict=True)]
+
+
+def _compute_encoded(task: Task) -> tuple[Any, ...]:
+    assert _shared is not None
+    done = compute(task, *_shared)
+    summary = None if done.summary is None else encode(done.summary)
+    return (done.problems, summary, done.text, done.data, done.layers)
+
+
+def _decoded(task: Task, encoded: tuple[Any, ...]) -> Done:
+    problems, summary, text, data, layers = encoded
+    file = f"{HOSTS_DIR}/{task.name}/{HOST_FILE}"
+    decoded = None if summary is None else decode(task.name, file, summary)
+    return Done(task.name, problems, decoded, text, data, layers)

@@ -1,0 +1,273 @@
+"""`generate` and `check` with the cache: only hosts whose inputs changed are validated and rendered
+(over both cores when there are many), every other host's summary comes from the cache, and the
+fleet-wide stage runs on all summaries. The result is exactly that of `generate.build` from nothing
+(a property test compares them after random edits)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kvmfleet.cache import Store
+from kvmfleet.fleet_pass import settle
+from kvmfleet.inventory import (
+    GENERATED_FILE,
+    HOST_FILE,
+    HOSTS_DIR,
+    SITE_FILE,
+    Table,
+    entry_kind,
+    load,
+    parse_toml,
+    read_toml,
+    scan_hosts,
+)
+from kvmfleet.locate import own_paths
+from kvmfleet.output import Planned, Status, classify, classify_orphan
+from kvmfleet.problems import InventoryError, Problem, Severity
+from kvmfleet.summary import BadSummaryError, HostSummary, data_digest, decode, encode
+
+
+@dataclass(frozen=True)
+class Outcome:
+    root: Path
+    hosts: tuple[str, ...]  # the valid fleet's hosts, in order
+    files: dict[str, str]  # host -> its generated file
+    unchanged: frozenset[str]  # hosts whose file on disk is already exactly that
+    render_problems: dict[str, Problem]
+    stray_dirs: tuple[str, ...]
+    warnings: tuple[Problem, ...]
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class _SiteLayers:
+    """Digests of site.toml's layers, for the per-host keys."""
+
+    def __init__(self, site: Table) -> None:
+        self.top = _sha(repr({k: v for k, v in site.items() if k != "roles"}).encode())
+        self.roles = site.get("roles")
+        self._done: dict[str, str] = {}
+
+    def digest(self, roles: list[str]) -> str:
+        parts = [self.top]
+        for role in roles:
+            if role not in self._done:
+                table = self.roles.get(role) if isinstance(self.roles, dict) else None
+                self._done[role] = _sha(repr((role, table)).encode())
+            parts.append(self._done[role])
+        return _sha("\0".join(parts).encode())
+
+
+def run(root: Path, store: Store | None) -> Outcome:
+    """Validate the fleet, reusing the cache's per-host summaries where the inputs are the same;
+    raise InventoryError exactly as `generate.build` would."""
+    try:
+        return _run(root, store)
+    except (BadSummaryError, KeyError, TypeError, ValueError, AttributeError, IndexError):
+        if store is None:
+            raise
+        # A cache entry that is not what this version writes, found late: do it all again.
+        store.hosts = {}
+        store.site = None
+        return _run(root, store)
+
+
+def _run(root: Path, store: Store | None) -> Outcome:
+    hosts_kind = entry_kind(root / HOSTS_DIR)
+    site_path = root / HOSTS_DIR / SITE_FILE
+    site_file = f"{HOSTS_DIR}/{SITE_FILE}"
+    site_exists = hosts_kind == "dir" and entry_kind(site_path) != "missing"
+    site: Table = {}
+    if hosts_kind != "dir":
+        load(root)  # raises the problem
+    if site_exists:
+        try:
+            site = read_toml(root, site_path)
+        except InventoryError:
+            _full(root)  # raises the problems of every file, as `build` reports them
+    scan = scan_hosts(root)
+    earlier: list[Problem] = list(scan.problems)
+    layers = _SiteLayers(site)
+    old = store.hosts if store is not None else {}
+    entries: dict[str, Any] = {}
+    summaries: dict[str, HostSummary] = {}
+    files: dict[str, str] = {}
+    unchanged: set[str] = set()
+    todo: list[tuple[str, bytes]] = []
+    digests: dict[str, str] = {}
+    for name in scan.hosts:
+        file = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
+        try:
+            raw = (root / file).read_bytes()
+        except OSError as exc:
+            earlier.append(Problem(file, (), f"cannot read: {exc.strerror or exc}"))
+            continue
+        digests[name] = _sha(raw)
+        entry = _reusable(old.get(name), raw, digests[name], layers)
+        summary = None if entry is None else _decoded(name, file, entry)
+        if summary is not None and summary.output is not None:
+            text = _on_disk(root, name, summary.output)
+            if text is None:
+                summary = None  # its generated file is needed: render it again
+            else:
+                files[name] = text
+                unchanged.add(name)
+        if summary is None:
+            todo.append((name, raw))
+            continue
+        summaries[name] = summary
+        entries[name] = entry
+    if todo:
+        from kvmfleet.host_pass import Task, compute_all  # the models: only when needed
+
+        for done in compute_all([Task(n, r) for n, r in todo], site, site_file):
+            if done.summary is None:
+                earlier.extend(done.problems)
+                continue
+            summaries[done.name] = done.summary
+            if done.text is not None:
+                files[done.name] = done.text
+            entries[done.name] = {
+                "bytes": digests[done.name],
+                "data": done.data,
+                "layers": list(done.layers),
+                "site": layers.digest(list(done.layers)),
+                "summary": encode(done.summary),
+            }
+    ordered = [summaries[name] for name in scan.hosts if name in summaries]
+    site_problems = _site_problems(store, site, site_file, site_path if site_exists else None)
+    warnings = settle(
+        site=site,
+        site_file=site_file,
+        site_exists=site_exists,
+        earlier=earlier,
+        site_problems=site_problems,
+        summaries=ordered,
+        set_by_a_host=lambda: own_paths(load(root, partial=True).hosts),
+    )
+    if store is not None:
+        store.hosts = entries
+    valid = tuple(s.name for s in ordered if s.valid)
+    return Outcome(
+        root=root,
+        hosts=valid,
+        files={name: files[name] for name in valid if name in files},
+        unchanged=frozenset(unchanged),
+        render_problems={s.name: s.render_problem for s in ordered if s.render_problem is not None},
+        stray_dirs=scan.stray,
+        warnings=warnings,
+    )
+
+
+def _full(root: Path) -> None:
+    from kvmfleet.generate import build
+
+    build(root)
+    raise AssertionError("build accepted an inventory the cached run could not read")
+
+
+def _reusable(entry: Any, raw: bytes, digest: str, layers: _SiteLayers) -> dict[str, Any] | None:
+    """The cache entry, when the host's inputs are those it was computed from."""
+    if not isinstance(entry, dict):
+        return None
+    roles = entry.get("layers")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        return None
+    if entry.get("site") != layers.digest(roles):
+        return None
+    if entry.get("bytes") == digest:
+        return entry
+    # Another host.toml: the same data (a comment, spacing) gives the same result.
+    try:
+        table = parse_toml("", raw)
+    except InventoryError:
+        return None
+    if entry.get("data") != data_digest(table):
+        return None
+    return {**entry, "bytes": digest}
+
+
+def _decoded(name: str, file: str, entry: dict[str, Any]) -> HostSummary | None:
+    try:
+        return decode(name, file, entry.get("summary"))
+    except BadSummaryError:
+        return None
+
+
+def _on_disk(root: Path, name: str, digest: str) -> str | None:
+    """The generated file on disk, when it is exactly the one recorded."""
+    path = root / HOSTS_DIR / name / GENERATED_FILE
+    if entry_kind(path) != "file":
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if _sha(data) != digest:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _site_problems(
+    store: Store | None, site: Table, site_file: str, site_path: Path | None
+) -> list[Problem]:
+    """check_site's findings, from the cache while site.toml's bytes are the same."""
+    digest = "missing"
+    if site_path is not None:
+        digest = _sha(site_path.read_bytes())
+    cached = store.site if store is not None else None
+    if isinstance(cached, dict) and cached.get("bytes") == digest:
+        try:
+            return [_problem(p) for p in cached["problems"]]
+        except (KeyError, TypeError, ValueError):
+            pass
+    from kvmfleet.site import check_site
+
+    problems = check_site(site, site_file)
+    if store is not None:
+        store.site = {
+            "bytes": digest,
+            "problems": [[p.file, list(p.path), p.message, p.severity.value] for p in problems],
+        }
+    return problems
+
+
+def _problem(doc: Any) -> Problem:
+    file, path, message, severity = doc
+    if not (isinstance(file, str) and isinstance(message, str) and isinstance(path, list)):
+        raise TypeError("problem")
+    if not all(isinstance(p, str | int) and not isinstance(p, bool) for p in path):
+        raise TypeError("path")
+    return Problem(file, tuple(path), message, Severity(severity))
+
+
+def plan(outcome: Outcome, only: list[str] | None = None) -> list[Planned]:
+    """What generate would write, for the named hosts or (None) the whole fleet incl. orphans."""
+    root = outcome.root
+    planned = []
+    for name in outcome.hosts:
+        if only is not None and name not in only:
+            continue
+        problem = outcome.render_problems.get(name)
+        if problem is not None:
+            raise InventoryError([problem])
+        path = f"{HOSTS_DIR}/{name}/{GENERATED_FILE}"
+        text = outcome.files[name]
+        if name in outcome.unchanged:
+            planned.append(Planned(path, Status.UNCHANGED, text))
+        else:
+            planned.append(classify(root, path, text))
+    if only is None:
+        for name in outcome.stray_dirs:
+            path = f"{HOSTS_DIR}/{name}/{GENERATED_FILE}"
+            if (root / path).exists():
+                planned.append(classify_orphan(root, path))
+    return planned

@@ -1,0 +1,223 @@
+"""One host's part of a run, as the fleet-wide stage needs it: its problems, its missing keys, what
+it declares to fleet-wide checks, and the digest of its generated file. Small plain data, so that a
+worker process can hand it back and the cache can keep it per host (as JSON: a cache file is
+never code). Light imports: the models are not needed to read a summary."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kvmfleet.fleet import DECLARATIONS, FLEET_CHECKS, Declared
+from kvmfleet.inventory import Layer
+from kvmfleet.locate import Missing
+from kvmfleet.problems import Finding, KeyPath, Problem, Severity
+
+# (check index in FLEET_CHECKS, tag, index of the item in the host's declarations, group key)
+GroupKey = tuple[int, str, int, str]
+
+
+class BadSummaryError(ValueError):
+    """A stored summary that is not what this version writes: the cache entry is not used."""
+
+
+class Declarations:
+    """A host's declared items, in the order its capabilities gave them; decoded from their
+    stored form only when a fleet check looks at one of them."""
+
+    def __init__(self, host: str, file: str, text: str, items: list[Declared[Any]] | None = None):
+        self.host = host
+        self.file = file
+        self.text = text
+        self._items = items
+
+    def items(self) -> list[Declared[Any]]:
+        if self._items is None:
+            self._items = _decode_items(self.host, self.file, self.text)
+        return self._items
+
+
+@dataclass(frozen=True)
+class HostSummary:
+    name: str
+    file: str
+    roles: tuple[str, ...] | None  # host.roles as listed (locate.listed_roles)
+    problems: tuple[Problem, ...]  # its own values' validation
+    missing: tuple[Missing, ...]  # required keys no layer sets, located by the fleet stage
+    findings: tuple[Problem, ...]  # the capabilities' findings
+    model_problems: tuple[Problem, ...]  # about its valid model (untranslated tables, repeats)
+    valid: bool  # its generated file may be written once the fleet is valid
+    silent: bool  # invalid only through a site.toml value (reported there)
+    output: str | None  # sha256 of its generated file, when valid
+    render_problem: Problem | None  # when valid but its settings cannot be written as Nix
+    keys: tuple[GroupKey, ...]
+    declared: Declarations
+
+
+def group_keys(items: Sequence[Declared[Any]]) -> tuple[GroupKey, ...]:
+    return tuple(
+        (check_index, tag, index, key)
+        for index, declared in enumerate(items)
+        for check_index, check in enumerate(FLEET_CHECKS)
+        for key, tag in check.keys(declared.kind, declared.item)
+    )
+
+
+def data_digest(table: dict[str, Any]) -> str:
+    """A parsed TOML file's digest. repr keeps types apart ('1' and 1, a date and its text) and
+    key order, both of which messages and output may depend on."""
+    return hashlib.sha256(repr(table).encode()).hexdigest()
+
+
+# --- to and from JSON ---------------------------------------------------------------------------
+
+
+def encode(summary: HostSummary) -> dict[str, Any]:
+    return {
+        "roles": None if summary.roles is None else list(summary.roles),
+        "problems": [_problem(p) for p in summary.problems],
+        "missing": [
+            [list(m.finding.path), m.finding.message, m.layer.file, m.layer.role, m.own]
+            for m in summary.missing
+        ],
+        "findings": [_problem(p) for p in summary.findings],
+        "model_problems": [_problem(p) for p in summary.model_problems],
+        "valid": summary.valid,
+        "silent": summary.silent,
+        "output": summary.output,
+        "render_problem": None
+        if summary.render_problem is None
+        else _problem(summary.render_problem),
+        "keys": [list(k) for k in summary.keys],
+        "declared": summary.declared.text,
+    }
+
+
+def encode_items(items: Sequence[Declared[Any]]) -> str:
+    return json.dumps(
+        [[d.kind, d.where.file, d.where.role, _fields(d.item)] for d in items],
+        separators=(",", ":"),
+    )
+
+
+def decode(name: str, file: str, doc: Any) -> HostSummary:
+    """A summary from its JSON form; BadSummaryError if it is not exactly what `encode` writes."""
+    try:
+        return HostSummary(
+            name=name,
+            file=file,
+            roles=None if doc["roles"] is None else tuple(_str(r) for r in _list(doc["roles"])),
+            problems=tuple(_to_problem(p) for p in _list(doc["problems"])),
+            missing=tuple(_to_missing(m) for m in _list(doc["missing"])),
+            findings=tuple(_to_problem(p) for p in _list(doc["findings"])),
+            model_problems=tuple(_to_problem(p) for p in _list(doc["model_problems"])),
+            valid=_bool(doc["valid"]),
+            silent=_bool(doc["silent"]),
+            output=None if doc["output"] is None else _str(doc["output"]),
+            render_problem=None
+            if doc["render_problem"] is None
+            else _to_problem(doc["render_problem"]),
+            keys=tuple(_to_key(k) for k in _list(doc["keys"])),
+            declared=Declarations(name, file, _str(doc["declared"])),
+        )
+    except (KeyError, TypeError, IndexError, ValueError) as exc:
+        raise BadSummaryError(str(exc)) from None
+
+
+def _problem(p: Problem) -> list[Any]:
+    return [p.file, list(p.path), p.message, p.severity.value]
+
+
+def _to_problem(doc: Any) -> Problem:
+    file, path, message, severity = _list(doc)
+    return Problem(_str(file), _path(path), _str(message), Severity(_str(severity)))
+
+
+def _to_missing(doc: Any) -> Missing:
+    path, message, file, role, own = _list(doc)
+    layer = Layer(_str(file), None if role is None else _str(role))
+    return Missing(Finding(_path(path), _str(message)), layer, _bool(own))
+
+
+def _to_key(doc: Any) -> GroupKey:
+    check, tag, index, key = _list(doc)
+    return (_int(check), _str(tag), _int(index), _str(key))
+
+
+def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
+    try:
+        out: list[Declared[Any]] = []
+        for entry in _list(json.loads(text)):
+            kind, where_file, where_role, fields = _list(entry)
+            item_type = DECLARATIONS[_str(kind)]
+            if not isinstance(fields, dict):
+                raise BadSummaryError("fields")
+            item = item_type(**{_str(k): _plain(v) for k, v in fields.items()})
+            role = None if where_role is None else _str(where_role)
+            out.append(Declared(host, file, Layer(_str(where_file), role), kind, item))
+        return out
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadSummaryError(str(exc)) from None
+
+
+def _fields(item: Any) -> dict[str, Any]:
+    """A declared item's data fields (a `renew` function is for `kvmfleet new`, not stored)."""
+    out = {}
+    for f in dataclasses.fields(item):
+        value = getattr(item, f.name)
+        if callable(value):
+            continue
+        out[f.name] = _json(value)
+    return out
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, tuple):
+        return [_json(v) for v in value]
+    raise TypeError(f"a declared item holds {type(value).__name__}: only plain data is cached")
+
+
+def _plain(value: Any) -> Any:
+    """JSON arrays back to the tuples the items hold."""
+    if isinstance(value, list):
+        return tuple(_plain(v) for v in value)
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise BadSummaryError("value")
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise BadSummaryError("expected a list")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise BadSummaryError("expected a string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadSummaryError("expected an integer")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise BadSummaryError("expected a boolean")
+    return value
+
+
+def _path(value: Any) -> KeyPath:
+    out: list[str | int] = []
+    for part in _list(value):
+        out.append(part if isinstance(part, str) else _int(part))
+    return tuple(out)
