@@ -1,19 +1,37 @@
-"""The unchanged-fleet shortcut answers only when nothing it depends on changed."""
+"""The cache: an unchanged fleet is answered without validating; an edit recomputes only the hosts
+whose inputs changed; and the cache is trusted only where nobody else can have written it."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import kvmfleet.cache
-import kvmfleet.generate
-from conftest import run_cli
-from kvmfleet.cache import CACHE_FILE
+import kvmfleet.host_pass
+import kvmfleet.run
+from conftest import REPO, run_cli
+from kvmfleet.cache import CACHE_FILE, KEY_FILE
+from kvmfleet.host_pass import Computed
+from kvmfleet.inventory import HostInventory
 
 
-def _no_validation(*_: object) -> None:
-    raise AssertionError("validated although nothing changed")
+@pytest.fixture(autouse=True)
+def _cache_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)  # CI disables the cache; these tests are about it
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Path:
+    """The demo fleet in a git work tree (the cache's key lives in the git directory)."""
+    root = tmp_path / "fleet"
+    shutil.copytree(REPO / "hosts", root / "hosts")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
 
 
 def _generated_once(root: Path) -> str:
@@ -23,18 +41,72 @@ def _generated_once(root: Path) -> str:
     return first.err
 
 
+def _computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The hosts the next runs validate and render."""
+    names: list[str] = []
+    real = kvmfleet.host_pass.summarize
+
+    def counting(inv: HostInventory, *, keep: bool = False) -> Computed:
+        names.append(inv.name)
+        return real(inv, keep=keep)
+
+    monkeypatch.setattr(kvmfleet.host_pass, "summarize", counting)
+    return names
+
+
+def _no_run(*_: object) -> None:
+    raise AssertionError("validated although nothing changed")
+
+
 def test_an_unchanged_fleet_is_answered_without_validating(
-    demo_fleet: Path, monkeypatch: pytest.MonkeyPatch
+    fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warnings = _generated_once(demo_fleet)
-    monkeypatch.setattr(kvmfleet.generate, "build", _no_validation)
-    again = run_cli("generate", root=demo_fleet)
+    warnings = _generated_once(fleet)
+    monkeypatch.setattr(kvmfleet.run, "run", _no_run)
+    again = run_cli("generate", root=fleet)
     assert again.code == 0
     assert again.out == "kvmfleet: 3 hosts, 0 written, 3 unchanged\n"
     assert again.err == warnings  # the same warnings, every run
-    check = run_cli("generate", "--check", root=demo_fleet)
+    check = run_cli("generate", "--check", root=fleet)
     assert (check.code, check.out) == (0, "kvmfleet: 3 generated files up to date\n")
-    assert run_cli("check", root=demo_fleet).out == "kvmfleet: 3 hosts valid\n"
+    assert run_cli("check", root=fleet).out == "kvmfleet: 3 hosts valid\n"
+
+
+@pytest.mark.parametrize(
+    ("edit", "recomputed"),
+    [
+        ("comment in a host", []),  # same data: the summary stands
+        ("value in a host", ["kvm02"]),
+        ("hypervisor role table", ["kvm01", "kvm02"]),
+        ("site top level", ["kvm01", "kvm02", "x1carbon"]),
+        ("comment in site.toml", []),
+        ("generated file edited", ["kvm01"]),  # its text is needed again (to say what changed)
+    ],
+)
+def test_an_edit_recomputes_only_the_hosts_it_can_change(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, edit: str, recomputed: list[str]
+) -> None:
+    _generated_once(fleet)
+    hosts = fleet / "hosts"
+    site = hosts / "site.toml"
+    if edit == "comment in a host":
+        path = hosts / "kvm02" / "host.toml"
+        path.write_text(path.read_text() + "\n# a comment\n")
+    elif edit == "value in a host":
+        path = hosts / "kvm02" / "host.toml"
+        path.write_text(path.read_text() + '\n[packages]\nextra = ["htop"]\n')
+    elif edit == "hypervisor role table":
+        site.write_text(site.read_text().replace('version = "4.22"', 'version = "4.21"', 1))
+    elif edit == "site top level":
+        site.write_text(site.read_text().replace('"screen"', '"screen", "htop"', 1))
+    elif edit == "comment in site.toml":
+        site.write_text(site.read_text() + "\n# a comment\n")
+    elif edit == "generated file edited":
+        path = hosts / "kvm01" / "generated.nix"
+        path.write_text(path.read_text() + "\n")
+    names = _computed(monkeypatch)
+    run_cli("generate", "--check", root=fleet)
+    assert sorted(names) == recomputed
 
 
 @pytest.mark.parametrize(
@@ -50,10 +122,10 @@ def test_an_unchanged_fleet_is_answered_without_validating(
     ],
 )
 def test_any_change_takes_the_full_path(
-    demo_fleet: Path, monkeypatch: pytest.MonkeyPatch, change: str
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, change: str
 ) -> None:
-    _generated_once(demo_fleet)
-    hosts = demo_fleet / "hosts"
+    _generated_once(fleet)
+    hosts = fleet / "hosts"
     if change == "input":
         (hosts / "kvm02" / "host.toml").write_text(
             (hosts / "kvm02" / "host.toml").read_text() + "\n# a comment changes the input\n"
@@ -69,25 +141,161 @@ def test_any_change_takes_the_full_path(
     elif change == "new-host-dir":
         (hosts / "kvm05").mkdir()
     elif change == "generator":
-        monkeypatch.setattr(kvmfleet.cache, "_generator_digest", lambda: "another version")
+        monkeypatch.setattr(kvmfleet.cache, "generator_digest", lambda: "another version")
     elif change == "corrupt-cache":
-        (demo_fleet / CACHE_FILE).write_text("{not json")
+        (fleet / CACHE_FILE).write_text("{not json")
     calls: list[Path] = []
-    real_build = kvmfleet.generate.build
+    real_run = kvmfleet.run.run
 
-    def counting(root: Path) -> object:
+    def counting(root: Path, store: kvmfleet.cache.Store | None) -> kvmfleet.run.Outcome:
         calls.append(root)
-        return real_build(root)
+        return real_run(root, store)
 
-    monkeypatch.setattr(kvmfleet.generate, "build", counting)
-    run_cli("generate", "--check", root=demo_fleet)
+    monkeypatch.setattr(kvmfleet.run, "run", counting)
+    run_cli("generate", "--check", root=fleet)
     assert calls, "the shortcut answered although something changed"
 
 
-def test_a_failed_or_unsettled_run_leaves_no_shortcut(demo_fleet: Path) -> None:
-    _generated_once(demo_fleet)
-    path = demo_fleet / "hosts" / "kvm01" / "generated.nix"
+def test_a_failed_or_unsettled_run_leaves_no_shortcut(fleet: Path) -> None:
+    _generated_once(fleet)
+    path = fleet / "hosts" / "kvm01" / "generated.nix"
     path.write_text(path.read_text() + "# edited by hand\n")
-    assert run_cli("generate", root=demo_fleet).code == 2  # refused: hand-edited
+    assert run_cli("generate", root=fleet).code == 2  # refused: hand-edited
     # Still refused on the next run: the shortcut never vouches for a hand-edited file.
-    assert run_cli("generate", "--check", root=demo_fleet).code == 1
+    assert run_cli("generate", "--check", root=fleet).code == 1
+
+
+# --- trust ---------------------------------------------------------------------------------------
+
+
+def _break(root: Path) -> None:
+    """An invalid inventory: kvm02 takes kvm01's address."""
+    path = root / "hosts" / "kvm02" / "host.toml"
+    kvm01 = (root / "hosts" / "kvm01" / "host.toml").read_text()
+    ours = re.search(r'"(10\.0\.10\.\d+)/24"', path.read_text())
+    theirs = re.search(r'"(10\.0\.10\.\d+)/24"', kvm01)
+    assert ours and theirs
+    path.write_text(path.read_text().replace(ours[1], theirs[1]))
+
+
+def _forge(root: Path) -> None:
+    """A cache that vouches for the inventory as it is now: the recorded run's, with every input
+    digest replaced by the current one (what someone who read this module could write)."""
+    text = (root / CACHE_FILE).read_text()
+    key = kvmfleet.cache.input_key(root)
+    assert key is not None
+    doc = json.loads(text)
+    cached = doc["cache"]
+    cached["fleet"]["key"] = key
+    for name, entry in cached["hosts"].items():
+        data = (root / "hosts" / name / "host.toml").read_bytes()
+        entry["bytes"] = kvmfleet.run._sha(data)
+    (root / CACHE_FILE).write_text(json.dumps(doc))
+
+
+def _invalid_reported(root: Path) -> None:
+    for args in (["check"], ["generate", "--check"]):
+        result = run_cli(*args, root=root)
+        assert result.code == 2, (args, result.out, result.err)
+        assert "IP address 10.0.10." in result.err
+
+
+def test_a_forged_cache_never_vouches_for_an_invalid_inventory(fleet: Path) -> None:
+    _generated_once(fleet)
+    _break(fleet)
+    _forge(fleet)
+    _invalid_reported(fleet)
+
+
+def test_a_cache_copied_from_another_clone_is_not_trusted(fleet: Path, tmp_path: Path) -> None:
+    _generated_once(fleet)
+    other = tmp_path / "other"
+    shutil.copytree(fleet / "hosts", other / "hosts")
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    _break(other)
+    shutil.copy(fleet / CACHE_FILE, other / CACHE_FILE)
+    _forge(other)  # sealed with the first clone's key, which this clone does not have
+    _invalid_reported(other)
+
+
+def test_a_tracked_cache_is_never_trusted(fleet: Path) -> None:
+    _generated_once(fleet)
+    subprocess.run(["git", "-C", str(fleet), "add", CACHE_FILE], check=True)
+    _break(fleet)
+    # Even the genuine seal of this clone does not help a committed cache.
+    doc = json.loads((fleet / CACHE_FILE).read_text())
+    key = (fleet / ".git" / KEY_FILE).read_bytes()
+    _forge(fleet)
+    forged = json.loads((fleet / CACHE_FILE).read_text())["cache"]
+    body = json.dumps(forged, separators=(",", ":"))
+    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, body))
+    assert doc["hmac-sha256"]
+    result = run_cli("check", root=fleet)
+    assert result.code == 2
+    assert f"warning: {CACHE_FILE}: tracked by git, so it is never trusted" in result.err
+    before = (fleet / CACHE_FILE).read_bytes()
+    _invalid_reported(fleet)
+    assert (fleet / CACHE_FILE).read_bytes() == before  # a tracked file is not rewritten
+
+
+def test_the_seal_is_what_makes_the_cache_trusted(fleet: Path) -> None:
+    """The forgery above, sealed with this clone's key, is believed: the seal and the checks
+    around it are what stand between a written file and a skipped validation."""
+    _generated_once(fleet)
+    _break(fleet)
+    _forge(fleet)
+    key = (fleet / ".git" / KEY_FILE).read_bytes()
+    forged = json.loads((fleet / CACHE_FILE).read_text())["cache"]
+    (fleet / CACHE_FILE).write_text(
+        kvmfleet.cache._sealed(key, json.dumps(forged, separators=(",", ":")))
+    )
+    assert run_cli("check", root=fleet).code == 0
+    assert run_cli("check", "--no-cache", root=fleet).code == 2
+
+
+@pytest.mark.parametrize("setting", ["--no-cache", "CI=true", "CI=1"])
+def test_no_cache_and_ci_validate_in_full(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    _generated_once(fleet)
+    names = _computed(monkeypatch)
+    args = ["generate", "--check"]
+    if setting == "--no-cache":
+        args.append(setting)
+    else:
+        monkeypatch.setenv("CI", setting.split("=")[1])
+    before = (fleet / CACHE_FILE).read_bytes()
+    assert run_cli(*args, root=fleet).code == 0
+    assert sorted(names) == ["kvm01", "kvm02", "x1carbon"]
+    assert (fleet / CACHE_FILE).read_bytes() == before  # neither read nor written
+
+
+def test_outside_a_git_work_tree_there_is_no_cache(tmp_path: Path) -> None:
+    root = tmp_path / "plain"
+    shutil.copytree(REPO / "hosts", root / "hosts")
+    assert run_cli("generate", root=root).code == 0
+    assert not (root / CACHE_FILE).exists()
+
+
+@pytest.mark.parametrize("kind", ["link", "directory"])
+def test_a_cache_that_is_no_regular_file_is_neither_read_nor_written(
+    fleet: Path, tmp_path: Path, kind: str
+) -> None:
+    outside = tmp_path / "outside.json"
+    if kind == "link":
+        (fleet / CACHE_FILE).symlink_to(outside)
+    else:
+        (fleet / CACHE_FILE).mkdir()
+    result = run_cli("generate", root=fleet)
+    assert result.code == 0, result.err
+    assert f"warning: {CACHE_FILE}: not a regular file; the cache is not used" in result.err
+    assert not outside.exists()
+    assert (fleet / CACHE_FILE).is_symlink() == (kind == "link")
+
+
+def test_a_linked_key_is_not_used(fleet: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "key"
+    (fleet / ".git" / KEY_FILE).symlink_to(outside)
+    assert run_cli("generate", root=fleet).code == 0
+    assert not outside.exists()
+    assert not (fleet / CACHE_FILE).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -306,7 +307,7 @@ def test_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
 def test_a_host_made_invalid_by_site_toml_is_never_skipped_silently(
     demo_fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import kvmfleet.generate
+    import kvmfleet.site
 
     site = demo_fleet / "hosts" / "site.toml"
     site.write_text(
@@ -315,7 +316,7 @@ def test_a_host_made_invalid_by_site_toml_is_never_skipped_silently(
     reported = run_cli("check", root=demo_fleet)
     assert reported.code == 2
     assert reported.err.count("Mars/Olympus") == 1  # once, at site.toml, not once per host
-    monkeypatch.setattr(kvmfleet.generate, "check_site", lambda site, site_file: [])
+    monkeypatch.setattr(kvmfleet.site, "check_site", lambda site, site_file: [])
     result = run_cli("check", root=demo_fleet)
     assert result.code == 2
     assert (
@@ -331,3 +332,33 @@ def test_new_names_the_site_toml_error_that_blocks_it(demo_fleet: Path) -> None:
     result = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
     assert result.code == 2
     assert 'hosts/site.toml: host.timezone: "Mars/Base" is not a time zone' in result.err
+
+
+def test_schema_is_never_written_through_a_link(demo_fleet: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    schema = demo_fleet / "hosts" / "site.schema.json"
+    schema.unlink()
+    schema.symlink_to(outside)
+    result = run_cli("schema", root=demo_fleet)
+    assert result.code == 2
+    assert result.err == (
+        "kvmfleet: hosts/site.schema.json: is a symbolic link: kvmfleet writes and deletes "
+        "nothing through links (it could land outside the repository); make it a real "
+        "directory or file\n"
+    )
+    assert outside.read_text() == "keep"
+    assert schema.is_symlink()
+
+
+def test_generate_never_writes_through_a_linked_host_directory(
+    demo_fleet: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    shutil.move(demo_fleet / "hosts" / "kvm02", outside)
+    (demo_fleet / "hosts" / "kvm02").symlink_to(outside)
+    (outside / "generated.nix").unlink()
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 2
+    assert "hosts/kvm02: is a symbolic link" in result.err
+    assert not (outside / "generated.nix").exists()

@@ -677,3 +677,34 @@ def test_deploy_reaches_the_inventorys_deploy_target(env: Env) -> None:
         "   deploy: nixos-rebuild switch --flake .#kvm01 --target-host root@kvm01.oob.example.net"
         in result.out.splitlines()
     )
+
+
+@pytest.mark.parametrize("link", [".kvmfleet", ".kvmfleet/rolling-upgrade-nixos-cluster.json"])
+def test_rolling_upgrade_never_writes_through_a_link(env: Env, tmp_path: Path, link: str) -> None:
+    # The state directory (or its file) pointing elsewhere would put the state, and its removal,
+    # outside the repository.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    if link == ".kvmfleet":
+        (env.root / ".kvmfleet").symlink_to(outside)
+    else:
+        (env.root / ".kvmfleet").mkdir()
+        (env.root / link).symlink_to(outside / "state.json")
+    result = env.upgrade()
+    assert result.code != 0
+    assert result.err.splitlines()[-1].startswith(f"kvmfleet: {link}: is a symbolic link:")
+    assert "Traceback" not in result.err
+    assert list(outside.iterdir()) == []
+    assert env.fake.commands() == []  # refused before touching any host
+    (env.root / link).unlink()
+
+
+def test_rolling_state_is_never_saved_through_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    root = tmp_path / "fleet"
+    root.mkdir()
+    (root / ".kvmfleet").symlink_to(outside)
+    with pytest.raises(OSError, match="symbolic link"):
+        State("c", "1", ["kvm01"]).save(state_path(root, "c"))
+    assert list(outside.iterdir()) == []

@@ -57,8 +57,8 @@ def test_header_must_open_the_file() -> None:
 
 def test_write_atomic_replaces_whole_file_and_leaves_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "sub" / "f.nix"
-    write_atomic(target, "one\n")
-    write_atomic(target, "two\n")
+    write_atomic(target, "one\n", root=tmp_path)
+    write_atomic(target, "two\n", root=tmp_path)
     assert target.read_text() == "two\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["f.nix"]
     assert oct(target.stat().st_mode & 0o777) == "0o644"
@@ -75,7 +75,7 @@ def test_write_atomic_keeps_old_content_when_writing_fails(
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError, match="disk full"):
-        write_atomic(target, "new\n")
+        write_atomic(target, "new\n", root=tmp_path)
     assert target.read_text() == "old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.nix"]
 
@@ -115,7 +115,7 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
         import kvmfleet.output as output
 
         output.os.fsync = lambda fd: os._exit(9)  # type: ignore[assignment]
-        write_atomic(target, "half")
+        write_atomic(target, "half", root=tmp_path)
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 9
@@ -126,7 +126,7 @@ def test_a_killed_writer_leaves_a_temporary_that_the_next_write_removes(tmp_path
     live = tmp_path / f".generated.nix.{os.getpid()}.abc.tmp"
     live.write_text("busy")
     (tmp_path / ".generated.nix.notapid.tmp").write_text("not ours")
-    write_atomic(target, BODY)
+    write_atomic(target, BODY, root=tmp_path)
     assert target.read_text() == BODY
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, ".generated.nix.notapid.tmp", "generated.nix"]
@@ -141,8 +141,35 @@ def test_a_stale_temporary_does_not_keep_an_orphan(tmp_path: Path) -> None:
 
 def test_exclusive_write_never_replaces_an_existing_file(tmp_path: Path) -> None:
     target = tmp_path / "host.toml"
-    write_atomic(target, "first", exclusive=True)
+    write_atomic(target, "first", root=tmp_path, exclusive=True)
     with pytest.raises(FileExistsError):
-        write_atomic(target, "second", exclusive=True)
+        write_atomic(target, "second", root=tmp_path, exclusive=True)
     assert target.read_text() == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["host.toml"]
+
+
+def test_nothing_is_written_or_removed_through_a_link(tmp_path: Path) -> None:
+    from kvmfleet.output import remove_file, safe_target
+
+    root, outside = tmp_path / "fleet", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "victim").write_text("keep")
+    (root / "state").symlink_to(outside)
+    (root / "file").symlink_to(outside / "victim")
+    for target in (root / "state" / "new.json", root / "state" / "deep" / "new.json"):
+        with pytest.raises(OSError, match="symbolic link") as raised:
+            write_atomic(target, "x", root=root)
+        assert raised.value.filename == "state"
+    with pytest.raises(OSError, match="symbolic link"):
+        write_atomic(root / "file", "x", root=root)
+    with pytest.raises(OSError, match="symbolic link"):
+        remove_file(root, root / "state" / "victim")
+    with pytest.raises(OSError, match="outside the fleet directory"):
+        safe_target(root, tmp_path / "elsewhere.json")
+    assert sorted(p.name for p in outside.iterdir()) == ["victim"]
+    assert (outside / "victim").read_text() == "keep"
+    assert (root / "file").is_symlink()
+    # Real directories on the way are made as needed.
+    write_atomic(root / "a" / "b" / "c.json", "x", root=root)
+    assert (root / "a" / "b" / "c.json").read_text() == "x"
