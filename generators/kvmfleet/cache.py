@@ -208,6 +208,8 @@ def find_git_dir(root: Path) -> Path | None:
         kind = entry_kind(dot_git)
         if kind == "dir":
             return dot_git
+        if kind not in ("missing", "file"):
+            return None  # a linked or odd .git: no key is written through it
         if kind == "file":
             try:
                 text = dot_git.read_text(encoding="utf-8").strip()

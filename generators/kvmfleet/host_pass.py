@@ -24,7 +24,7 @@ from kvmfleet.inventory import (
     layer_host,
     parse_toml,
 )
-from kvmfleet.locate import listed_roles, locate, missing_key, place
+from kvmfleet.locate import listed_roles, locate, missing_key, placer
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import with_header
@@ -82,13 +82,14 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
         # A host with broken tables still reports what its valid tables show, and declares its
         # fleet-unique values: one run tells everything it can know.
         ctx = HostContext(inv.name, host)
+        place = placer(inv)
         for cap in REGISTRY:
             found = collect(cap.findings(ctx))
             flagged.extend(f.path for f in found)
             findings.extend(locate(inv, f) for f in found)
             for kind in DECLARATIONS:
                 for item in collect(getattr(cap, kind)(ctx)):
-                    items.append(Declared(inv.name, inv.file, place(inv, item.path), kind, item))
+                    items.append(Declared(inv.name, inv.file, place(item.path), kind, item))
                     if kind == "identities":
                         flagged.append(item.path)
     model_problems: list[Problem] = []

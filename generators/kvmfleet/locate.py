@@ -28,6 +28,24 @@ def place(inv: HostInventory, path: KeyPath) -> Layer:
     return layer
 
 
+def placer(inv: HostInventory) -> Callable[[KeyPath], Layer]:
+    """`place` for many paths of one host: the tables its own file writes into, found once."""
+    written = {
+        path[:end]
+        for path, layer in inv.origins.items()
+        if layer.file == inv.file
+        for end in range(1, len(path))
+    }
+
+    def place_in(path: KeyPath) -> Layer:
+        layer = inv.origin(path)
+        if layer.file != inv.file and path in written:
+            return Layer(inv.file)
+        return layer
+
+    return place_in
+
+
 def locate_at(host: str, host_file: str, layer: Layer, finding: Finding) -> Problem:
     """`locate` with the layer already known (what a host's cached summary keeps)."""
     path = finding.path
