@@ -5,7 +5,10 @@ A capability declares the `Host` fields it owns and maps a validated host to
 - `findings`: errors and warnings about the host (`kvmfleet.problems.error` / `warning`);
 - `identities`: values that must be unique in the fleet, and how `new --like` renews them;
 - `pitfalls`: findings on one raw TOML layer, for mistakes whose type error would not say what
-  to do (run on site.toml's top level, each of its role tables and each host file).
+  to do (run on site.toml's top level, each of its role tables and each host file);
+- `secret_files`: the secret files the host reads, with who reads them (checks and provisioning
+  read these declarations, never a list of keys kept elsewhere);
+- `service_users`: the system users its NixOS services define (no `[users]` entry may take them).
 """
 
 from __future__ import annotations
@@ -70,6 +73,21 @@ class Peer:
     consequence: str = ""
 
 
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret file the host reads, named by an inventory key, with what its consumer needs:
+    owner, group and mode of the file, and whether it is read while users are created (password
+    hashes: before any service, and before file systems other than those needed for boot)."""
+
+    path: KeyPath
+    file: str
+    reader: str  # who reads it, for messages ("mount.ceph and librados")
+    owner: str = "root"
+    group: str = "root"
+    mode: str = "0400"
+    before_users: bool = False
+
+
 def _no_findings(ctx: HostContext) -> Iterable[Finding]:
     return ()
 
@@ -86,6 +104,10 @@ def _no_peers(ctx: HostContext) -> Iterable[Peer]:
     return ()
 
 
+def _no_secret_files(ctx: HostContext) -> Iterable[SecretFile]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Capability:
     """One column through the tree. `settings` is None while the capability's tables are validated
@@ -98,6 +120,8 @@ class Capability:
     identities: Callable[[HostContext], Iterable[Identity]] = field(default=_no_identities)
     pitfalls: Callable[[Mapping[str, Any]], Iterable[Finding]] = field(default=_no_pitfalls)
     peers: Callable[[HostContext], Iterable[Peer]] = field(default=_no_peers)
+    secret_files: Callable[[HostContext], Iterable[SecretFile]] = field(default=_no_secret_files)
+    service_users: frozenset[str] = frozenset()
 
 
 def merge_settings(
