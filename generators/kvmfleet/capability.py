@@ -8,7 +8,8 @@ A capability declares the `Host` fields it owns and maps a validated host to
   to do (run on site.toml's top level, each of its role tables and each host file);
 - `secret_files`: the secret files the host reads, with who reads them (checks and provisioning
   read these declarations, never a list of keys kept elsewhere);
-- `service_users`: the system users its NixOS services define (no `[users]` entry may take them).
+- `service_users`: the system users its NixOS services define (no `[users]` entry may take them);
+- `host_values`: values of one machine that need not be unique, renewed by `new --like`.
 """
 
 from __future__ import annotations
@@ -62,6 +63,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class HostValue:
+    """A value that belongs to one machine without having to be unique in the fleet (the
+    by-id name of its system disk): `kvmfleet new NAME --like OTHER` writes `renew`'s value in
+    its place (by default it empties it for the administrator), as it does for an Identity."""
+
+    value: str
+    path: KeyPath
+    renew: Renew = field(default=must_choose, compare=False)
+
+
+@dataclass(frozen=True)
 class Peer:
     """An address this host relies on as someone else (a gateway, a name server, a management
     server): no host of the fleet may have it as its own address."""
@@ -108,6 +120,10 @@ def _no_secret_files(ctx: HostContext) -> Iterable[SecretFile]:
     return ()
 
 
+def _no_host_values(ctx: HostContext) -> Iterable[HostValue]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Capability:
     """One column through the tree. `settings` is None while the capability's tables are validated
@@ -122,6 +138,7 @@ class Capability:
     peers: Callable[[HostContext], Iterable[Peer]] = field(default=_no_peers)
     secret_files: Callable[[HostContext], Iterable[SecretFile]] = field(default=_no_secret_files)
     service_users: frozenset[str] = frozenset()
+    host_values: Callable[[HostContext], Iterable[HostValue]] = field(default=_no_host_values)
 
 
 def merge_settings(
