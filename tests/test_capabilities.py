@@ -13,7 +13,7 @@ import pytest
 from pydantic import AfterValidator, BaseModel
 from pydantic.fields import FieldInfo
 
-from conftest import REPO
+from conftest import REPO, SSH_KEY, findings_of, host_toml
 from kvmfleet.capabilities import REGISTRY
 from kvmfleet.capability import Capability, HostContext, Identity, merge_settings, must_choose
 from kvmfleet.model import Host
@@ -219,3 +219,110 @@ def test_no_model_uses_a_literal_of_numbers() -> None:
         if any(not isinstance(choice, str) for choice in choices)
     ]
     assert numeric == []
+
+
+# --- declarations: secret files and service users ------------------------------------------------
+
+# Secret files kvmfleet's own commands read on the administrator's machine, not on the host.
+_ADMIN_SIDE_SECRETS = {("cloudstack", "api", "password_file")}
+
+
+def _secret_file_values(model: BaseModel, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], str]:
+    """Every value of a field typed as a secret file, by key path, found by walking the model."""
+    found: dict[tuple[Any, ...], str] = {}
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        here = (*path, name)
+        if isinstance(value, str) and _is_secret_file(info.annotation, info.metadata):
+            found[here] = value
+        elif isinstance(value, BaseModel):
+            found.update(_secret_file_values(value, here))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, BaseModel):
+                    found.update(_secret_file_values(item, (*here, key)))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    found.update(_secret_file_values(item, (*here, index)))
+    return found
+
+
+def _is_secret_file(annotation: Any, metadata: list[Any]) -> bool:
+    """Whether a field's type (possibly `X | None`) is the SecretFile constrained type."""
+
+    def kinds(tp: Any) -> Iterator[str]:
+        for meta in getattr(tp, "__metadata__", ()):
+            if isinstance(getattr(meta, "func", None), Constraint):
+                yield meta.func.kind
+        for arg in typing.get_args(tp):
+            yield from kinds(arg)
+
+    found = [*kinds(annotation)]
+    found += [m.func.kind for m in metadata if isinstance(getattr(m, "func", None), Constraint)]
+    return any(kind.startswith("path to a secret file") for kind in found)
+
+
+def _host_with_every_secret() -> Host:
+    import copy
+
+    from kvmfleet.inventory import load
+
+    (kvm01,) = load(REPO, ["kvm01"]).hosts  # merged over site.toml
+    data = copy.deepcopy(kvm01.data)
+    data["host"]["root_password_file"] = "/var/lib/secrets/root.hash"
+    data["users"] = {"ops": {"hashed_password_file": "/var/lib/secrets/ops.hash"}}
+    data["iscsi"]["targets"][0]["chap_secret_file"] = "/var/lib/secrets/iscsi/chap"
+    data["quassel"] = {"listen": ["::1"], "certificate_file": "/var/lib/secrets/quassel.pem"}
+    return Host.model_validate(data)
+
+
+def test_every_secret_file_key_is_declared_by_its_capability() -> None:
+    """Provisioning (sops-nix) and the secret checks read the capabilities' declarations: a
+    secret-file key that no capability declares would silently be left out of both."""
+    from kvmfleet.capabilities import secret_files
+
+    host = _host_with_every_secret()
+    in_model = {
+        path: value
+        for path, value in _secret_file_values(host).items()
+        if path not in _ADMIN_SIDE_SECRETS
+    }
+    assert len(in_model) == 5, in_model  # the walk finds what the host above sets
+    declared = {s.path: s.file for s in secret_files(HostContext("kvm01", host))}
+    assert declared == in_model
+
+
+def test_each_secret_file_is_declared_by_the_capability_that_owns_its_table() -> None:
+    host = _host_with_every_secret()
+    for cap in REGISTRY:
+        for secret in cap.secret_files(HostContext("kvm01", host)):
+            assert secret.path[0] in cap.tables, (cap.name, secret.path)
+
+
+def test_password_hashes_are_read_before_users_and_quassels_key_by_its_service() -> None:
+    from kvmfleet.capabilities import secret_files
+
+    by_path = {s.path: s for s in secret_files(HostContext("kvm01", _host_with_every_secret()))}
+    assert by_path[("host", "root_password_file")].before_users
+    assert by_path[("users", "ops", "hashed_password_file")].before_users
+    assert not by_path[("ceph", "keyring_file")].before_users
+    assert by_path[("quassel", "certificate_file")].owner == "quassel"
+
+
+@pytest.mark.parametrize("user", ["cups", "quassel", "ceph", "qemu-libvirtd"])
+def test_a_service_user_of_any_capability_is_no_inventory_user(user: str) -> None:
+
+    text = host_toml(extra=f'[users.{user}]\nauthorized_keys = ["{SSH_KEY}"]\n')
+    assert (
+        f'users.{user}: "{user}" is a system user that NixOS or a service defines; '
+        in "\n".join(findings_of(text, "users"))
+    )
+
+
+def test_service_users_are_declared_by_capabilities() -> None:
+    from kvmfleet.capabilities import SERVICE_USERS
+
+    owners = {user: cap.name for cap in REGISTRY for user in cap.service_users}
+    assert owners["cups"] == "printing" and owners["quassel"] == "quassel"
+    assert set(owners) == SERVICE_USERS

@@ -5,7 +5,11 @@ A capability declares the `Host` fields it owns and maps a validated host to
 - `findings`: errors and warnings about the host (`kvmfleet.problems.error` / `warning`);
 - `identities`: values that must be unique in the fleet, and how `new --like` renews them;
 - `pitfalls`: findings on one raw TOML layer, for mistakes whose type error would not say what
-  to do (run on site.toml's top level, each of its role tables and each host file).
+  to do (run on site.toml's top level, each of its role tables and each host file);
+- `secret_files`: the secret files the host reads, with who reads them (checks and provisioning
+  read these declarations, never a list of keys kept elsewhere);
+- `service_users`: the system users its NixOS services define (no `[users]` entry may take them);
+- `host_values`: values of one machine that need not be unique, renewed by `new --like`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,17 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class HostValue:
+    """A value that belongs to one machine without having to be unique in the fleet (the
+    by-id name of its system disk): `kvmfleet new NAME --like OTHER` writes `renew`'s value in
+    its place (by default it empties it for the administrator), as it does for an Identity."""
+
+    value: str
+    path: KeyPath
+    renew: Renew = field(default=must_choose, compare=False)
+
+
+@dataclass(frozen=True)
 class Peer:
     """An address this host relies on as someone else (a gateway, a name server, a management
     server): no host of the fleet may have it as its own address."""
@@ -68,6 +83,21 @@ class Peer:
     path: KeyPath
     # What goes wrong when it is one (default: that host is no `role`).
     consequence: str = ""
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret file the host reads, named by an inventory key, with what its consumer needs:
+    owner, group and mode of the file, and whether it is read while users are created (password
+    hashes: before any service, and before file systems other than those needed for boot)."""
+
+    path: KeyPath
+    file: str
+    reader: str  # who reads it, for messages ("mount.ceph and librados")
+    owner: str = "root"
+    group: str = "root"
+    mode: str = "0400"
+    before_users: bool = False
 
 
 def _no_findings(ctx: HostContext) -> Iterable[Finding]:
@@ -86,6 +116,14 @@ def _no_peers(ctx: HostContext) -> Iterable[Peer]:
     return ()
 
 
+def _no_secret_files(ctx: HostContext) -> Iterable[SecretFile]:
+    return ()
+
+
+def _no_host_values(ctx: HostContext) -> Iterable[HostValue]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Capability:
     """One column through the tree. `settings` is None while the capability's tables are validated
@@ -98,6 +136,9 @@ class Capability:
     identities: Callable[[HostContext], Iterable[Identity]] = field(default=_no_identities)
     pitfalls: Callable[[Mapping[str, Any]], Iterable[Finding]] = field(default=_no_pitfalls)
     peers: Callable[[HostContext], Iterable[Peer]] = field(default=_no_peers)
+    secret_files: Callable[[HostContext], Iterable[SecretFile]] = field(default=_no_secret_files)
+    service_users: frozenset[str] = frozenset()
+    host_values: Callable[[HostContext], Iterable[HostValue]] = field(default=_no_host_values)
 
 
 def merge_settings(

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING
 from kvmfleet import __version__, cache
 from kvmfleet.cloudstack_api import command as cloudstack_command
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
-from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
+from kvmfleet.output import (
+    Planned,
+    Status,
+    apply,
+    refusals,
+    safe_target,
+    stale,
+    untracked,
+    write_atomic,
+)
 from kvmfleet.problems import InventoryError, Problem, Severity
 
 if TYPE_CHECKING:
@@ -328,6 +337,8 @@ def _new(root: Path, name: str, like: str) -> int:
         print(f"  {key}: given a fresh unique value")
     for key in done.to_fill:
         print(f"  {key}: cleared; fill in a value unique in the fleet")
+    for key in done.own:
+        print(f"  {key}: cleared; fill in {name}'s own value")
     for key in done.dropped:
         print(f"  {key}: removed; it defaults to the value derived for {name}")
     print(
@@ -348,9 +359,22 @@ def _schema(root: Path, *, stdout: bool) -> int:
         )
     for filename, schema in ((HOST_SCHEMA_FILE, host_schema()), (SITE_SCHEMA_FILE, site_schema())):
         target = root / HOSTS_DIR / filename
-        write_atomic(target, dumps(schema), root=root)
+        text = dumps(schema)
+        safe_target(root, target)  # not even read through a link
+        if _reads_as(target, text):
+            print(f"{HOSTS_DIR}/{filename}: unchanged")
+            continue
+        write_atomic(target, text, root=root)
         print(f"{HOSTS_DIR}/{filename}: written")
     return EXIT_OK
+
+
+def _reads_as(target: Path, text: str) -> bool:
+    """Whether `target` is a regular file holding exactly `text` (it is then left untouched)."""
+    try:
+        return target.is_file() and not target.is_symlink() and target.read_bytes() == text.encode()
+    except OSError:
+        return False
 
 
 def _install_plan(root: Path, name: str | None) -> int:

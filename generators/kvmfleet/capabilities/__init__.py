@@ -15,7 +15,7 @@ from kvmfleet.capabilities import (
     storage,
     users,
 )
-from kvmfleet.capability import Capability
+from kvmfleet.capability import Capability, HostContext, SecretFile
 
 REGISTRY: tuple[Capability, ...] = (
     base.CAPABILITY,
@@ -30,4 +30,14 @@ REGISTRY: tuple[Capability, ...] = (
     install.CAPABILITY,
 )
 
-__all__ = ["REGISTRY"]
+# Users the services of any capability define: a [users] entry of that name would be merged into
+# the service's account.
+SERVICE_USERS: frozenset[str] = frozenset().union(*(cap.service_users for cap in REGISTRY))
+
+
+def secret_files(ctx: HostContext) -> list[SecretFile]:
+    """Every secret file the host reads, in registry order."""
+    return [secret for cap in REGISTRY for secret in cap.secret_files(ctx)]
+
+
+__all__ = ["REGISTRY", "SERVICE_USERS", "secret_files"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, Peer, Settings
+from kvmfleet.capability import Capability, HostContext, Peer, SecretFile, Settings
 from kvmfleet.problems import Finding, error, warning
 
 
@@ -133,6 +133,17 @@ def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
                 )
 
 
+def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
+    file = ctx.host.host.root_password_file
+    if file is not None:
+        yield SecretFile(
+            ("host", "root_password_file"),
+            file,
+            "NixOS's user activation (root's hashedPasswordFile)",
+            before_users=True,
+        )
+
+
 CAPABILITY = Capability(
     "base",
     ("host", "boot", "ssh", "packages", "sysctl", "firewall", "time"),
@@ -140,4 +151,5 @@ CAPABILITY = Capability(
     findings,
     pitfalls=pitfalls,
     peers=peers,
+    secret_files=secret_files,
 )

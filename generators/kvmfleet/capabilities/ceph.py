@@ -9,8 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, Settings
-from kvmfleet.model import Host
+from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
 from kvmfleet.model.ceph import (
     MSGR1_PORT,
     MSGR2_PORT,
@@ -105,29 +104,31 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         seen.setdefault(mount.mountpoint, index)
         yield from _protocol_findings(ceph, index, mount)
     # Last: it reads other tables, and a broken one ends a capability's findings.
-    yield from _secrets_on_cephfs(ctx.host, ceph)
+    yield from _secrets_on_cephfs(ctx, ceph)
 
 
-def _secret_files(host: Host, ceph: Ceph) -> Iterator[tuple[KeyPath, str | None]]:
-    """The secret files the host reads itself (at boot, activation or service start)."""
-    yield ("ceph", "keyring_file"), ceph.keyring_file
-    yield ("host", "root_password_file"), host.host.root_password_file
-    for name, user in host.users.items():
-        yield ("users", name, "hashed_password_file"), user.hashed_password_file
-    if host.iscsi is not None:
-        for index, target in enumerate(host.iscsi.targets):
-            yield ("iscsi", "targets", index, "chap_secret_file"), target.chap_secret_file
-    if host.quassel is not None:
-        yield ("quassel", "certificate_file"), host.quassel.certificate_file
+def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
+    ceph = ctx.host.ceph
+    if ceph is not None:
+        yield SecretFile(
+            ("ceph", "keyring_file"),
+            ceph.keyring_file,
+            f"ceph-keyring-{ceph.client}.service (copies it to /etc/ceph for librados and "
+            "mount.ceph)",
+        )
 
 
-def _secrets_on_cephfs(host: Host, ceph: Ceph) -> Iterator[Finding]:
+def _secrets_on_cephfs(ctx: HostContext, ceph: Ceph) -> Iterator[Finding]:
     """A secret on a CephFS mount is not there when it is needed: the keyring mounts CephFS
     (a dependency cycle), password files are read at activation, before network mounts, and
     the root password is the way in when the network is down."""
-    for path, file in _secret_files(host, ceph):
+    # The registry imports this module: read every capability's declarations at run time.
+    from kvmfleet.capabilities import secret_files as every_secret_file
+
+    for secret in every_secret_file(ctx):
+        path, file = secret.path, secret.file
         for index, mount in enumerate(ceph.cephfs):
-            if file is not None and file.startswith(mount.mountpoint.rstrip("/") + "/"):
+            if file.startswith(mount.mountpoint.rstrip("/") + "/"):
                 yield error(
                     path,
                     f'is on the CephFS mount "{mount.mountpoint}" (ceph.cephfs[{index}]), which '
@@ -211,4 +212,12 @@ def _keys_in(value: Any, path: KeyPath) -> Iterator[Finding]:
         yield error(path, message)
 
 
-CAPABILITY = Capability("ceph", ("ceph",), settings, findings, pitfalls=pitfalls)
+CAPABILITY = Capability(
+    "ceph",
+    ("ceph",),
+    settings,
+    findings,
+    pitfalls=pitfalls,
+    secret_files=secret_files,
+    service_users=frozenset({"ceph"}),
+)

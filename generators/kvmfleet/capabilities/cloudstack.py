@@ -194,4 +194,13 @@ def _new_guid(like: str, name: str) -> Drop:
     return DROP
 
 
-CAPABILITY = Capability("cloudstack", ("cloudstack",), settings, findings, identities, peers=peers)
+CAPABILITY = Capability(
+    "cloudstack",
+    ("cloudstack",),
+    settings,
+    findings,
+    identities,
+    peers=peers,
+    # libvirtd runs guests as qemu-libvirtd; rpcbind (the NFS client of primary storage) as rpc.
+    service_users=frozenset({"qemu-libvirtd", "rpc"}),
+)

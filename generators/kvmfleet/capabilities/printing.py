@@ -119,4 +119,11 @@ def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
         )
 
 
-CAPABILITY = Capability("printing", ("printing",), settings, findings, pitfalls=pitfalls)
+CAPABILITY = Capability(
+    "printing",
+    ("printing",),
+    settings,
+    findings,
+    pitfalls=pitfalls,
+    service_users=frozenset({"cups"}),
+)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
 from kvmfleet.problems import Finding, error, quote, warning
 
 
@@ -105,4 +105,24 @@ def _shared_directory(path: str) -> bool:
     return any(path == tree or path.startswith(tree + "/") for tree in _SYSTEM_TREES)
 
 
-CAPABILITY = Capability("quassel", ("quassel",), settings, findings)
+def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
+    quassel = ctx.host.quassel
+    if quassel is not None and quassel.certificate_file is not None:
+        # quasselcore runs as the quassel user and reads the key and certificate at start.
+        yield SecretFile(
+            ("quassel", "certificate_file"),
+            quassel.certificate_file,
+            "quasselcore (user quassel)",
+            owner="quassel",
+            group="quassel",
+        )
+
+
+CAPABILITY = Capability(
+    "quassel",
+    ("quassel",),
+    settings,
+    findings,
+    secret_files=secret_files,
+    service_users=frozenset({"quassel"}),
+)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from kvmfleet.capabilities.network import interface_names
 from kvmfleet.capabilities.network.topology import layer3_of, topology
-from kvmfleet.capability import Capability, HostContext, Identity, Renew, Settings
+from kvmfleet.capability import Capability, HostContext, Identity, Renew, SecretFile, Settings
 from kvmfleet.model.storage import Iscsi, IscsiTarget, Multipath, MultipathDevice
 from kvmfleet.model.types import split_host_port
 from kvmfleet.problems import Finding, error, warning
@@ -404,4 +404,23 @@ def _renew_iqn(iqn: str) -> Renew:
     return renew
 
 
-CAPABILITY = Capability("storage", ("iscsi", "multipath"), settings, findings, identities)
+def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
+    if ctx.host.iscsi is None:
+        return
+    for index, target in enumerate(ctx.host.iscsi.targets):
+        if target.chap_secret_file is not None:
+            yield SecretFile(
+                ("iscsi", "targets", index, "chap_secret_file"),
+                target.chap_secret_file,
+                "iscsi-ifaces.service (the target's CHAP password for iscsiadm)",
+            )
+
+
+CAPABILITY = Capability(
+    "storage",
+    ("iscsi", "multipath"),
+    settings,
+    findings,
+    identities,
+    secret_files=secret_files,
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
 from kvmfleet.model.users import User
 from kvmfleet.problems import Finding, error, quote, warning
 
@@ -27,9 +27,18 @@ def _user(user: User) -> Settings:
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
+    # The registry imports this module: read the declarations of every capability at run time.
+    from kvmfleet.capabilities import SERVICE_USERS
+
     host = ctx.host
     for name, user in host.users.items():
         base = ("users", name)
+        if name in SERVICE_USERS:
+            yield error(
+                base,
+                f"{quote(name)} is a system user that NixOS or a service defines; choose another name",
+            )
+            continue
         if not user.authorized_keys and user.hashed_password_file is None:
             yield error(
                 base,
@@ -58,4 +67,15 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         )
 
 
-CAPABILITY = Capability("users", ("users",), settings, findings)
+def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
+    for name, user in ctx.host.users.items():
+        if user.hashed_password_file is not None:
+            yield SecretFile(
+                ("users", name, "hashed_password_file"),
+                user.hashed_password_file,
+                f"NixOS's user activation ({name}'s hashedPasswordFile)",
+                before_users=True,
+            )
+
+
+CAPABILITY = Capability("users", ("users",), settings, findings, secret_files=secret_files)

@@ -13,9 +13,10 @@ from kvmfleet.problems import quote
 # shadow's portable names, as NixOS requires them (< 32 characters): lower case, digits, '_',
 # '-', not starting with a digit or '-' (an all-digit name would read as a uid).
 _NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}\Z")
-# Users that NixOS or the services kvmfleet hosts run define themselves: an inventory user of that
-# name would be merged into the system account (NixOS then refuses isNormalUser and isSystemUser
-# together, or the service runs as a login user).
+# Users that NixOS itself defines on every host: an inventory user of that name would be merged
+# into the system account (NixOS then refuses isNormalUser and isSystemUser together). The users
+# of the capabilities' services are their `service_users` declarations, checked by the users
+# capability.
 _SYSTEM_USERS = frozenset(
     {
         "nobody",
@@ -26,13 +27,8 @@ _SYSTEM_USERS = frozenset(
         "rtkit",
         "avahi",
         "dhcpcd",
-        "qemu-libvirtd",
-        "ceph",
-        "cups",
         "tss",
         "fwupd-refresh",
-        "rpc",
-        "quassel",
     }
 )
 _SYSTEM_PREFIXES = ("systemd-", "nixbld")
