@@ -17,10 +17,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kvmfleet.model import Host
 from kvmfleet.problems import Finding, KeyPath
+
+if TYPE_CHECKING:  # fleet checks read these types without loading the models
+    from kvmfleet.model import Host
 
 Settings = dict[str, Any]
 
