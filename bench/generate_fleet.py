@@ -84,6 +84,7 @@ def kvmfleet(root: Path, *args: str) -> Run:
         [sys.executable, "-m", "kvmfleet", "--root", str(root), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env=ENV,
     )
     peak = [0]
     done = threading.Event()
@@ -125,6 +126,8 @@ def git(root: Path, *args: str) -> None:
 
 
 CASES = ("cold", "unchanged", "one host", "site")
+# As a user runs it: Python keeps the compiled modules (some sandboxes turn that off).
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def measure(count: int, repeat: int) -> dict[str, list[Run]]:

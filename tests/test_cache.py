@@ -147,9 +147,11 @@ def test_any_change_takes_the_full_path(
     calls: list[Path] = []
     real_run = kvmfleet.run.run
 
-    def counting(root: Path, store: kvmfleet.cache.Store | None) -> kvmfleet.run.Outcome:
+    def counting(
+        root: Path, store: kvmfleet.cache.Store | None, inputs: kvmfleet.cache.Inputs | None = None
+    ) -> kvmfleet.run.Outcome:
         calls.append(root)
-        return real_run(root, store)
+        return real_run(root, store, inputs)
 
     monkeypatch.setattr(kvmfleet.run, "run", counting)
     run_cli("generate", "--check", root=fleet)
@@ -187,9 +189,10 @@ def _forge(root: Path) -> None:
     doc = json.loads(text)
     cached = doc["cache"]
     cached["fleet"]["key"] = key
-    for name, entry in cached["hosts"].items():
-        data = (root / "hosts" / name / "host.toml").read_bytes()
-        entry["bytes"] = kvmfleet.run._sha(data)
+    for name, text in cached["hosts"].items():
+        entry = json.loads(text)
+        entry["bytes"] = kvmfleet.run._sha((root / "hosts" / name / "host.toml").read_bytes())
+        cached["hosts"][name] = json.dumps(entry)
     (root / CACHE_FILE).write_text(json.dumps(doc))
 
 

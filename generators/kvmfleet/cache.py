@@ -43,10 +43,12 @@ from kvmfleet.inventory import (
     HOST_FILE,
     HOSTS_DIR,
     SITE_FILE,
+    HostDirs,
     entry_kind,
     scan_hosts,
 )
-from kvmfleet.output import remove_file, untracked, write_atomic
+from kvmfleet.output import remove_file, write_atomic
+from kvmfleet.problems import Problem
 
 CACHE_FILE = ".kvmfleet-cache.json"
 _FORMAT = 2
@@ -67,7 +69,6 @@ class RunState:
 
     key: str
     hosts: tuple[str, ...]
-    outputs: dict[str, str]  # generated file -> sha256 of its bytes
     warnings: tuple[str, ...]
 
 
@@ -77,8 +78,11 @@ class Store:
 
     root: Path
     key_file: Path
-    hosts: dict[str, Any] = field(default_factory=dict)  # name -> entry (see kvmfleet.run)
+    # host -> its entry (kvmfleet.run), kept as JSON text: only the entries of hosts computed
+    # this run are encoded again.
+    hosts: dict[str, str] = field(default_factory=dict)
     site: dict[str, Any] | None = None  # {"bytes": digest, "problems": [...]}
+    disk: dict[str, str] = field(default_factory=dict)  # host -> its generated file's signature
     fleet: RunState | None = None
 
     def save(self, state: RunState | None) -> None:
@@ -88,12 +92,12 @@ class Store:
             "generator": generator_digest(),
             "hosts": self.hosts,
             "site": self.site,
+            "disk": self.disk,
             "fleet": None
             if state is None
             else {
                 "key": state.key,
                 "hosts": list(state.hosts),
-                "outputs": state.outputs,
                 "warnings": list(state.warnings),
             },
         }
@@ -105,8 +109,11 @@ class Store:
             write_atomic(self.root / CACHE_FILE, _sealed(key, body), root=self.root)
 
 
-def open_store(root: Path, *, enabled: bool = True) -> tuple[Store | None, list[str]]:
-    """The cache this run may read and write (None: none at all), and warnings to print."""
+def open_store(
+    root: Path, tracked: set[str] | None, *, enabled: bool = True
+) -> tuple[Store | None, list[str]]:
+    """The cache this run may read and write (None: none at all), and warnings to print.
+    `tracked`: what git tracks under `root` (output.tracked_files; None: git cannot tell)."""
     if not enabled:
         return None, []
     git_dir = find_git_dir(root)
@@ -119,10 +126,9 @@ def open_store(root: Path, *, enabled: bool = True) -> tuple[Store | None, list[
         return store, []
     if kind != "file":
         return None, [f"warning: {CACHE_FILE}: not a regular file; the cache is not used"]
-    tracked = untracked(root, [CACHE_FILE])
     if tracked is None:
         return None, []  # git cannot say whether it tracks the file: do not trust it
-    if not tracked:
+    if CACHE_FILE in tracked:
         return None, [
             f"warning: {CACHE_FILE}: tracked by git, so it is never trusted (a committed cache "
             f"could vouch for an inventory nobody checked): git rm --cached {CACHE_FILE}"
@@ -135,16 +141,16 @@ def open_store(root: Path, *, enabled: bool = True) -> tuple[Store | None, list[
         doc: Any = json.loads(body)
         if doc.get("format") != _FORMAT or doc.get("generator") != generator_digest():
             return store, []
-        hosts, site, fleet = doc["hosts"], doc["site"], doc["fleet"]
-        if not isinstance(hosts, dict) or not isinstance(site, dict | None):
+        hosts, site, disk, fleet = doc["hosts"], doc["site"], doc["disk"], doc["fleet"]
+        if not isinstance(site, dict | None):
             return store, []
-        store.hosts = hosts
+        store.hosts = {_text(k): _text(v) for k, v in hosts.items()}
+        store.disk = {_text(k): _text(v) for k, v in disk.items()}
         store.site = site
         if fleet is not None:
             store.fleet = RunState(
                 key=_text(fleet["key"]),
                 hosts=tuple(_text(h) for h in fleet["hosts"]),
-                outputs={_text(k): _text(v) for k, v in fleet["outputs"].items()},
                 warnings=tuple(_text(w) for w in fleet["warnings"]),
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -265,66 +271,98 @@ def _library_versions() -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Every input file of a run, read once: what the shortcut, the run and the cache share."""
+
+    scan: HostDirs
+    site: bytes | None  # None: no site.toml (or not a readable regular file)
+    hosts: dict[str, bytes]  # host -> its host.toml, for the hosts that could be read
+    problems: tuple[Problem, ...]  # host.toml files that could not be read
+    key: str | None  # digest of all of it; None when `hosts/` holds anything to report
+
+
+def read_inputs(root: Path) -> Inputs:
+    scan = scan_hosts(root)
+    clean = not scan.problems and entry_kind(root / HOSTS_DIR) == "dir"
+    digest = hashlib.sha256(generator_digest().encode())
+    digest.update(json.dumps([scan.hosts, scan.stray]).encode())
+    site_name = f"{HOSTS_DIR}/{SITE_FILE}"
+    site_kind = entry_kind(root / site_name)
+    site = None
+    if site_kind == "missing":
+        digest.update(b"no site.toml\0")
+    elif site_kind == "file":
+        try:
+            site = (root / site_name).read_bytes()
+            digest.update(site_name.encode() + b"\0" + hashlib.sha256(site).digest())
+        except OSError:
+            clean = False
+    else:
+        clean = False
+    hosts: dict[str, bytes] = {}
+    problems: list[Problem] = []
+    for host in scan.hosts:
+        name = f"{HOSTS_DIR}/{host}/{HOST_FILE}"
+        try:
+            hosts[host] = data = (root / name).read_bytes()
+        except OSError as exc:
+            problems.append(Problem(name, (), f"cannot read: {exc.strerror or exc}"))
+            clean = False
+            continue
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    return Inputs(scan, site, hosts, tuple(problems), digest.hexdigest() if clean else None)
+
+
 def input_key(root: Path) -> str | None:
     """The digest of every input of a run, or None when `hosts/` holds anything the full path
     must report (a link, an odd directory, an unreadable file)."""
-    scan = scan_hosts(root)
-    if scan.problems or entry_kind(root / HOSTS_DIR) != "dir":
-        return None
-    digest = hashlib.sha256(generator_digest().encode())
-    digest.update(json.dumps([scan.hosts, scan.stray]).encode())
-    inputs = [f"{HOSTS_DIR}/{SITE_FILE}", *(f"{HOSTS_DIR}/{h}/{HOST_FILE}" for h in scan.hosts)]
-    for name in inputs:
-        path = root / name
-        kind = entry_kind(path)
-        if kind == "missing" and name.endswith(SITE_FILE):
-            digest.update(b"no site.toml\0")
-            continue
-        if kind != "file":
-            return None
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return digest.hexdigest()
+    return read_inputs(root).key
 
 
-def output_digest(root: Path, path: str) -> str | None:
-    if entry_kind(root / path) != "file":
-        return None
+def signature(path: Path) -> str | None:
+    """A regular file's identity and last change (its ctime moves with any write, and no program
+    can set it back): equal signatures mean the same bytes, without reading them."""
     try:
-        return hashlib.sha256((root / path).read_bytes()).hexdigest()
+        st = path.lstat()
     except OSError:
         return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}:{st.st_dev}"
 
 
-def unchanged(store: Store | None) -> RunState | None:
+def generated_path(host: str) -> str:
+    return f"{HOSTS_DIR}/{host}/{GENERATED_FILE}"
+
+
+def unchanged(store: Store | None, inputs: Inputs) -> RunState | None:
     """The last run's state when nothing it depends on changed since, else None."""
     if store is None or store.fleet is None:
         return None
     state = store.fleet
-    if input_key(store.root) != state.key:
+    if inputs.key is None or inputs.key != state.key:
         return None
-    for path, digest in state.outputs.items():
-        if output_digest(store.root, path) != digest:
+    for host in state.hosts:
+        recorded = store.disk.get(host)
+        if recorded is None or signature(store.root / generated_path(host)) != recorded:
             return None
     return state
 
 
-def fleet_state(store: Store, hosts: list[str], warnings: list[str]) -> RunState | None:
-    """The state of a complete, clean run that just left every generated file up to date."""
-    key = input_key(store.root)
-    if key is None:
+def fleet_state(
+    store: Store, inputs: Inputs, hosts: list[str], warnings: list[str]
+) -> RunState | None:
+    """The state of a complete, clean run that just left every generated file up to date; records
+    the generated files' signatures."""
+    if inputs.key is None:
         return None
-    outputs: dict[str, str] = {}
     for host in hosts:
-        path = f"{HOSTS_DIR}/{host}/{GENERATED_FILE}"
-        digest = output_digest(store.root, path)
-        if digest is None:
+        sig = signature(store.root / generated_path(host))
+        if sig is None:
             return None
-        outputs[path] = digest
-    return RunState(key, tuple(hosts), outputs, tuple(warnings))
+        store.disk[host] = sig
+    return RunState(inputs.key, tuple(hosts), tuple(warnings))
 
 
 def forget(root: Path) -> None:

@@ -20,6 +20,7 @@ from kvmfleet.output import (
     refusals,
     safe_target,
     stale,
+    tracked_files,
     untracked,
     write_atomic,
 )
@@ -204,23 +205,29 @@ def _validated(root: Path) -> Fleet:
     return fleet
 
 
-def _store(root: Path, no_cache: bool) -> cache.Store | None:
-    store, notes = cache.open_store(root, enabled=not no_cache and not cache.in_ci())
+def _store(root: Path, no_cache: bool, tracked: set[str] | None) -> cache.Store | None:
+    store, notes = cache.open_store(root, tracked, enabled=not no_cache and not cache.in_ci())
     for line in notes:
         print(line, file=sys.stderr)
     return store
 
 
+def _tracked(root: Path) -> set[str] | None:
+    """What git tracks of the fleet (one `git ls-files` for the whole run)."""
+    return tracked_files(root, [HOSTS_DIR, cache.CACHE_FILE])
+
+
 def _check(root: Path, *, no_cache: bool) -> int:
     from kvmfleet.run import run
 
-    store = _store(root, no_cache)
-    state = cache.unchanged(store)
+    store = _store(root, no_cache, _tracked(root))
+    inputs = cache.read_inputs(root)
+    state = cache.unchanged(store, inputs)
     if state is not None:
         _report_cached(state)
         print(f"kvmfleet: {len(state.hosts)} hosts valid")
         return EXIT_OK
-    outcome = run(root, store)  # `check` writes nothing, not even the cache
+    outcome = run(root, store, inputs)  # `check` writes nothing, not even the cache
     _report(outcome.warnings)
     print(f"kvmfleet: {len(outcome.hosts)} hosts valid")
     return EXIT_OK
@@ -234,24 +241,25 @@ def _report_cached(state: cache.RunState) -> None:
 def _generate(
     root: Path, only: list[str] | None, *, check: bool, force: bool, no_cache: bool
 ) -> int:
-    store = _store(root, no_cache)
+    tracked = _tracked(root)
+    store = _store(root, no_cache, tracked)
+    inputs = cache.read_inputs(root)
     if only is None and not force:
-        state = cache.unchanged(store)
+        state = cache.unchanged(store, inputs)
         if state is not None:
             _report_cached(state)
+            count = len(state.hosts)
             if check:
-                print(f"kvmfleet: {len(state.outputs)} generated files up to date")
+                print(f"kvmfleet: {count} generated files up to date")
             else:
-                _warn_untracked(root, list(state.hosts), None)
-                print(
-                    f"kvmfleet: {len(state.hosts)} hosts, 0 written, {len(state.outputs)} unchanged"
-                )
+                _warn_untracked(root, list(state.hosts), None, tracked)
+                print(f"kvmfleet: {count} hosts, 0 written, {count} unchanged")
             return EXIT_OK
     from kvmfleet.run import plan, run
 
     if only is not None:
         load(root, only=only)  # unknown host names are errors
-    outcome = run(root, store)
+    outcome = run(root, store, inputs)
     _report(outcome.warnings)
     planned = plan(outcome, only)
     hosts = list(outcome.hosts)
@@ -259,7 +267,7 @@ def _generate(
     if check:
         code = _report_check(planned)
         if code == EXIT_OK and store is not None:
-            store.save(cache.fleet_state(store, hosts, warnings) if only is None else None)
+            store.save(cache.fleet_state(store, inputs, hosts, warnings) if only is None else None)
         return code
     refused = refusals(planned, force=force)
     if refused:
@@ -273,7 +281,7 @@ def _generate(
             print(done.line, file=sys.stderr if done.warning or not done.ok else sys.stdout)
         if not done.ok:
             failed.append(p)
-    _warn_untracked(root, hosts, only)
+    _warn_untracked(root, hosts, only, tracked)
     written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
     unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
     print(f"kvmfleet: {len(hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged")
@@ -284,7 +292,7 @@ def _generate(
         return EXIT_INVALID
     if store is not None:
         settled = only is None and all(p.status in _SETTLED for p in planned)
-        store.save(cache.fleet_state(store, hosts, warnings) if settled else None)
+        store.save(cache.fleet_state(store, inputs, hosts, warnings) if settled else None)
     return EXIT_OK
 
 
@@ -308,7 +316,9 @@ def _report_check(planned: list[Planned]) -> int:
     return EXIT_OK
 
 
-def _warn_untracked(root: Path, hosts: list[str], only: list[str] | None) -> None:
+def _warn_untracked(
+    root: Path, hosts: list[str], only: list[str] | None, tracked: set[str] | None
+) -> None:
     paths = []
     for name in hosts:
         if only is None or name in only:
@@ -317,7 +327,7 @@ def _warn_untracked(root: Path, hosts: list[str], only: list[str] | None) -> Non
             # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
             if (root / directory / HARDWARE_FILE).exists():
                 paths.append(f"{directory}/{HARDWARE_FILE}")
-    missing = untracked(root, paths)
+    missing = None if tracked is None else [p for p in paths if p not in tracked]
     if not missing:
         return
     for directory in dict.fromkeys(p.rsplit("/", 1)[0] for p in missing):

@@ -4,6 +4,7 @@ a run whose hosts all come from the cache never loads the models."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -64,17 +65,39 @@ def settle(
 
 
 def fleet_checks(summaries: Sequence[HostSummary]) -> list[Problem]:
-    """Every FleetCheck, group by group; only the members of groups that can hold a problem are
-    read back from their summaries."""
-    groups: list[dict[str, list[tuple[int, int, str]]]] = [{} for _ in FLEET_CHECKS]
-    for position, summary in enumerate(summaries):
-        for number, tag, index, key in summary.keys:
-            groups[number].setdefault(key, []).append((position, index, tag))
+    """Every FleetCheck, group by group. Keys are counted first (in C: most keys are one host's
+    own value); only the members of groups that can hold a problem are gathered and read back
+    from their summaries."""
     problems: list[Problem] = []
-    for check, by_key in zip(FLEET_CHECKS, groups, strict=True):
-        for members in by_key.values():
-            if len(members) < 2 or not check.relevant([tag for *_, tag in members]):
-                continue
+    for number, check in enumerate(FLEET_CHECKS):
+        by_tag: dict[str, Counter[str]] = {}
+        for summary in summaries:
+            for n, tag, _, keys in summary.groups:
+                if n == number:
+                    by_tag.setdefault(tag, Counter()).update(keys)
+        total: Counter[str] = Counter()
+        for counted in by_tag.values():
+            total.update(counted)
+        relevant = {
+            key
+            for key, count in total.items()
+            if count > 1
+            and check.relevant(
+                [tag for tag, counted in by_tag.items() for _ in range(counted[key])]
+            )
+        }
+        if not relevant:
+            continue
+        groups: dict[str, list[tuple[int, int, str]]] = {key: [] for key in relevant}
+        for position, summary in enumerate(summaries):
+            for n, tag, indices, keys in summary.groups:
+                if n != number or relevant.isdisjoint(keys):
+                    continue
+                for index, key in zip(indices, keys, strict=True):
+                    if key in groups:
+                        groups[key].append((position, index, tag))
+        for members in groups.values():
+            members.sort()  # fleet order: hosts, then the order each declared its items
             declared: list[Declared[Any]] = [
                 summaries[position].declared.items()[index] for position, index, _ in members
             ]

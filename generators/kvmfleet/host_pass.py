@@ -127,7 +127,7 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
         silent=silent,
         output=output,
         render_problem=render_problem,
-        keys=group_keys(items),
+        groups=group_keys(items),
         declared=Declarations(inv.name, inv.file, encode_items(items), items),
     )
     return Computed(summary, text, kept)
@@ -208,7 +208,8 @@ def jobs() -> int:
     wanted = os.environ.get("KVMFLEET_JOBS", "")
     if wanted.isdigit() and int(wanted) > 0:
         return int(wanted)
-    return len(os.sched_getaffinity(0))
+    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every core
+    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def compute_all(tasks: Sequence[Task], site: Table, site_file: str) -> list[Done]:

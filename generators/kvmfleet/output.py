@@ -364,9 +364,16 @@ def _fsync_directory(directory: Path) -> None:
 
 def untracked(root: Path, paths: list[str]) -> list[str] | None:
     """Which of `paths` git does not track, or None when `root` is not in a git work tree."""
+    tracked = tracked_files(root, paths)
+    return None if tracked is None else [p for p in paths if p not in tracked]
+
+
+def tracked_files(root: Path, pathspecs: list[str]) -> set[str] | None:
+    """The files git tracks among `pathspecs` (files or directories, relative to `root`), or None
+    when `root` is not in a git work tree (or git cannot say)."""
     try:
         result = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--", *paths],
+            ["git", "-C", str(root), "ls-files", "-z", "--", *pathspecs],
             capture_output=True,
             check=False,
             timeout=30,
@@ -375,5 +382,4 @@ def untracked(root: Path, paths: list[str]) -> list[str] | None:
         return None
     if result.returncode != 0:
         return None
-    tracked = {p.decode() for p in result.stdout.split(b"\0") if p}
-    return [p for p in paths if p not in tracked]
+    return {p.decode(errors="surrogateescape") for p in result.stdout.split(b"\0") if p}

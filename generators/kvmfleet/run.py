@@ -6,11 +6,12 @@ fleet-wide stage runs on all summaries. The result is exactly that of `generate.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvmfleet.cache import Store
+from kvmfleet.cache import Inputs, Store, read_inputs, signature
 from kvmfleet.fleet_pass import settle
 from kvmfleet.inventory import (
     GENERATED_FILE,
@@ -22,7 +23,6 @@ from kvmfleet.inventory import (
     load,
     parse_toml,
     read_toml,
-    scan_hosts,
 )
 from kvmfleet.locate import own_paths
 from kvmfleet.output import Planned, Status, classify, classify_orphan
@@ -63,21 +63,21 @@ class _SiteLayers:
         return _sha("\0".join(parts).encode())
 
 
-def run(root: Path, store: Store | None) -> Outcome:
+def run(root: Path, store: Store | None, inputs: Inputs | None = None) -> Outcome:
     """Validate the fleet, reusing the cache's per-host summaries where the inputs are the same;
-    raise InventoryError exactly as `generate.build` would."""
+    raise InventoryError exactly as `generate.build` would. `inputs`: the files, if already read."""
+    inputs = inputs if inputs is not None else read_inputs(root)
     try:
-        return _run(root, store)
+        return _run(root, store, inputs)
     except (BadSummaryError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         if store is None:
             raise
         # A cache entry that is not what this version writes, found late: do it all again.
-        store.hosts = {}
-        store.site = None
-        return _run(root, store)
+        store.hosts, store.site, store.disk = {}, None, {}
+        return _run(root, store, inputs)
 
 
-def _run(root: Path, store: Store | None) -> Outcome:
+def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
     hosts_kind = entry_kind(root / HOSTS_DIR)
     site_path = root / HOSTS_DIR / SITE_FILE
     site_file = f"{HOSTS_DIR}/{SITE_FILE}"
@@ -90,38 +90,37 @@ def _run(root: Path, store: Store | None) -> Outcome:
             site = read_toml(root, site_path)
         except InventoryError:
             _full(root)  # raises the problems of every file, as `build` reports them
-    scan = scan_hosts(root)
-    earlier: list[Problem] = list(scan.problems)
+    scan = inputs.scan
+    earlier: list[Problem] = [*scan.problems, *inputs.problems]
     layers = _SiteLayers(site)
     old = store.hosts if store is not None else {}
-    entries: dict[str, Any] = {}
+    disk = store.disk if store is not None else {}
+    entries: dict[str, str] = {}
     summaries: dict[str, HostSummary] = {}
     files: dict[str, str] = {}
     unchanged: set[str] = set()
     todo: list[tuple[str, bytes]] = []
     digests: dict[str, str] = {}
     for name in scan.hosts:
+        raw = inputs.hosts.get(name)
+        if raw is None:
+            continue  # unreadable: reported
         file = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
-        try:
-            raw = (root / file).read_bytes()
-        except OSError as exc:
-            earlier.append(Problem(file, (), f"cannot read: {exc.strerror or exc}"))
-            continue
         digests[name] = _sha(raw)
-        entry = _reusable(old.get(name), raw, digests[name], layers)
-        summary = None if entry is None else _decoded(name, file, entry)
-        if summary is not None and summary.output is not None:
-            text = _on_disk(root, name, summary.output)
-            if text is None:
+        reused = _reusable(old.get(name), raw, digests[name], layers)
+        summary = None if reused is None else _decoded(name, file, reused[0])
+        if reused is not None and summary is not None and summary.output is not None:
+            known, text = _on_disk(root, name, summary.output, disk.get(name))
+            if not known:
                 summary = None  # its generated file is needed: render it again
             else:
                 files[name] = text
                 unchanged.add(name)
-        if summary is None:
+        if reused is None or summary is None:
             todo.append((name, raw))
             continue
         summaries[name] = summary
-        entries[name] = entry
+        entries[name] = reused[1]
     if todo:
         from kvmfleet.host_pass import Task, compute_all  # the models: only when needed
 
@@ -132,15 +131,18 @@ def _run(root: Path, store: Store | None) -> Outcome:
             summaries[done.name] = done.summary
             if done.text is not None:
                 files[done.name] = done.text
-            entries[done.name] = {
-                "bytes": digests[done.name],
-                "data": done.data,
-                "layers": list(done.layers),
-                "site": layers.digest(list(done.layers)),
-                "summary": encode(done.summary),
-            }
+            entries[done.name] = json.dumps(
+                {
+                    "bytes": digests[done.name],
+                    "data": done.data,
+                    "layers": list(done.layers),
+                    "site": layers.digest(list(done.layers)),
+                    "summary": encode(done.summary),
+                },
+                separators=(",", ":"),
+            )
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
-    site_problems = _site_problems(store, site, site_file, site_path if site_exists else None)
+    site_problems = _site_problems(store, site, site_file, inputs.site)
     warnings = settle(
         site=site,
         site_file=site_file,
@@ -152,6 +154,7 @@ def _run(root: Path, store: Store | None) -> Outcome:
     )
     if store is not None:
         store.hosts = entries
+        store.disk = {name: sig for name, sig in disk.items() if name in entries}
     valid = tuple(s.name for s in ordered if s.valid)
     return Outcome(
         root=root,
@@ -171,8 +174,14 @@ def _full(root: Path) -> None:
     raise AssertionError("build accepted an inventory the cached run could not read")
 
 
-def _reusable(entry: Any, raw: bytes, digest: str, layers: _SiteLayers) -> dict[str, Any] | None:
-    """The cache entry, when the host's inputs are those it was computed from."""
+def _reusable(
+    text: str | None, raw: bytes, digest: str, layers: _SiteLayers
+) -> tuple[dict[str, Any], str] | None:
+    """The cache entry (and its text to keep), when the host's inputs are those it was computed
+    from."""
+    if text is None:
+        return None
+    entry = json.loads(text)
     if not isinstance(entry, dict):
         return None
     roles = entry.get("layers")
@@ -181,7 +190,7 @@ def _reusable(entry: Any, raw: bytes, digest: str, layers: _SiteLayers) -> dict[
     if entry.get("site") != layers.digest(roles):
         return None
     if entry.get("bytes") == digest:
-        return entry
+        return entry, text
     # Another host.toml: the same data (a comment, spacing) gives the same result.
     try:
         table = parse_toml("", raw)
@@ -189,7 +198,8 @@ def _reusable(entry: Any, raw: bytes, digest: str, layers: _SiteLayers) -> dict[
         return None
     if entry.get("data") != data_digest(table):
         return None
-    return {**entry, "bytes": digest}
+    entry["bytes"] = digest
+    return entry, json.dumps(entry, separators=(",", ":"))
 
 
 def _decoded(name: str, file: str, entry: dict[str, Any]) -> HostSummary | None:
@@ -199,30 +209,32 @@ def _decoded(name: str, file: str, entry: dict[str, Any]) -> HostSummary | None:
         return None
 
 
-def _on_disk(root: Path, name: str, digest: str) -> str | None:
-    """The generated file on disk, when it is exactly the one recorded."""
+def _on_disk(root: Path, name: str, digest: str, recorded: str | None) -> tuple[bool, str]:
+    """Whether the generated file on disk is exactly the one recorded, and its text. A file whose
+    signature is the one recorded when it was last found so is not read (its text is not needed:
+    nothing writes an unchanged file)."""
     path = root / HOSTS_DIR / name / GENERATED_FILE
+    if recorded is not None and signature(path) == recorded:
+        return True, ""
     if entry_kind(path) != "file":
-        return None
+        return False, ""
     try:
         data = path.read_bytes()
     except OSError:
-        return None
+        return False, ""
     if _sha(data) != digest:
-        return None
+        return False, ""
     try:
-        return data.decode("utf-8")
+        return True, data.decode("utf-8")
     except UnicodeDecodeError:
-        return None
+        return False, ""
 
 
 def _site_problems(
-    store: Store | None, site: Table, site_file: str, site_path: Path | None
+    store: Store | None, site: Table, site_file: str, raw: bytes | None
 ) -> list[Problem]:
     """check_site's findings, from the cache while site.toml's bytes are the same."""
-    digest = "missing"
-    if site_path is not None:
-        digest = _sha(site_path.read_bytes())
+    digest = "missing" if raw is None else _sha(raw)
     cached = store.site if store is not None else None
     if isinstance(cached, dict) and cached.get("bytes") == digest:
         try:

@@ -17,8 +17,9 @@ from kvmfleet.inventory import Layer
 from kvmfleet.locate import Missing
 from kvmfleet.problems import Finding, KeyPath, Problem, Severity
 
-# (check index in FLEET_CHECKS, tag, index of the item in the host's declarations, group key)
-GroupKey = tuple[int, str, int, str]
+# The groups a host's items join: (check index in FLEET_CHECKS, tag, the items' indices in the
+# host's declarations, the group keys), one entry per check and tag.
+Groups = tuple[tuple[int, str, tuple[int, ...], tuple[str, ...]], ...]
 
 
 class BadSummaryError(ValueError):
@@ -54,17 +55,19 @@ class HostSummary:
     silent: bool  # invalid only through a site.toml value (reported there)
     output: str | None  # sha256 of its generated file, when valid
     render_problem: Problem | None  # when valid but its settings cannot be written as Nix
-    keys: tuple[GroupKey, ...]
+    groups: Groups
     declared: Declarations
 
 
-def group_keys(items: Sequence[Declared[Any]]) -> tuple[GroupKey, ...]:
-    return tuple(
-        (check_index, tag, index, key)
-        for index, declared in enumerate(items)
-        for check_index, check in enumerate(FLEET_CHECKS)
-        for key, tag in check.keys(declared.kind, declared.item)
-    )
+def group_keys(items: Sequence[Declared[Any]]) -> Groups:
+    out: dict[tuple[int, str], tuple[list[int], list[str]]] = {}
+    for index, declared in enumerate(items):
+        for number, check in enumerate(FLEET_CHECKS):
+            for key, tag in check.keys(declared.kind, declared.item):
+                indices, keys = out.setdefault((number, tag), ([], []))
+                indices.append(index)
+                keys.append(key)
+    return tuple((n, t, tuple(i), tuple(k)) for (n, t), (i, k) in out.items())
 
 
 def data_digest(table: dict[str, Any]) -> str:
@@ -92,7 +95,7 @@ def encode(summary: HostSummary) -> dict[str, Any]:
         "render_problem": None
         if summary.render_problem is None
         else _problem(summary.render_problem),
-        "keys": [list(k) for k in summary.keys],
+        "groups": [[n, t, list(i), list(k)] for n, t, i, k in summary.groups],
         "declared": summary.declared.text,
     }
 
@@ -121,7 +124,7 @@ def decode(name: str, file: str, doc: Any) -> HostSummary:
             render_problem=None
             if doc["render_problem"] is None
             else _to_problem(doc["render_problem"]),
-            keys=tuple(_to_key(k) for k in _list(doc["keys"])),
+            groups=tuple(_to_group(g) for g in _list(doc["groups"])),
             declared=Declarations(name, file, _str(doc["declared"])),
         )
     except (KeyError, TypeError, IndexError, ValueError) as exc:
@@ -143,9 +146,14 @@ def _to_missing(doc: Any) -> Missing:
     return Missing(Finding(_path(path), _str(message)), layer, _bool(own))
 
 
-def _to_key(doc: Any) -> GroupKey:
-    check, tag, index, key = _list(doc)
-    return (_int(check), _str(tag), _int(index), _str(key))
+def _to_group(doc: Any) -> tuple[int, str, tuple[int, ...], tuple[str, ...]]:
+    check, tag, indices, keys = _list(doc)
+    indices, keys = _list(indices), _list(keys)
+    if len(indices) != len(keys) or not (
+        all(type(i) is int for i in indices) and all(type(k) is str for k in keys)
+    ):
+        raise BadSummaryError("groups")
+    return (_int(check), _str(tag), tuple(indices), tuple(keys))
 
 
 def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
