@@ -9,9 +9,10 @@ start-up included, as a user runs it):
   unchanged  `kvmfleet generate` again with nothing changed
   one host   `kvmfleet generate` after one host's address changed (a value fleet checks read)
   site       `kvmfleet generate` after a value at site.toml's top level changed (every host)
-and prints min and median wall time of --repeat runs, and the peak memory: the largest sum of the
-resident sizes of the kvmfleet process and its workers (sampled every 10 ms; pages the forked
-workers share with their parent are counted in each, so this overstates)."""
+and prints min and median wall time of --repeat runs, the median CPU time (user + system of the
+process and its workers: what a busy machine changes little), and the peak memory: the largest sum
+of the resident sizes of the kvmfleet process and its workers (sampled every 10 ms; pages the
+forked workers share with their parent are counted in each, so this overstates)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def make_fleet(root: Path, count: int) -> None:
 class Run:
     seconds: float
     peak_mb: float
+    cpu: float  # user + system seconds of the process and its workers
 
 
 def _tree_rss(pid: int) -> int:
@@ -105,7 +107,7 @@ def kvmfleet(root: Path, *args: str) -> Run:
     process.returncode = code
     if code not in (0, 1):
         raise SystemExit(f"kvmfleet {' '.join(args)} failed ({code}):\n{err.decode()[-2000:]}")
-    return Run(elapsed, max(peak[0], usage.ru_maxrss) / 1024)
+    return Run(elapsed, max(peak[0], usage.ru_maxrss) / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def git(root: Path, *args: str) -> None:
@@ -177,6 +179,10 @@ def main() -> None:
         peak = max(r.peak_mb for rs in runs.values() for r in rs)
         print(
             f"{count:>6} " + " ".join(f"{c:>15}" for c in cells) + f" {peak:>5.0f} MB", flush=True
+        )
+        cpu = " ".join(f"{statistics.median(r.cpu for r in runs[k]):>15.2f}" for k in CASES)
+        print(
+            f"{'cpu':>6} {cpu}  (median CPU seconds, user + system, workers included)", flush=True
         )
 
 
