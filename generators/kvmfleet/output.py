@@ -236,7 +236,7 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
             except OSError as exc:
                 results[index] = _refused(p, exc)
     if staged:
-        os.sync()
+        _sync(list(staged.values()))
     for index, p in enumerate(planned):
         if index in results:
             continue
@@ -261,8 +261,26 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
                     staged[index].unlink()
             results[index] = _refused(p, exc)
     if staged:
-        os.sync()  # the renames
+        _sync(sorted({(root / planned[index].path).parent for index in staged}))  # the renames
     return [results[index] for index in range(len(planned))]
+
+
+# Up to this many files or directories are synced one by one; more take one sync of everything
+# (a sync also writes whatever other programs left dirty, which costs more than a few fsyncs).
+_SYNC_ONE_BY_ONE = 16
+
+
+def _sync(paths: list[Path]) -> None:
+    if len(paths) > _SYNC_ONE_BY_ONE:
+        os.sync()
+        return
+    for path in paths:
+        with contextlib.suppress(OSError):  # gone meanwhile: its rename reports the error
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 def _refused(p: Planned, exc: OSError) -> Applied:
