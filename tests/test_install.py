@@ -176,8 +176,10 @@ def test_deploy_target_is_the_management_address_and_tags_name_the_cluster() -> 
 def test_explicit_target_host_wins_and_without_any_colmena_uses_the_name() -> None:
     explicit = settings_of(host_toml(deploy={"target_host": "kvm01.mgmt.example.net"}))
     assert explicit["kvmfleet"]["deploy"]["targetHost"] == "kvm01.mgmt.example.net"
-    bare = settings_of(host_toml())
-    assert bare["kvmfleet"]["deploy"] == {"tags": []}
+    # no [deploy], no CloudStack NIC, no domain: the host's name, never null (colmena would skip
+    # the node: null is its "local deployment only")
+    bare = settings_of(host_toml(), name="bare")
+    assert bare["kvmfleet"]["deploy"] == {"tags": [], "targetHost": "bare"}
 
 
 def _git(root: Path, *args: str) -> None:
