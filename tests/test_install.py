@@ -197,9 +197,32 @@ def test_install_plan_prints_the_commands_for_the_host(demo_fleet: Path) -> None
         "> hosts/kvm01/hardware.nix",
         "git add hosts/kvm01/hardware.nix",
         "nixos-install --flake '.#kvm01' --no-root-passwd",
+        # the live system's checkout is on tmpfs: the captured file goes onto the installed disk
+        "install -D -m 0644 hosts/kvm01/hardware.nix /mnt/etc/nixos/hosts/kvm01/hardware.nix",
         "reboot",
     ]
     assert "# WARNING: step 1 WIPES /dev/sda: every partition and all data on it." in result.out
+    # and how it gets back into the admin's repository, from the host's deployment target
+    assert (
+        "#      scp root@10.0.10.21:/etc/nixos/hosts/kvm01/hardware.nix hosts/kvm01/hardware.nix"
+        in result.out.splitlines()
+    )
+    assert (
+        "#      git add hosts/kvm01/hardware.nix && git commit -m 'kvm01: hardware.nix'"
+        in result.out.splitlines()
+    )
+
+
+def test_install_plan_fetches_hardware_from_an_ipv6_target_in_brackets(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "x1carbon" / "host.toml"
+    host.write_text(host.read_text() + '\n[deploy]\ntarget_host = "2001:db8::7"\n')
+    assert run_cli("generate", root=demo_fleet).code == 0
+    result = run_cli("install-plan", "x1carbon", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert (
+        "#      scp 'root@[2001:db8::7]:/etc/nixos/hosts/x1carbon/hardware.nix' "
+        "hosts/x1carbon/hardware.nix"
+    ) in result.out.splitlines()
 
 
 def test_install_plan_of_an_encrypted_host_mentions_the_passphrase(demo_fleet: Path) -> None:
