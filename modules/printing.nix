@@ -109,9 +109,10 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Set up each printer on its own and retry the ones that fail (a roaming
-        laptop away from a driverless printer) instead of failing
-        ensure-printers.service and with it the switch.
+        Retry the printers that could not be set up now (a driverless queue
+        never created while a roaming laptop is away from its printer) every
+        retryInterval, instead of failing ensure-printers.service and with it
+        the switch. The other printers are set up either way.
       '';
     };
 

@@ -36,6 +36,9 @@ SAMPLE = "drv:///sample.drv/generic.ppd"
 
 def _require_cups() -> None:
     why = None
+    if os.environ.get("KVMFLEET_SKIP_CUPS"):
+        # the flake's pytest check: a build sandbox has neither root nor a CUPS to find
+        pytest.skip("KVMFLEET_SKIP_CUPS is set")
     if not INSTALLS:
         why = "CUPS is not installed (Debian: apt-get install cups)"
     elif os.geteuid() != 0:
@@ -61,7 +64,7 @@ def printer(tmp_path: Path) -> Iterator[PrivateCupsd]:
     _require_cups()
     debian = [i for i in INSTALLS if i.label.startswith("Debian")]
     if not debian:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") and not os.environ.get("KVMFLEET_SKIP_CUPS"):
             pytest.fail("Debian's cups is not installed, and CI is set")
         pytest.skip("Debian's cups is not installed")
     server = PrivateCupsd(debian[0], tmp_path / "printer")
