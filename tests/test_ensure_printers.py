@@ -330,3 +330,15 @@ def test_an_unreadable_printers_conf_changes_nothing(
     assert _run(cups, tmp_path, _config(tmp_path, [_office()]), monkeypatch) == 1
     assert cups.calls == []
     assert "ensure-printers: cannot read" in capsys.readouterr().err
+
+
+def test_a_missing_lpadmin_is_a_failure_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "printers.conf"
+    config = _config(tmp_path, [_office()])
+    argv = ["--config", str(config), "--printers-conf", str(conf)]
+    argv += ["--state", str(tmp_path / "state.json"), "--lpadmin", str(tmp_path / "no-lpadmin")]
+    assert ep.main(argv) == ep.EX_TEMPFAIL
+    out = capsys.readouterr().out
+    assert f"printer office: could not be set up now: {tmp_path}/no-lpadmin: No such file" in out

@@ -218,7 +218,10 @@ Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     # the C locale: lpadmin's messages as in CUPS's source, for the journal
     env = dict(os.environ, LC_ALL="C")
-    return subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
+    try:
+        return subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
+    except OSError as err:
+        return subprocess.CompletedProcess(list(argv), 127, "", f"{argv[0]}: {err.strerror}")
 
 
 @dataclass
