@@ -106,6 +106,10 @@ in
     client.start()
     client.wait_for_unit("ensure-printers.service")
 
+    with subtest("the client sets up its printers once the network is online"):
+        after = client.succeed("systemctl show -P After ensure-printers.service").split()
+        assert "network-online.target" in after, after
+
     with subtest("the printer has no IPv4 address: everything below goes over IPv6"):
         printer.fail("ip -4 addr show dev eth1 | grep -q inet")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -309,3 +310,19 @@ def test_deploy_target_prefers_the_management_nic_s_ipv4_address() -> None:
     }
     only_v6 = text.replace(', "192.0.2.21/24"', "")
     assert settings_of(only_v6)["kvmfleet"]["deploy"]["targetHost"] == "2001:db8::21"
+
+
+def test_every_committed_host_module_gives_colmena_a_target(
+    nix_eval: Callable[[Path], Any],
+) -> None:
+    """What Nix reads from every committed generated module (demo fleet and VM-test inventories):
+    kvmfleet.deploy.targetHost is a name or address, never null, which colmena would read as
+    "local deployment only" and skip on `apply`. (The flake check colmena-targets reads the same
+    from colmenaHive.deploymentConfig where nixpkgs is at hand.)"""
+    files = sorted(REPO.glob("hosts/*/generated.nix")) + sorted(
+        REPO.glob("checks/*/hosts/*/generated.nix")
+    )
+    assert len(files) > 3
+    for path in files:
+        deploy = nix_eval(path)["kvmfleet"]["deploy"]
+        assert isinstance(deploy.get("targetHost"), str) and deploy["targetHost"], path
