@@ -98,16 +98,22 @@
       # nixpkgs again (measured: as costly as no sharing at all), and nixpkgs forbids a
       # nixpkgs.config beside nixpkgs.pkgs. meta.nixpkgs is the plain legacyPackages below,
       # which already has both applied: the nodes drop them and share the flake's pkgs.
+      # kvmfleet.deploy.targetHost null means the node's name: colmena itself reads a null
+      # deployment.targetHost as "local deployment only" and skips the node on `apply`
+      # (src/nix/hive/options.nix), so the name is written out. checks.colmena-targets proves it.
       deployment =
+        name:
         { config, ... }:
         {
           deployment = {
-            inherit (config.kvmfleet.deploy) targetHost tags;
+            targetHost =
+              if config.kvmfleet.deploy.targetHost != null then config.kvmfleet.deploy.targetHost else name;
+            inherit (config.kvmfleet.deploy) tags;
           };
         };
       colmenaNode = name: {
         imports = hostModules name ++ [
-          deployment
+          (deployment name)
           (sharedPkgs name)
           {
             nixpkgs.config = lib.mkForce { };
@@ -218,14 +224,41 @@
         settings.formatter.nixfmt.excludes = [ "tests/*" ];
       };
 
-      checks.${system} = import ./checks {
-        inherit
-          self
-          pkgs
-          lib
-          src
-          python
-          ;
-      };
+      checks.${system} =
+        import ./checks {
+          inherit
+            self
+            pkgs
+            lib
+            src
+            python
+            ;
+        }
+        // {
+          # Evaluated by `nix flake check --no-build` (and eval-flake): every node of the hive has a
+          # real deployment.targetHost, also a node whose kvmfleet.deploy sets none (no [deploy], no
+          # CloudStack NIC, no domain), read back from colmena's own deploymentConfig.
+          colmena-targets =
+            let
+              bareHive = colmena.lib.makeHive {
+                meta.nixpkgs = nixpkgs.legacyPackages.${system};
+                bare.imports = [
+                  self.nixosModules.default
+                  (deployment "bare")
+                ];
+              };
+              targets = lib.mapAttrs (_: d: d.targetHost) (
+                self.colmenaHive.deploymentConfig // bareHive.deploymentConfig
+              );
+              missing = lib.attrNames (lib.filterAttrs (_: t: t == null) targets);
+            in
+            assert lib.assertMsg (
+              missing == [ ]
+            ) "colmena would skip ${toString missing}: deployment.targetHost is null (local only)";
+            assert lib.assertMsg (
+              targets.bare == "bare"
+            ) "a node without kvmfleet.deploy.targetHost deploys to ${toString targets.bare}, not its name";
+            pkgs.writeText "colmena-targets.json" (builtins.toJSON targets);
+        };
     };
 }

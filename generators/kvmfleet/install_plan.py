@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import shlex
 
+from kvmfleet.capabilities.install import target_host
+from kvmfleet.capability import HostContext
 from kvmfleet.generate import Fleet, HostResult
 from kvmfleet.inventory import HARDWARE_FILE, HOSTS_DIR
 
 NIX = "nix --extra-experimental-features 'nix-command flakes'"
+# Where the plan keeps the captured hardware.nix on the installed disk: the live system's checkout
+# is on tmpfs and is gone at reboot. Under /etc/nixos, which NixOS leaves to the administrator.
+KEPT_DIR = "/etc/nixos"
+
+
+def _scp_host(target: str) -> str:
+    """scp's [user@]host: an IPv6 address in brackets."""
+    return f"root@[{target}]" if ":" in target else f"root@{target}"
 
 
 def _describe(result: HostResult) -> str:
@@ -29,7 +39,10 @@ def host_plan(result: HostResult) -> str:
     host = result.host
     device = host.disk.device
     flake = shlex.quote(f".#{name}")
-    hardware = shlex.quote(f"{HOSTS_DIR}/{name}/{HARDWARE_FILE}")
+    relative = f"{HOSTS_DIR}/{name}/{HARDWARE_FILE}"
+    hardware = shlex.quote(relative)
+    kept = f"{KEPT_DIR}/{relative}"
+    fetch = shlex.quote(f"{_scp_host(target_host(HostContext(name, host)))}:{kept}")
     passphrase = (
         "\n#    disko asks for the new LUKS passphrase (typed again at every boot)."
         if host.disk.encrypt
@@ -50,7 +63,13 @@ nixos-generate-config --root /mnt --no-filesystems --show-hardware-config > {har
 git add {hardware}
 # 3. Install. Root logs in with the inventory's SSH keys only: no root password.
 nixos-install --flake {flake} --no-root-passwd
-# 4. Commit {HOSTS_DIR}/{name}/{HARDWARE_FILE} to the fleet repository, then boot the new system.
+# 4. Keep the captured hardware on the installed disk: this checkout is on the live system's
+#    tmpfs and is gone at reboot.
+install -D -m 0644 {hardware} {shlex.quote("/mnt" + kept)}
+# 5. Boot the new system. Then, in the admin's checkout of the fleet repository, fetch the file
+#    and commit it before the next rollout (without it the host is built without its hardware):
+#      scp {fetch} {hardware}
+#      git add {hardware} && git commit -m {shlex.quote(f"{name}: hardware.nix")}
 reboot
 """
 

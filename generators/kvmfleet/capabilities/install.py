@@ -97,9 +97,10 @@ def _msdos(ctx: HostContext, root: Settings, swap: Settings) -> Settings:
     return {"type": "table", "format": "msdos", "partitions": partitions}
 
 
-def target_host(ctx: HostContext) -> str | None:
+def target_host(ctx: HostContext) -> str:
     """`[deploy] target_host`, else the CloudStack management NIC's first IPv4 address (its first
-    address without one), else <name>.<domain>; None leaves colmena's default (the host's name)."""
+    address without one), else <name>.<domain>, else the host's name. Always a value: colmena reads
+    a null deployment.targetHost as "local deployment only" and skips the node on `apply`."""
     host = ctx.host
     if host.deploy.target_host is not None:
         return host.deploy.target_host
@@ -113,7 +114,7 @@ def target_host(ctx: HostContext) -> str | None:
                 return next((ip for ip in ips if ":" not in ip), ips[0])
     if host.host.domain is not None:
         return f"{ctx.name}.{host.host.domain}"
-    return None
+    return ctx.name
 
 
 def tags(ctx: HostContext) -> list[str]:
@@ -127,11 +128,7 @@ def tags(ctx: HostContext) -> list[str]:
 
 
 def deploy(ctx: HostContext) -> Settings:
-    out: Settings = {"tags": tags(ctx)}
-    target = target_host(ctx)
-    if target is not None:
-        out["targetHost"] = target
-    return out
+    return {"tags": tags(ctx), "targetHost": target_host(ctx)}
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:

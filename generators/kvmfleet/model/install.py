@@ -88,5 +88,5 @@ class Deploy(Model):
     target_host: TargetHost | None = Field(
         default=None,
         description="SSH address for deployment; default: the CloudStack management NIC's "
-        "first address, else <name>.<domain>.",
+        "first address, else <name>.<domain>, else the host's name.",
     )
