@@ -186,7 +186,10 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
     if cs is None:
         return
     for index, server in enumerate(cs.management_servers):
-        yield Peer("management server", server, ("cloudstack", "management_servers", index))
+        # The management server runs elsewhere: not on a hypervisor, this one included.
+        yield Peer(
+            "management server", server, ("cloudstack", "management_servers", index), itself=True
+        )
 
 
 def _new_guid(like: str, name: str) -> Drop:

@@ -167,6 +167,7 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
             target,
             ("deploy", "target_host"),
             ": a rollout would put this host's system on that host",
+            not_roles=("management server",),
         )
 
 
