@@ -66,7 +66,8 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
         by_role.setdefault((use.peer.role, _key(use.peer.address)), []).append(use)
     for use in uses:
         peer = use.peer
-        consequence = peer.consequence or f", which is not a {peer.role}"
+        article = "an" if peer.role[:1].lower() in "aeiou" else "a"
+        consequence = peer.consequence or f", which is not {article} {peer.role}"
         found = False
         for kind in peer.matches:
             for owner in owners.get((kind, _key(peer.address)), []):
@@ -89,8 +90,9 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
         for role in peer.not_roles:
             others = by_role.get((role, _key(peer.address)), [])
             if others:
-                other = others[0]
-                whose = "" if other.inventory.name == use.inventory.name else f" of {other.inventory.name}"
+                # its own host's first: that is the file to look at
+                other = min(others, key=lambda o: o.inventory.name != use.inventory.name)
+                whose = "" if other.inventory.name == use.inventory.name else f" of host {other.inventory.name}"
                 finding = Finding(
                     peer.path,
                     f"{peer.role} {peer.address} is a {role}{whose} "

@@ -8,7 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kvmfleet.model.types import Model, PackageName, Port, constrained, matching, parse_ip
+from kvmfleet.model.types import (
+    Model,
+    PackageName,
+    Port,
+    constrained,
+    link_local_reason,
+    matching,
+    parse_ip,
+)
 from kvmfleet.problems import quote
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
@@ -28,8 +36,16 @@ def _printer_host(value: str) -> str:
             raise ValueError(
                 f"{quote(value)} is not an IP address (put a port in `port`, not in `host`)"
             ) from None
-        if ip.is_unspecified or ip.is_multicast or ip.is_link_local:
+        if ip.is_unspecified or ip.is_multicast:
             raise ValueError(f"{quote(value)} is not a unicast address a printer can have")
+        local = link_local_reason(ip)
+        if local:
+            raise ValueError(f"{quote(value)} {local}")
+        if ip.is_link_local:
+            raise ValueError(
+                f"{quote(value)} is a self-assigned link-local address: it changes and is not "
+                "routed; give the printer a fixed address or use its DNS name"
+            )
         return str(ip)
     labels = value.rstrip(".").split(".") if value != "." else [""]
     if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):

@@ -151,6 +151,19 @@ def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None
 
 
+def link_local_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an IPv6 link-local address cannot name a server. IPv4 link-local servers are reached
+    on the link without a zone (a cloud's time or name service at 169.254.169.x): as for name
+    servers, they stay allowed."""
+    if ip.version != 6 or not ip.is_link_local:
+        return None
+    return (
+        "is an IPv6 link-local address: it is reachable only through a named interface (a "
+        "zone, %eth0), which this setting cannot carry, and is not routed; give a global or "
+        "unique local address"
+    )
+
+
 def _no_zone(value: str) -> None:
     if "%" in value:
         raise ValueError(
@@ -256,7 +269,8 @@ def _domain(value: str) -> str:
 
 
 def _host_or_address(value: str) -> str:
-    """A DNS name or an IP address (IPv6 without brackets), never something in between."""
+    """A server's DNS name or IP address (IPv6 without brackets), never something in between, and
+    never a link-local address (every use names a server: NTP, management, deployment)."""
     try:
         ip = parse_ip(value)
     except ValueError:
@@ -265,6 +279,9 @@ def _host_or_address(value: str) -> str:
         why = _unusable(ip)
         if why:
             raise ValueError(f"{quote(value)} is {why}")
+        local = link_local_reason(ip)
+        if local:
+            raise ValueError(f"{quote(value)} {local}")
         return str(ip)
     if re.fullmatch(r"[0-9.]+", value) or re.fullmatch(r"0[xX][0-9a-fA-F.]*", value):
         # inet_aton would read "010.0.10.5" as octal 8.0.10.5; resolvers differ: refuse it.
@@ -454,6 +471,9 @@ def split_host_port(value: str) -> tuple[str, int | None]:
     why = _unusable(ip)
     if why:
         raise ValueError(f"{host} is {why}")
+    local = link_local_reason(ip)
+    if local:
+        raise ValueError(f"{host} {local}")
     return str(ip), port
 
 
