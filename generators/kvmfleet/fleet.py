@@ -11,7 +11,6 @@ from kvmfleet.locate import locate
 from kvmfleet.problems import Finding, Problem, format_keypath
 
 
-
 @dataclass(frozen=True)
 class Claim:
     inventory: HostInventory
@@ -79,7 +78,9 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
                     whose = f"this host's own {_noun(kind)}"
                 else:
                     whose = f"the {_noun(kind)} of fleet host {owner.inventory.name}"
-                finding = Finding(peer.path, f"{peer.role} {peer.address} is {whose}{where}{consequence}")
+                finding = Finding(
+                    peer.path, f"{peer.role} {peer.address} is {whose}{where}{consequence}"
+                )
                 yield locate(use.inventory, finding)
                 found = True
                 break
@@ -92,7 +93,11 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
             if others:
                 # its own host's first: that is the file to look at
                 other = min(others, key=lambda o: o.inventory.name != use.inventory.name)
-                whose = "" if other.inventory.name == use.inventory.name else f" of host {other.inventory.name}"
+                whose = (
+                    ""
+                    if other.inventory.name == use.inventory.name
+                    else f" of host {other.inventory.name}"
+                )
                 finding = Finding(
                     peer.path,
                     f"{peer.role} {peer.address} is a {role}{whose} "
