@@ -103,9 +103,9 @@ class PortUse:
     last: int
     addresses: tuple[str, ...]
     path: KeyPath
-    # Whether `addresses` come from the inventory (then each must be the host's own): a fixed
-    # address such as CUPS's 127.0.0.1 needs no check.
-    check_addresses: bool = False
+    # The inventory list `addresses` come from, when they do (then each must be the host's own,
+    # a wildcard or loopback); None for fixed or derived ones (CUPS's loopback, libvirt's bridge).
+    listen_path: KeyPath | None = None
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from kvmfleet.capability import (
     HostContext,
     Identity,
     Peer,
+    PortUse,
     SecretFile,
     Settings,
 )
@@ -139,6 +140,11 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
         yield Identity(HOST_NAME, fqdn, ("host", "domain"), derived=True)
 
 
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    # services.openssh's defaults (modules/base.nix keeps them): port 22 on every address.
+    yield PortUse("sshd", "tcp", 22, 22, ("0.0.0.0", "::"), ("ssh",))
+
+
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
     sysctl = layer.get("sysctl")
     if isinstance(sysctl, dict):
@@ -171,4 +177,5 @@ CAPABILITY = Capability(
     pitfalls=pitfalls,
     peers=peers,
     secret_files=secret_files,
+    ports=ports,
 )

@@ -15,7 +15,16 @@ import ipaddress
 import uuid
 from collections.abc import Iterator
 
-from kvmfleet.capability import DROP, Capability, Drop, HostContext, Identity, Peer, Settings
+from kvmfleet.capability import (
+    DROP,
+    Capability,
+    Drop,
+    HostContext,
+    Identity,
+    Peer,
+    PortUse,
+    Settings,
+)
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.problems import Finding, error, warning
@@ -192,6 +201,23 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
         )
 
 
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    """libvirt's remote socket on the management addresses (modules/hypervisor.nix), QEMU's VNC
+    consoles on the Add Host address (qemu.conf vnc_listen; the range the firewall opens), and
+    incoming migrations on every address (qemu.conf migration_address's default). The agent
+    itself only connects out (to the management servers' port)."""
+    host, cs = ctx.host, ctx.host.cloudstack
+    if cs is None or "hypervisor" not in host.host.roles:
+        return
+    port = LIBVIRT_PORTS[cs.libvirt_transport]
+    here = ("cloudstack", "libvirt_transport")
+    yield PortUse("libvirtd", "tcp", port, port, tuple(_private_addresses(host, cs)), here)
+    vnc = add_host_address(host, cs)
+    if vnc is not None:
+        yield PortUse("QEMU VNC consoles", "tcp", *VNC_PORTS, (vnc,), ("cloudstack",))
+    yield PortUse("QEMU migrations", "tcp", *MIGRATION_PORTS, ("0.0.0.0", "::"), ("cloudstack",))
+
+
 def _new_guid(like: str, name: str) -> Drop:
     # Add Host derives the GUID from the host's address; a copied or random one would differ.
     return DROP
@@ -204,6 +230,7 @@ CAPABILITY = Capability(
     findings,
     identities,
     peers=peers,
+    ports=ports,
     # libvirtd runs guests as qemu-libvirtd; rpcbind (the NFS client of primary storage) as rpc.
     service_users=frozenset({"qemu-libvirtd", "rpc"}),
 )

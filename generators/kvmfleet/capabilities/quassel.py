@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
+from kvmfleet.capability import Capability, HostContext, PortUse, SecretFile, Settings
 from kvmfleet.problems import Finding, error, quote, warning
 
 
@@ -105,6 +105,16 @@ def _shared_directory(path: str) -> bool:
     return any(path == tree or path.startswith(tree + "/") for tree in _SYSTEM_TREES)
 
 
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    quassel = ctx.host.quassel
+    if quassel is not None:
+        address = tuple(quassel.listen)
+        path = ("quassel", "port")
+        yield PortUse(
+            "quasselcore", "tcp", quassel.port, quassel.port, address, path, ("quassel", "listen")
+        )
+
+
 def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
     quassel = ctx.host.quassel
     if quassel is not None and quassel.certificate_file is not None:
@@ -125,4 +135,5 @@ CAPABILITY = Capability(
     findings,
     secret_files=secret_files,
     service_users=frozenset({"quassel"}),
+    ports=ports,
 )
