@@ -7,7 +7,7 @@ import ipaddress
 from collections.abc import Iterator
 
 from kvmfleet.capability import Capability, HostContext, PortUse, SecretFile, Settings
-from kvmfleet.problems import Finding, error, quote, warning
+from kvmfleet.problems import Finding, error, format_keypath, quote, warning
 
 
 def settings(ctx: HostContext) -> Settings:
@@ -69,6 +69,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             "would own it (systemd-tmpfiles sets its owner and mode 0755 at every boot); give "
             'the core a directory of its own, e.g. "/var/lib/quassel"',
         )
+    yield from _secrets_in_data_dir(ctx, quassel.data_dir)
     if _exposed(quassel.listen) and not ctx.host.firewall.trusted_networks:
         yield warning(
             ("quassel", "port"),
@@ -113,6 +114,26 @@ def ports(ctx: HostContext) -> Iterator[PortUse]:
         yield PortUse(
             "quasselcore", "tcp", quassel.port, quassel.port, address, path, ("quassel", "listen")
         )
+
+
+def _secrets_in_data_dir(ctx: HostContext, data_dir: str) -> Iterator[Finding]:
+    """The quassel user owns its data directory (tmpfiles.d `d` line): a secret file someone else
+    reads may not be under it (the owner of a directory can replace the files in it and in its
+    subdirectories: root's password hash, a keyring)."""
+    # The registry imports this module: read every capability's declarations at run time.
+    from kvmfleet.capabilities import secret_files as every_secret_file
+
+    for secret in every_secret_file(ctx):
+        if secret.owner == "quassel" or not secret.file.startswith(data_dir + "/"):
+            continue  # its own certificate may live in its own directory
+        yield error(
+            ("quassel", "data_dir"),
+            f"{quote(data_dir)} holds {secret.file} ({format_keypath(secret.path)}), a secret "
+            f"file read by {secret.reader}: the quassel service owns its data directory and "
+            "could replace the secret; give the core a directory of its own, e.g. "
+            '"/var/lib/quassel"',
+        )
+        return
 
 
 def secret_files(ctx: HostContext) -> Iterator[SecretFile]:

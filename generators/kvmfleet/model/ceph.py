@@ -13,6 +13,7 @@ from kvmfleet.model.types import (
     Uuid,
     constrained,
     matching,
+    refuse_credentials,
     split_host_port,
 )
 from kvmfleet.problems import quote
@@ -42,6 +43,7 @@ def monitor_address(value: str) -> tuple[str, int]:
 
 
 def _monitor(value: str) -> str:
+    refuse_credentials(value)
     try:
         monitor_address(value)
     except ValueError as exc:

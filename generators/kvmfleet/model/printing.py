@@ -16,6 +16,7 @@ from kvmfleet.model.types import (
     link_local_reason,
     matching,
     parse_ip,
+    refuse_credentials,
 )
 from kvmfleet.problems import quote
 
@@ -25,6 +26,7 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 def _printer_host(value: str) -> str:
     """A DNS name (resolved by CUPS, AAAA records included) or an IP address, without brackets
     or port: the URI is built from the protocol, host and port."""
+    refuse_credentials(value)
     if value.startswith("[") or "]" in value:
         raise ValueError(f"{quote(value)}: write the IPv6 address without brackets")
     if "%" in value:
@@ -55,13 +57,22 @@ def _printer_host(value: str) -> str:
 
 PrinterHost = Annotated[str, constrained("host name or IP address", _printer_host)]
 
-# CUPS queue names: printable ASCII without space, '/', '#' (and NixOS's printerName type);
-# at most 127 characters.
+# CUPS queue names, by lpadmin's validate_name (systemv/lpadmin.c): no control characters, space,
+# DEL, '/', '\\', '?', "'", '"' or '#', and '@' ends the name (the rest names a server); fewer
+# than 128 bytes. NixOS's printerName type adds printable, and ensureDefaultPrinter quotes the
+# name in '...' for the shell. Kept to ASCII: names are typed on every client.
+_CUPS_REFUSED = "\"#'/?@\\"
+_CUPS_NAME = (
+    "["
+    + "".join(re.escape(chr(c)) for c in range(0x21, 0x7F) if chr(c) not in _CUPS_REFUSED)
+    + "]{1,127}"
+)
 PrinterName = Annotated[
     str,
     matching(
-        r"[!-\"$-.0-~]{1,127}",
-        "a CUPS queue name (printable ASCII, no spaces, '/' or '#', at most 127 characters)",
+        _CUPS_NAME,
+        "a CUPS queue name (lpadmin's rule: printable ASCII without spaces, / \\ ? ' \" # or @, "
+        "at most 127 characters)",
         "CUPS queue name",
     ),
 ]
