@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from kvmfleet.capability import (
     DROP,
@@ -199,6 +200,10 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
         yield Peer(
             "management server", server, ("cloudstack", "management_servers", index), itself=True
         )
+    if cs.api is not None:
+        host = api_host(cs.api.url)
+        if host is not None:
+            yield Peer("management server", host, ("cloudstack", "api", "url"), itself=True)
 
 
 def ports(ctx: HostContext) -> Iterator[PortUse]:
@@ -216,6 +221,18 @@ def ports(ctx: HostContext) -> Iterator[PortUse]:
     if vnc is not None:
         yield PortUse("QEMU VNC consoles", "tcp", *VNC_PORTS, (vnc,), ("cloudstack",))
     yield PortUse("QEMU migrations", "tcp", *MIGRATION_PORTS, ("0.0.0.0", "::"), ("cloudstack",))
+
+
+def api_host(url: str) -> str | None:
+    """The API URL's host, normalised as the inventory's addresses are (IPs compressed, names in
+    lower case)."""
+    host = urlsplit(url).hostname
+    if host is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower().rstrip(".")
 
 
 def _new_guid(like: str, name: str) -> Drop:

@@ -17,6 +17,7 @@ from kvmfleet.model.types import (
     matching,
     parse_ip,
     refuse_credentials,
+    without_credentials,
 )
 from kvmfleet.problems import quote
 
@@ -78,6 +79,7 @@ PrinterName = Annotated[
 ]
 QueuePath = Annotated[
     str,
+    constrained("queue path", without_credentials),
     matching(
         r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*",
         'a queue or resource path on the printer (e.g. "ipp/print" or "lp")',

@@ -180,6 +180,12 @@ def refuse_credentials(value: str) -> None:
     )
 
 
+def without_credentials(value: str) -> str:
+    """`refuse_credentials` as a check of its own, before a pattern that would quote the value."""
+    refuse_credentials(value)
+    return value
+
+
 def _no_zone(value: str) -> None:
     if "%" in value:
         raise ValueError(
