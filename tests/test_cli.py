@@ -143,6 +143,10 @@ def test_new_copies_comments_and_clears_unique_values(demo_fleet: Path) -> None:
     assert result.code == 0, result.err
     text = (demo_fleet / "hosts" / "kvm03" / "host.toml").read_text()
     assert "# Physical NICs, named by their permanent MAC address." in text
+    # kvm01's opening comment describes kvm01: the copy starts with its own.
+    assert text.splitlines()[0].startswith("# kvm03: created by `kvmfleet new kvm03 --like kvm01`")
+    assert not text.splitlines()[1].startswith("#")
+    assert "# kvm01:" not in text
     data = tomllib.loads(text)
     assert data["iscsi"]["initiator_name"] == "iqn.2026-11.net.example.cloud:kvm03"
     # Add Host derives the GUID from the new host's address: the copied one is removed.
@@ -181,6 +185,17 @@ def test_schema_is_written_and_lists_every_table(demo_fleet: Path) -> None:
     assert "required" not in json.dumps(host)
     site = json.loads((demo_fleet / "hosts" / "site.schema.json").read_text())
     assert set(site["properties"]["roles"]["properties"]) == set(ROLES)
+    # The demo fleet's committed schemas are current: a second run says so and touches nothing.
+    assert result.out.splitlines() == [
+        "hosts/host.schema.json: unchanged",
+        "hosts/site.schema.json: unchanged",
+    ]
+    (demo_fleet / "hosts" / "site.schema.json").write_text("{}\n")
+    again = run_cli("schema", root=demo_fleet)
+    assert again.out.splitlines() == [
+        "hosts/host.schema.json: unchanged",
+        "hosts/site.schema.json: written",
+    ]
 
 
 def test_missing_hosts_directory(tmp_path: Path) -> None:
@@ -331,3 +346,11 @@ def test_new_names_the_site_toml_error_that_blocks_it(demo_fleet: Path) -> None:
     result = run_cli("new", "kvm03", "--like", "kvm01", root=demo_fleet)
     assert result.code == 2
     assert 'hosts/site.toml: host.timezone: "Mars/Base" is not a time zone' in result.err
+
+
+def test_new_keeps_a_schema_directive_but_not_the_source_hosts_description() -> None:
+    from kvmfleet.scaffold import _without_header
+
+    text = "#:schema ../host.schema.json\n# kvm01: the first hypervisor\n\n[host]\n# kept\nx = 1\n"
+    assert _without_header(text) == "#:schema ../host.schema.json\n\n[host]\n# kept\nx = 1\n"
+    assert _without_header("[host]\nx = 1\n") == "[host]\nx = 1\n"

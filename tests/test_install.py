@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -284,3 +285,22 @@ def test_deploy_target_prefers_the_management_nic_s_ipv4_address() -> None:
     }
     only_v6 = text.replace(', "192.0.2.21/24"', "")
     assert settings_of(only_v6)["kvmfleet"]["deploy"]["targetHost"] == "2001:db8::21"
+
+
+def test_new_clears_a_disk_named_by_its_serial_but_keeps_a_generic_one(demo_fleet: Path) -> None:
+    """A by-id name belongs to one machine (not necessarily unique in the inventory: the disk is
+    replaced, hosts are retired); `new --like` empties it for the administrator."""
+    source = demo_fleet / "hosts" / "kvm02" / "host.toml"
+    by_id = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
+    source.write_text(
+        source.read_text().replace('device = "/dev/nvme0n1"', f'device = "{by_id}"', 1)
+    )
+    result = run_cli("new", "kvm09", "--like", "kvm02", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "  disk.device: cleared; fill in kvm09's own value" in result.out.splitlines()
+    text = (demo_fleet / "hosts" / "kvm09" / "host.toml").read_text()
+    assert tomllib.loads(text)["disk"]["device"] == ""
+    assert f'# this machine\'s own: was "{by_id}" in kvm02' in text
+    plain = run_cli("new", "kvm10", "--like", "kvm01", root=demo_fleet)
+    assert "disk.device" not in plain.out
+    assert 'device = "/dev/sda"' in (demo_fleet / "hosts" / "kvm10" / "host.toml").read_text()

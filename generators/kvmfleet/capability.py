@@ -11,7 +11,8 @@ A capability declares the `Host` fields it owns and maps a validated host to
 - `service_users`: the system users its NixOS services define (no `[users]` entry may take them);
 - `peers`: what the host relies on as someone else (a gateway, a monitor, a target's IQN): no
   fleet host may be it;
-- `ports`: the ports its services listen on, and where (one check per host compares them).
+- `ports`: the ports its services listen on, and where (one check per host compares them);
+- `host_values`: values of one machine that need not be unique, renewed by `new --like`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,17 @@ class Identity:
 # capability) and its names, bare and fully qualified (the base capability).
 IP_ADDRESS = "IP address"
 HOST_NAME = "host name"
+
+
+@dataclass(frozen=True)
+class HostValue:
+    """A value that belongs to one machine without having to be unique in the fleet (the
+    by-id name of its system disk): `kvmfleet new NAME --like OTHER` writes `renew`'s value in
+    its place (by default it empties it for the administrator), as it does for an Identity."""
+
+    value: str
+    path: KeyPath
+    renew: Renew = field(default=must_choose, compare=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +159,10 @@ def _no_ports(ctx: HostContext) -> Iterable[PortUse]:
     return ()
 
 
+def _no_host_values(ctx: HostContext) -> Iterable[HostValue]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Capability:
     """One column through the tree. `settings` is None while the capability's tables are validated
@@ -161,6 +177,7 @@ class Capability:
     peers: Callable[[HostContext], Iterable[Peer]] = field(default=_no_peers)
     secret_files: Callable[[HostContext], Iterable[SecretFile]] = field(default=_no_secret_files)
     service_users: frozenset[str] = frozenset()
+    host_values: Callable[[HostContext], Iterable[HostValue]] = field(default=_no_host_values)
     ports: Callable[[HostContext], Iterable[PortUse]] = field(default=_no_ports)
 
 

@@ -301,6 +301,8 @@ def _new(root: Path, name: str, like: str) -> int:
         print(f"  {key}: given a fresh unique value")
     for key in done.to_fill:
         print(f"  {key}: cleared; fill in a value unique in the fleet")
+    for key in done.own:
+        print(f"  {key}: cleared; fill in {name}'s own value")
     for key in done.dropped:
         print(f"  {key}: removed; it defaults to the value derived for {name}")
     print(
@@ -321,9 +323,21 @@ def _schema(root: Path, *, stdout: bool) -> int:
         )
     for filename, schema in ((HOST_SCHEMA_FILE, host_schema()), (SITE_SCHEMA_FILE, site_schema())):
         target = root / HOSTS_DIR / filename
-        write_atomic(target, dumps(schema))
+        text = dumps(schema)
+        if _reads_as(target, text):
+            print(f"{HOSTS_DIR}/{filename}: unchanged")
+            continue
+        write_atomic(target, text)
         print(f"{HOSTS_DIR}/{filename}: written")
     return EXIT_OK
+
+
+def _reads_as(target: Path, text: str) -> bool:
+    """Whether `target` is a regular file holding exactly `text` (it is then left untouched)."""
+    try:
+        return target.is_file() and not target.is_symlink() and target.read_bytes() == text.encode()
+    except OSError:
+        return False
 
 
 def _install_plan(root: Path, name: str | None) -> int:

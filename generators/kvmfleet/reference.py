@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -53,11 +54,18 @@ def _section(out: list[str], path: str, field: FieldInfo) -> None:
         if sub_model is not None:
             nested.append((f"{prefix}.{key}", sub))
             continue
-        rows.append(f"| `{key}` | {_field_type(sub)} | {_default(sub)} | {sub.description or ''} |")
+        cells = (f"`{key}`", _field_type(sub), _default(sub), sub.description or "")
+        rows.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     if rows:
         out += ["| key | type | default | meaning |", "|---|---|---|---|", *rows, ""]
     for sub_path, sub in nested:
         _section(out, sub_path, sub)
+
+
+def _cell(text: str) -> str:
+    """Table cell text: a '|' would end the cell (GitHub reads `\\|` as a literal bar, in code
+    spans too), a line break the row."""
+    return re.sub(r"(?<!\\)\|", r"\\|", text).replace("\n", " ")
 
 
 def _table_model(annotation: Any) -> tuple[type[BaseModel] | None, str]:

@@ -13,7 +13,7 @@ import tomlkit.exceptions
 from tomlkit.items import Array, Item
 
 from kvmfleet.capabilities import REGISTRY
-from kvmfleet.capability import Drop, HostContext, Identity
+from kvmfleet.capability import Drop, HostContext, HostValue, Identity
 from kvmfleet.inventory import (
     HOST_FILE,
     HOST_NAME,
@@ -36,6 +36,7 @@ class Scaffolded:
     to_fill: tuple[str, ...]  # key paths left empty for the administrator
     replaced: tuple[str, ...]  # key paths given a fresh value
     dropped: tuple[str, ...] = ()  # key paths removed: they default to a value derived for the host
+    own: tuple[str, ...] = ()  # key paths of this machine's own values, left empty
 
 
 def new_host(root: Path, name: str, like: str) -> Scaffolded:
@@ -79,28 +80,42 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             [Problem(source_inv.file, (), f"cannot edit with comments kept: {exc}")]
         ) from None
     ctx = HostContext(like, host)
+    renewable: list[Identity | HostValue] = []
+    for cap in REGISTRY:
+        renewable.extend(i for i in cap.identities(ctx) if not i.derived)
+        renewable.extend(cap.host_values(ctx))
     changes = [
-        (identity, identity.renew(like, name))
-        for cap in REGISTRY
-        for identity in cap.identities(ctx)
+        (value, value.renew(like, name))
+        for value in renewable
         # A value from site.toml is not the host's to change.
-        if not identity.derived and source_inv.origin(identity.path).file == source_inv.file
+        if source_inv.origin(value.path).file == source_inv.file
     ]
     original = tomllib.loads(source_text)
+    source_text = _without_header(source_text)
     header = f"# {name}: created by `kvmfleet new {name} --like {like}`; empty values must be filled in.\n"
     for with_comments in (True, False):
         doc = tomlkit.parse(source_text)
         to_fill: list[str] = []
         replaced: list[str] = []
         dropped: list[str] = []
+        own: list[str] = []
+        done: set[tuple[str | int, ...]] = set()
         for identity, fresh in changes:
+            if identity.path in done:  # declared both unique and the machine's own
+                continue
+            done.add(identity.path)
             if isinstance(fresh, Drop):
                 if _drop(doc, identity.path):
                     dropped.append(format_keypath(identity.path))
                 continue
             note = _note(original, identity, like, fresh) if with_comments else None
             if _set(doc, identity.path, fresh or "", note):
-                (replaced if fresh else to_fill).append(format_keypath(identity.path))
+                if fresh:
+                    replaced.append(format_keypath(identity.path))
+                elif isinstance(identity, HostValue):
+                    own.append(format_keypath(identity.path))
+                else:
+                    to_fill.append(format_keypath(identity.path))
         text = header + tomlkit.dumps(doc)
         try:
             tomllib.loads(text)
@@ -112,18 +127,39 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
             raise InventoryError(
                 [Problem(target_rel, (), "already exists; not overwriting it")]
             ) from None
-        return Scaffolded(target_rel, tuple(to_fill), tuple(replaced), tuple(dropped))
+        return Scaffolded(target_rel, tuple(to_fill), tuple(replaced), tuple(dropped), tuple(own))
     raise InventoryError([Problem(source_inv.file, (), "cannot be copied with its comments kept")])
 
 
-def _note(original: dict[str, Any], identity: Identity, like: str, fresh: str | None) -> str:
+def _without_header(text: str) -> str:
+    """The source file without its opening comment block, which describes the other host; a
+    `#:schema` directive is kept (it names the schema, not the host)."""
+    lines = text.splitlines(keepends=True)
+    kept: list[str] = []
+    index = 0
+    while index < len(lines) and lines[index].lstrip().startswith("#"):
+        if lines[index].startswith("#:schema"):
+            kept.append(lines[index])
+        index += 1
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return "".join(kept) + ("\n" if kept else "") + "".join(lines[index:])
+
+
+def _note(
+    original: dict[str, Any], identity: Identity | HostValue, like: str, fresh: str | None
+) -> str:
     # An array item's comment goes on the array: name all of its old values.
     path = identity.path[:-1] if isinstance(identity.path[-1], int) else identity.path
     try:
         old = toml_value(_lookup(original, path))
     except (KeyError, IndexError, TypeError):
         old = quote(identity.value)
-    return f"was {old} in {like}" if fresh else f"must be unique: was {old} in {like}"
+    if fresh:
+        return f"was {old} in {like}"
+    if isinstance(identity, HostValue):
+        return f"this machine's own: was {old} in {like}"
+    return f"must be unique: was {old} in {like}"
 
 
 def _lookup(data: Any, path: tuple[str | int, ...]) -> Any:

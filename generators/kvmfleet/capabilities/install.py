@@ -10,9 +10,10 @@ partitions are mounted by partition label, on a legacy msdos table by device nam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, Identity, Peer, Settings
+from kvmfleet.capability import Capability, HostContext, HostValue, Identity, Peer, Settings
 from kvmfleet.model.install import disk_identity, swap_mib
 from kvmfleet.problems import Finding, error, warning
 
@@ -163,6 +164,17 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
         yield Identity("deployment target", ctx.host.deploy.target_host, ("deploy", "target_host"))
 
 
+# Names under /dev/disk/ other than by-label and by-partlabel name one physical disk (its serial,
+# WWN or slot): a copied host has another.
+_MACHINE_DISK = re.compile(r"/dev/disk/by-(id|path|uuid|diskseq)/")
+
+
+def host_values(ctx: HostContext) -> Iterator[HostValue]:
+    device = ctx.host.disk.device
+    if _MACHINE_DISK.match(device):
+        yield HostValue(device, ("disk", "device"))
+
+
 def peers(ctx: HostContext) -> Iterator[Peer]:
     target = ctx.host.deploy.target_host
     if target is not None:
@@ -182,4 +194,5 @@ CAPABILITY = Capability(
     findings,
     identities,
     peers=peers,
+    host_values=host_values,
 )
