@@ -28,6 +28,7 @@ from kvmfleet.capability import (
 )
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
+from kvmfleet.model.types import link_local_reason
 from kvmfleet.problems import Finding, error, warning
 
 LIBVIRT_PORTS = {"tls": 16514, "tcp": 16509}
@@ -51,10 +52,13 @@ def management_server_guid(address: str) -> str:
 
 
 def _private_addresses(host: Host, cs: CloudStack) -> list[str]:
+    """The private bridge's addresses the management server can reach and libvirt can listen on:
+    an IPv6 link-local one would need a zone none of them can be given."""
     bridge = host.network.bridges.get(cs.private_nic)
     if bridge is None:
         return []
-    return [str(ipaddress.ip_interface(a).ip) for a in bridge.addresses]
+    ips = [ipaddress.ip_interface(a).ip for a in bridge.addresses]
+    return [str(ip) for ip in ips if not link_local_reason(ip)]
 
 
 def add_host_address(host: Host, cs: CloudStack) -> str | None:
@@ -147,10 +151,20 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             )
     addresses = _private_addresses(host, cs)
     if cs.private_nic in host.network.bridges and not addresses:
+        only_link_local = bool(host.network.bridges[cs.private_nic].addresses)
         yield error(
             ("cloudstack", "private_nic"),
-            f'"{cs.private_nic}" has no static address: the management server adds the host, '
-            "and libvirt listens, on it",
+            f'"{cs.private_nic}" has no static address'
+            + (" but IPv6 link-local ones, which need a zone" if only_link_local else "")
+            + ": the management server adds the host, and libvirt listens, on it",
+        )
+    elif cs.add_host_address is not None and link_local_reason(
+        ipaddress.ip_address(cs.add_host_address)
+    ):
+        # the management server connects to it, libvirt and VNC listen on it: none has a zone
+        yield error(
+            ("cloudstack", "add_host_address"),
+            f'"{cs.add_host_address}" {link_local_reason(ipaddress.ip_address(cs.add_host_address))}',
         )
     elif cs.add_host_address is not None and addresses and cs.add_host_address not in addresses:
         yield error(
