@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +251,36 @@ def test_agent_config_any_declaration_ends_with_a_documented_code(
         assert len(err.splitlines()) == 1 and str(declared) in err
         assert not props.exists()
     out.encode("ascii")  # keys are shown as the file holds them, escaped
+
+
+@FUZZ
+@given(
+    command=st.sampled_from(["setup", "service"]),
+    args=st.lists(
+        st.one_of(
+            st.sampled_from(["-a", "-m", "-z", "-p", "-c", "-g", "-s", "-t", "start", "--prvNic"]),
+            st.text(max_size=12),
+        ),
+        max_size=8,
+    ),
+)
+def test_agent_config_any_setup_or_service_arguments_end_with_a_documented_code(
+    tmp_path: Path, command: str, args: list[str]
+) -> None:
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps(DECLARED))
+    props = tmp_path / "agent.properties"
+    extra = ["--properties", str(props), "--declared", str(declared)] if command == "setup" else []
+    calls: list[list[str]] = []
+
+    def run(cmd: Sequence[str]) -> int:
+        calls.append(list(cmd))
+        return 0
+
+    code, _, err = run_main(agent_config.main, [command, *args, *extra], run)
+    assert code in (0, 1, 2)
+    if code == 1:  # one line of its own (after a notice of ignored arguments, if any)
+        assert err.splitlines()[-1].startswith(f"{command}: ")
 
 
 @pytest.mark.parametrize("where", ["missing", "file"])

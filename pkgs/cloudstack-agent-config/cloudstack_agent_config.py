@@ -377,7 +377,7 @@ def setup(argv: Sequence[str], run: Runner = system_run) -> int:
     if unknown:
         print(f"cloudstack-setup-agent: ignoring {' '.join(unknown)}", file=sys.stderr)
     if args.hypervisor != "kvm":
-        raise ConfigError(f'hypervisor "{args.hypervisor}" is not supported here (only kvm)')
+        raise ConfigError(f"hypervisor {args.hypervisor!r} is not supported here (only kvm)")
     wanted = {
         SETUP_KEYS[name]: getattr(args, name).strip()
         for name in SETUP_KEYS
