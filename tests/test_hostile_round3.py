@@ -358,3 +358,26 @@ def test_one_by_id_disk_is_one_identity_whatever_udev_name() -> None:
     # kernel and by-path names are per machine: every host has a /dev/sda
     assert disk("/dev/sda") == []
     assert disk("/dev/disk/by-path/pci-0000:00:1f.2-ata-1") == []
+
+
+@pytest.mark.parametrize(
+    "data_dir", ["/root/.ssh", "/root/quassel", "/home/alice/.ssh", "/var/empty/q"]
+)
+def test_quassel_data_dir_never_takes_a_home_dot_directory_or_roots_home(data_dir: str) -> None:
+    from conftest import findings_of
+
+    text = host_toml(quassel={"data_dir": data_dir})
+    assert any(
+        f.startswith("quassel.data_dir:") and "system or shared directory" in f
+        for f in findings_of(text, "quassel")
+    )
+
+
+def test_cephfs_is_never_mounted_over_roots_home() -> None:
+    with pytest.raises(ValidationError, match="is a system directory"):
+        host_of(
+            host_toml(
+                CEPH.format(monitors='["10.0.0.11:6789"]')
+                + '[[ceph.cephfs]]\nmountpoint = "/root/.ssh"\n'
+            )
+        )

@@ -94,6 +94,8 @@ _SYSTEM_TREES = (
     "/lib64",
     "/var/lib/nixos",
     "/var/lib/systemd",
+    "/var/empty",
+    "/root",  # root's home: its SSH keys
 )
 
 
@@ -103,6 +105,8 @@ def _shared_directory(path: str) -> bool:
     parts = path.strip("/").split("/")
     if len(parts) < 2 or (parts[0] in ("var", "home") and len(parts) == 2):
         return True
+    if parts[0] == "home" and parts[2].startswith("."):
+        return True  # a user's dot directory (~/.ssh: their keys)
     return any(path == tree or path.startswith(tree + "/") for tree in _SYSTEM_TREES)
 
 
