@@ -381,3 +381,25 @@ def test_cephfs_is_never_mounted_over_roots_home() -> None:
                 + '[[ceph.cephfs]]\nmountpoint = "/root/.ssh"\n'
             )
         )
+
+
+def test_a_server_on_loopback_is_the_host_itself(tmp_path: Path) -> None:
+    root = fleet(
+        tmp_path,
+        {
+            "a": host(
+                1,
+                '[[printing.printers]]\nname = "p"\nhost = "127.0.0.1"\n',
+                time={"servers": ["localhost", "::1"]},
+                deploy={"target_host": "localhost"},
+            )
+        },
+    )
+    assert errors(root) == [
+        "hosts/a/host.toml: printing.printers[0].host: printer 127.0.0.1 is this host itself "
+        "(loopback), which is not a printer",
+        "hosts/a/host.toml: time.servers[0]: time server localhost is this host itself "
+        "(loopback), which is not a time server",
+        "hosts/a/host.toml: time.servers[1]: time server ::1 is this host itself (loopback), "
+        "which is not a time server",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -67,6 +68,12 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
         peer = use.peer
         article = "an" if peer.role[:1].lower() in "aeiou" else "a"
         consequence = peer.consequence or f", which is not {article} {peer.role}"
+        if peer.itself and _loopback(peer.address):
+            finding = Finding(
+                peer.path, f"{peer.role} {peer.address} is this host itself (loopback){consequence}"
+            )
+            yield locate(use.inventory, finding)
+            continue
         found = False
         for kind in peer.matches:
             for owner in owners.get((kind, _key(peer.address)), []):
@@ -105,6 +112,17 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
                 )
                 yield locate(use.inventory, finding)
                 break
+
+
+def _loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, and the names every host gives itself."""
+    name = _key(address)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def _key(value: str) -> str:
