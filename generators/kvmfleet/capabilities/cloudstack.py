@@ -217,7 +217,9 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
     if cs.api is not None:
         host = api_host(cs.api.url)
         if host is not None:
-            yield Peer("management server", host, ("cloudstack", "api", "url"), itself=True)
+            # Reached from the administrator's machine (a tunnel on loopback is fine there), but
+            # never a fleet host.
+            yield Peer("management server", host, ("cloudstack", "api", "url"))
 
 
 def ports(ctx: HostContext) -> Iterator[PortUse]:
