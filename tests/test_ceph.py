@@ -201,18 +201,22 @@ def test_a_key_as_a_table_key_is_found() -> None:
 def test_generated_module_round_trips_through_nix(
     nix_eval: Callable[[Path], Any], tmp_path: Path
 ) -> None:
-    """A path inside the file system that needs escaping in Nix comes back unchanged."""
+    """A path inside the file system with punctuation comes back unchanged; one with what Nix
+    escapes ("${", "\\", '"') never gets that far: fstab and systemd read those characters too."""
     root = tmp_path / "fleet"
     (root / "hosts" / "a").mkdir(parents=True)
-    (root / "hosts" / "a" / "host.toml").write_text(
-        mount_toml(["[2001:db8::11]:6789"], path='/volumes/${x}\\y"z')
-    )
+    host_file = root / "hosts" / "a" / "host.toml"
+    host_file.write_text(mount_toml(["[2001:db8::11]:6789"], path='/volumes/${x}\\y"z'))
+    refused = run_cli("generate", root=root)
+    assert refused.code == 2
+    assert "ceph.cephfs[0].path" in refused.err and "contains '$'" in refused.err
+    host_file.write_text(mount_toml(["[2001:db8::11]:6789"], path="/volumes/a:b@c+d=e,f~g"))
     result = run_cli("generate", root=root)
     assert result.code == 0, result.err
     (host,) = build(root).hosts
     evaluated = nix_eval(root / "hosts" / "a" / "generated.nix")
     assert evaluated == json.loads(json.dumps(host.settings))
-    assert evaluated["fileSystems"]["/mnt/cephfs"]["device"].endswith('=/volumes/${x}\\y"z')
+    assert evaluated["fileSystems"]["/mnt/cephfs"]["device"].endswith("=/volumes/a:b@c+d=e,f~g")
 
 
 # --- the VM test's inventory ---------------------------------------------------------------------

@@ -314,8 +314,8 @@ def test_deploy_target_prefers_the_management_nic_s_ipv4_address() -> None:
 
 
 def test_new_clears_a_disk_named_by_its_serial_but_keeps_a_generic_one(demo_fleet: Path) -> None:
-    """A by-id name belongs to one machine (not necessarily unique in the inventory: the disk is
-    replaced, hosts are retired); `new --like` empties it for the administrator."""
+    """A by-id name belongs to one machine (and, as one physical disk, to one host of the fleet);
+    `new --like` empties it for the administrator."""
     source = demo_fleet / "hosts" / "kvm02" / "host.toml"
     by_id = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
     source.write_text(

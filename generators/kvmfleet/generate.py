@@ -26,6 +26,7 @@ from kvmfleet.locate import (
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import Planned, classify, classify_orphan, with_header
+from kvmfleet.ports import port_findings
 from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity, sort_problems
 from kvmfleet.repeats import overlaps, repeated_values
 from kvmfleet.site import check_site
@@ -95,10 +96,14 @@ def build(root: Path) -> Fleet:
                 found = collect(cap.findings(ctx))
                 identities = collect(cap.identities(ctx))
                 flagged.extend(f.path for f in found)
-                flagged.extend(identity.path for identity in identities)
+                # (a host's name is claimed at no key: the directory names it)
+                flagged.extend(identity.path for identity in identities if identity.path)
                 problems.extend(locate(inv, f) for f in found)
                 claims.extend(Claim(inv, identity) for identity in identities)
                 peers.extend(PeerClaim(inv, peer) for peer in collect(cap.peers(ctx)))
+            found = collect(port_findings(ctx))
+            flagged.extend(f.path for f in found)
+            problems.extend(locate(inv, f) for f in found)
         if result.host is None:
             if not result.missing and not any(
                 p.severity is Severity.ERROR for p in [*result.problems, *problems[before:]]

@@ -87,7 +87,12 @@ Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as err:  # no such program, or not executable: the battery is refused
+        return subprocess.CompletedProcess(list(argv), 127, "", f"cannot run {argv[0]}: {err}")
 
 
 class TpacpiBat:

@@ -16,6 +16,11 @@ for mutual CHAP `username_in`/`password_in`) that is never copied into the Nix s
 The configuration is JSON: {"ifaces": {NAME: {"interface": DEV}}, "targets": [{"portal": "ADDR:PORT",
 "ifaces": [NAME, ...], "target": IQN or null, "chapSecretFile": PATH or null}],
 "nodeSettings": {KEY: VALUE}}.
+
+Exit status: 0 when every wanted session is up (start) or every session logged out (stop); 1 when
+some could not be (each is reported in one line, naming the target or the CHAP file, and the
+others are still set up); 2 when the configuration file is unreadable or invalid (one line naming
+it, nothing done).
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ def load_config(text: str) -> Config:
             for t in raw.get("targets", [])
         )
         settings = {str(k): _setting(v) for k, v in raw.get("nodeSettings", {}).items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise ConfigError(f"invalid configuration: {e!r}") from e
     for t in targets:
         for name in t.ifaces:
@@ -116,9 +121,12 @@ def _setting(value: Any) -> str:
 def read_chap(path: str) -> dict[str, str]:
     """`key = value` lines; `#` comments and blank lines are ignored."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8-sig")  # an editor's BOM is no key
     except OSError as e:
         raise ConfigError(f"cannot read CHAP secret file {path}: {e.strerror}") from e
+    except UnicodeDecodeError:
+        # never echo the bytes: they may be the secret
+        raise ConfigError(f"CHAP secret file {path} is not UTF-8 text") from None
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -360,7 +368,12 @@ def _describe(node: Node) -> str:
 
 
 def run_process(args: Sequence[str]) -> Result:
-    done = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(
+            list(args), capture_output=True, text=True, errors="replace", check=False
+        )
+    except (OSError, ValueError) as e:  # no iscsiadm, or a NUL byte in an argument
+        return Result(127, "", f"cannot run {args[0]}: {e}")
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -370,9 +383,12 @@ def main(argv: Sequence[str] | None = None, run: Runner = run_process) -> int:
     parser.add_argument("action", choices=("start", "stop"))
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config.read_text())
+        config = load_config(args.config.read_bytes().decode("utf-8"))
     except OSError as e:
         print(f"iscsi-ifaces: cannot read {args.config}: {e.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"iscsi-ifaces: {args.config}: not UTF-8 text", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"iscsi-ifaces: {args.config}: {e}", file=sys.stderr)

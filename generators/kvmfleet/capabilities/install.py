@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from kvmfleet.capability import Capability, HostContext, HostValue, Identity, Peer, Settings
-from kvmfleet.model.install import swap_mib
+from kvmfleet.model.install import disk_identity, swap_mib
 from kvmfleet.problems import Finding, error, warning
 
 DISK = "main"  # disko's name for the system disk: partition labels are disk-main-<partition>
@@ -153,6 +153,10 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
 
 
 def identities(ctx: HostContext) -> Iterator[Identity]:
+    disk = disk_identity(ctx.host.disk.device)
+    if disk is not None:
+        # One physical disk (a SAN LUN, a disk moved between machines) installed on by two hosts.
+        yield Identity("install disk", disk, ("disk", "device"))
     if ctx.host.deploy.target_host is not None:
         yield Identity("deployment target", ctx.host.deploy.target_host, ("deploy", "target_host"))
 
@@ -176,6 +180,7 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
             target,
             ("deploy", "target_host"),
             ": a rollout would put this host's system on that host",
+            not_roles=("management server",),
         )
 
 
