@@ -160,8 +160,9 @@ CS_ERROR_CODES = {431: 4350, 530: 4250}
 class FakeCloudStack:
     """State and behaviour of the fake; `url` once started (use as a context manager)."""
 
-    def __init__(self, api_key: str, secret_key: str) -> None:
+    def __init__(self, api_key: str, secret_key: str, *, port: int = 0) -> None:
         self.users = {api_key: secret_key}
+        self.port = port  # 0: any free port
         self.zones = [Place(1, str(uuid.uuid4()), "zone-ams")]
         self.pods = [Place(1, str(uuid.uuid4()), "pod-a")]
         self.clusters = [Place(1, str(uuid.uuid4()), "nixos-cluster")]
@@ -234,7 +235,7 @@ class FakeCloudStack:
                 length = int(self.headers.get("Content-Length", "0"))
                 fake.handle(self, self.rfile.read(length).decode())
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/client/api"

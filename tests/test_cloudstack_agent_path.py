@@ -105,7 +105,10 @@ def _tree(tmp_path: Path) -> Path:
 
 
 def _data(tmp_path: Path, commands: dict[str, str], allow: dict[str, str]) -> Path:
-    lines = ['scan = ["cloudstack-common/scripts/vm/network", "cloudstack-agent/lib"]', "[commands]"]
+    lines = [
+        'scan = ["cloudstack-common/scripts/vm/network", "cloudstack-agent/lib"]',
+        "[commands]",
+    ]
     lines += [f'"{k}" = "{v}"' for k, v in commands.items()]
     lines += ["[allowlist]"] + [f'"{k}" = "{v}"' for k, v in allow.items()]
     path = tmp_path / "path.toml"
@@ -113,11 +116,25 @@ def _data(tmp_path: Path, commands: dict[str, str], allow: dict[str, str]) -> Pa
     return path
 
 
-ALL = {
-    c: "x"
-    for c in "basename date mount virsh grep lvs ip brctl cat iptables ebtables-save ipset "
-    "conntrack sysctl".split()
-}
+ALL = dict.fromkeys(
+    [
+        "basename",
+        "date",
+        "mount",
+        "virsh",
+        "grep",
+        "lvs",
+        "ip",
+        "brctl",
+        "cat",
+        "iptables",
+        "ebtables-save",
+        "ipset",
+        "conntrack",
+        "sysctl",
+    ],
+    "x",
+)
 
 
 def test_scripts_check_names_what_the_path_lacks(
