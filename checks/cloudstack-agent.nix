@@ -181,9 +181,11 @@ in
         return path
 
 
-    def as_management_server(command):
-        """A command on hv as the management server runs it: over SSH, as root, through sudo."""
-        return mgmt.succeed(f"{SSH} root@{ADDRESS} sudo {command}")
+    def as_management_server(*args):
+        """A command on hv as the management server runs it: over SSH, as root, through sudo
+        (each argument quoted for the remote shell, which gets them as one string)."""
+        remote = " ".join(shlex.quote(arg) for arg in ("sudo", *args))
+        return mgmt.succeed(f"{SSH} root@{ADDRESS} {shlex.quote(remote)}")
 
 
     def encoded(pem):
@@ -222,7 +224,12 @@ in
     with subtest("Add Host's certificate steps, run as the management server runs them"):
         hv.fail("ss -Htln '( sport = :16514 )' | grep -q 16514")
         csr = as_management_server(
-            f"{UTIL}/keystore-setup {PROPERTIES} {AGENT_DIR}/cloud.jks test-passphrase 365 {AGENT_DIR}/cloud.csr"
+            f"{UTIL}/keystore-setup",
+            PROPERTIES,
+            f"{AGENT_DIR}/cloud.jks",
+            "test-passphrase",
+            "365",
+            f"{AGENT_DIR}/cloud.csr",
         )
         assert "BEGIN NEW CERTIFICATE REQUEST" in csr, csr
         assert properties().get("keystore.passphrase") == "test-passphrase"
@@ -238,9 +245,16 @@ in
         ca = mgmt.succeed("cat ${certificates}/ca.crt")
         # No private key: keystore-cert-import exports it from the keystore keystore-setup made.
         as_management_server(
-            f"{UTIL}/keystore-cert-import {PROPERTIES} {AGENT_DIR}/cloud.jks ssh"
-            + f" {AGENT_DIR}/cloud.crt '{encoded(certificate)}' {AGENT_DIR}/cloud.ca.crt '{encoded(ca)}'"
-            + f" {AGENT_DIR}/cloud.key '''"
+            f"{UTIL}/keystore-cert-import",
+            PROPERTIES,
+            f"{AGENT_DIR}/cloud.jks",
+            "ssh",
+            f"{AGENT_DIR}/cloud.crt",
+            encoded(certificate),
+            f"{AGENT_DIR}/cloud.ca.crt",
+            encoded(ca),
+            f"{AGENT_DIR}/cloud.key",
+            "",
         )
         hv.succeed(
             f"openssl x509 -noout -in {AGENT_DIR}/cloud.crt",
