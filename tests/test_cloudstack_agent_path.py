@@ -82,6 +82,27 @@ def test_shell_commands_are_the_first_words_of_simple_commands() -> None:
     }
 
 
+def test_quoted_text_arithmetic_and_arrays_are_not_commands() -> None:
+    text = """\
+#!/bin/sh
+# it's a comment with an apostrophe
+printf "Usage: $0
+    Setup the host
+    Remove it
+"
+addresses=$(ip address | awk '{
+    print $2
+    split($2, parts, "/")
+}' | tr '\\n' ',')
+CN="$(hostname --fqdn)"
+count=$(( count + 1 ))
+(( retries++ ))
+nics=(eth0 eth1)
+echo "${#nics[@]} nics: $nics" # and `backquoted words` in a comment
+"""
+    assert ap.shell_commands(text) == {"ip", "awk", "tr", "hostname"}
+
+
 def test_python_commands_are_the_first_words_given_to_runners() -> None:
     assert ap.python_commands(PYTHON) == {
         "iptables",

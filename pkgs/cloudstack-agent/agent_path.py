@@ -123,7 +123,9 @@ SHELL_WORDS = frozenset(
 WRAPPERS = frozenset({"sudo", "exec", "nohup", "command", "nice", "ionice", "xargs", "env"})
 WITH_ARGUMENT = frozenset({"timeout"})  # `timeout 10 cmd`
 SEPARATORS = re.compile(r"\|\||&&|;;|[;|&`]|\$\(|\(|\)|\bthen\b|\bdo\b|\belse\b")
-COMMAND_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")
+COMMAND_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Arithmetic ($((…)), ((…))) and array assignments (a=(…)) hold no commands.
+NOT_COMMANDS = re.compile(r"\$?\(\([^()]*\)\)|\b[A-Za-z_][A-Za-z0-9_]*\+?=\([^()]*\)")
 FUNCTION = re.compile(r"^\s*(?:function\s+)?([A-Za-z_][A-Za-z0-9_-]*)\s*\(\s*\)")
 HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
 PYTHON_CALL = re.compile(
@@ -160,11 +162,11 @@ def load(path: Path) -> PathData:
     return PathData(dict(commands), dict(allowlist), tuple(scan))
 
 
-def _shell_lines(text: str) -> Iterator[str]:
-    """The script's lines without comments, heredoc bodies and line continuations."""
-    lines = text.replace("\\\n", " ").splitlines()
+def _without_heredocs(text: str) -> str:
+    """The script without heredoc bodies (data, not commands) and line continuations."""
+    out: list[str] = []
     ending: str | None = None
-    for line in lines:
+    for line in text.replace("\\\n", " ").splitlines():
         if ending is not None:
             if line.strip() == ending:
                 ending = None
@@ -173,10 +175,44 @@ def _shell_lines(text: str) -> Iterator[str]:
         if marker:
             ending = marker.group(1)
             line = line[: marker.start()]
-        stripped = line.strip()
-        if stripped.startswith("#"):
+        out.append(line)
+    return "\n".join(out)
+
+
+def _code(text: str) -> str:
+    """Shell text with comments dropped and quoted strings emptied (`''`), so that quoted words,
+    help texts and awk programs, even across lines, are not read as commands; the command
+    substitutions inside double quotes are kept, after the string, as commands of their own."""
+    out: list[str] = []
+    index, size = 0, len(text)
+    word_start = True
+    while index < size:
+        char = text[index]
+        if char == "#" and word_start:
+            while index < size and text[index] != "\n":
+                index += 1
             continue
-        yield re.sub(r"(^|\s)#.*$", "", line)
+        if char == "\\" and index + 1 < size:
+            out.append(text[index : index + 2])
+            index += 2
+            word_start = False
+            continue
+        if char in "'\"":
+            close = index + 1
+            while close < size and text[close] != char:
+                close += 2 if char == '"' and text[close] == "\\" else 1
+            content = text[index + 1 : close]
+            out.append("''")
+            if char == '"':
+                for inner in re.findall(r"\$\(([^()]*)\)|`([^`]*)`", content):
+                    out.append(" ; " + (inner[0] or inner[1]) + " ; ")
+            index = close + 1
+            word_start = False
+            continue
+        out.append(char)
+        word_start = char.isspace() or char in ";|&()`"
+        index += 1
+    return "".join(out)
 
 
 def _first_command(words: list[str]) -> str | None:
@@ -200,15 +236,13 @@ def shell_commands(text: str) -> set[str]:
     found: set[str] = set()
     defined = {m.group(1) for line in text.splitlines() if (m := FUNCTION.match(line))}
     in_case = 0
-    for line in _shell_lines(text):
+    for line in NOT_COMMANDS.sub(" 0 ", _code(_without_heredocs(text))).splitlines():
         if re.search(r"\bcase\b.*\bin\b", line):
             in_case += 1
         if re.search(r"\besac\b", line):
             in_case = max(0, in_case - 1)
-        # Quoted text is data, not commands (but $(...) inside quotes runs).
-        unquoted = re.sub(r"'[^']*'", " ", line)
-        for part in SEPARATORS.split(unquoted):
-            if in_case and re.match(r"^\s*[^\s()]+\s*$", part) and ")" in line:
+        for part in SEPARATORS.split(line):
+            if in_case and ")" in line and re.match(r"^\s*[^\s()]+\s*$", part):
                 continue  # a case pattern such as `start)`
             try:
                 words = shlex.split(part, posix=True)
