@@ -144,8 +144,10 @@ maven.buildMavenPackage {
 
     # NixOS has no /bin/bash: commands run "bash" from the agent's PATH. The same
     # jars run inside the Debian system VMs, where that resolves too.
-    grep -rlZ --include='*.java' --exclude-dir=test -F '"/bin/bash"' . \
-      | xargs -0 --no-run-if-empty sed -i 's|"/bin/bash"|"bash"|g'
+    # Like --replace-fail: a release without the string fails the build (review the patch).
+    files=$(grep -rl --include='*.java' --exclude-dir=test -F '"/bin/bash"' . || true)
+    [ -n "$files" ] || { echo 'no "/bin/bash" in the Java sources: review this patch' >&2; exit 1; }
+    echo "$files" | xargs sed -i 's|"/bin/bash"|"bash"|g'
 
     # Config drives are built on the host with genisoimage, found on PATH.
     substituteInPlace engine/storage/configdrive/src/main/java/org/apache/cloudstack/storage/configdrive/ConfigDriveBuilder.java \
