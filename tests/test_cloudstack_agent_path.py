@@ -215,3 +215,16 @@ def test_the_repository_path_data() -> None:
     # The module builds the PATH from this file, not from a list of its own.
     assert "pkgs/cloudstack-agent/path.toml" in module
     assert all(d.startswith(("cloudstack-common/", "cloudstack-agent/")) for d in data.scan)
+
+
+def test_patches_of_paths_fail_the_build_when_they_do_not_apply() -> None:
+    """--replace-warn (and the old --replace) let a build succeed whose patch did not apply: the
+    agent then fails at run time (a qemu hook that cannot import, a script that is not found)."""
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for folder in ("pkgs", "modules")
+        for path in sorted((REPO / folder).rglob("*.nix"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"--replace(-warn)?\s", line)
+    ]
+    assert offenders == []
