@@ -152,13 +152,13 @@ def identities_of(text: str, capability: str | None = None, name: str = "a") -> 
     ]
 
 
-def host_program(name: str) -> Any:
-    """Import a host-side program, `pkgs/<name>/<name with _>.py` (stdlib only, not part of the
-    kvmfleet package: it is installed on the hosts), for its unit tests."""
+def host_program(name: str, module: str | None = None) -> Any:
+    """Import a host-side program, `pkgs/<name>/<module>.py` (default: name with _; stdlib only,
+    not part of the kvmfleet package: it is installed on the hosts), for its unit tests."""
     import importlib.util
     import sys
 
-    module = name.replace("-", "_")
+    module = module or name.replace("-", "_")
     if module in sys.modules:
         return sys.modules[module]
     path = REPO / "pkgs" / name / f"{module}.py"

@@ -179,7 +179,9 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             yield warning(
                 ("cloudstack", "guid"),
                 f'differs from the GUID the management server derives on Add Host of "{address}" '
-                f"({derived}): Add Host waits for that GUID and fails; remove guid to use it",
+                f"({derived}): Add Host would wait for that GUID and fail. Keep guid only for a "
+                "host CloudStack already holds under it (added at an earlier address: its "
+                "record keeps that GUID and the agent reconnects with it); otherwise remove it",
             )
     if cs.libvirt_transport == "tcp":
         yield warning(
