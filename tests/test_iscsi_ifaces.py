@@ -469,6 +469,17 @@ def test_command_line_start_and_stop(
     assert FakeIscsiadm.from_json(fake_binary.read_text()).sessions == []
 
 
+def test_stop_clears_the_list_of_missing_paths(fake_binary: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config()))
+    state = tmp_path / "run"
+    state.mkdir()
+    (state / "missing").write_text("x\n")
+    args = ["--config", str(cfg), "--state-dir", str(state), "--sessions-sysfs", str(tmp_path)]
+    assert prog.main([*args, "stop"]) == 0
+    assert not (state / "missing").exists()
+
+
 def test_command_line_degraded_start_succeeds_and_retry_brings_the_path_back(
     fake_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

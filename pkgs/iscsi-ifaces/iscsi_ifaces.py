@@ -538,7 +538,9 @@ def main(argv: Sequence[str] | None = None, run: Runner = run_process) -> int:
     adm = Iscsiadm(run, lambda message: print(f"iscsi-ifaces: {message}", flush=True))
     try:
         if args.action == "stop":
-            return 1 if stop(adm, config) else 0
+            failures = stop(adm, config)
+            write_missing(args.state_dir, Outcome())  # nothing to retry once logged out
+            return 1 if failures else 0
         if args.action == "retry":
             left = retry(adm, config, args.state_dir, args.interval, args.sessions_sysfs)
             return 1 if left else 0
