@@ -289,6 +289,9 @@ in
         initiator.send_monitor_command(f"set_link {SAN0_NETDEV} off")
         # multipath sees the path through san0 fail ...
         retry(lambda _: len(active_paths()) == 1, timeout_seconds=180)
+        # (the unit and everything else stays up: one path is not an outage)
+        initiator.succeed("systemctl is-active iscsi-ifaces.service")
+        assert failed_units() == "", failed_units()
         # ... and the writes that were queued on it complete through san1
         retry(lambda _: finished("writer"), timeout_seconds=300)
         assert checksum(40) == file_checksum("/tmp/two")
