@@ -206,6 +206,15 @@ def test_discovery_timeouts_are_set_on_the_discovery_record() -> None:
     assert changing_calls(host.fake, seen) == []
 
 
+def test_a_reload_while_every_link_is_down_keeps_its_sessions_degraded() -> None:
+    host = Host(san())
+    host.act("start", config())
+    host.fake.down = ["san0", "san1"]
+    assert host.act("start", config()) == 2
+    assert host.outcome.ok, host.outcome
+    assert len(host.fake.sessions) == 2
+
+
 def test_nothing_reachable_is_down_not_degraded() -> None:
     host = Host(san(down=["san0", "san1"]))
     assert host.act("start", config()) == 2

@@ -386,7 +386,12 @@ def start(adm: Iscsiadm, config: Config, sysfs: Path | None = SESSIONS_SYSFS) ->
         # a target counts as served once one of its paths has a session
         names = {n.target.lower() for n in nodes}
         served = {n.target.lower() for n in live if n.iface in target.ifaces}
-        if not names:
+        if not names and not any(
+            n.portal == target.portal and n.iface in target.ifaces and _wanted(target, n)
+            for n in live
+        ):
+            # nothing discovered and no session left from before (a reload while the portal
+            # does not answer keeps the sessions it has: degraded, not down)
             unserved.append(f"{wanted_name} at {target.portal}")
         unserved.extend(f"{name} at {target.portal}" for name in sorted(names - served))
     for line in missing:
