@@ -358,6 +358,21 @@ def test_empty_listings_and_a_vanished_sessions_logout(san: San) -> None:
     assert prog.stop(adm_with(san, calls, []), config) == 0
 
 
+def test_the_program_without_iscsid_binds_and_fails_naming_the_target(
+    san: San, tmp_path: Path
+) -> None:
+    """No iscsid in the initiator's namespace: discovery cannot run (it asks iscsid for the
+    initiator name), so no target has a session. The program binds the ifaces, names every
+    missing path and fails (its unit retries it)."""
+    done = run_program(san, tmp_path, "start")
+    assert done.returncode == 1, done
+    assert f"no session to any target at {PORTAL}" in done.stderr
+    for iface, nic in IFACES.items():
+        assert f"path missing: any target at {PORTAL} through {iface} ({nic})" in done.stdout
+    assert prog.parse_ifaces(san.adm("-m", "iface").stdout).items() >= IFACES.items()
+    assert len((tmp_path / "run" / "missing").read_text().splitlines()) == 2
+
+
 # --- sessions: a kernel with iSCSI -------------------------------------------------------------
 
 
@@ -390,7 +405,8 @@ def iscsid(san: San) -> Iterator[San]:
         assert daemon.poll() is None, "iscsid exited"
         yield san
     finally:
-        san.adm("-m", "session", "-u")
+        # this test's sessions only: the nodes of its own database
+        san.adm("-m", "node", "-T", TARGET, "-u")
         daemon.terminate()
         daemon.wait(timeout=10)
 
@@ -402,7 +418,7 @@ def run_program(s: San, tmp: Path, action: str, *extra: str) -> subprocess.Compl
     script = Path(prog.__file__)
     return subprocess.run(
         [
-            "python3",
+            sys.executable,
             str(script),
             "--config",
             str(config),
@@ -444,8 +460,11 @@ def test_sessions_through_both_links_degraded_and_back(iscsid: San, tmp_path: Pa
     second = run_program(s, tmp_path, "start")
     assert second.returncode == 0 and second.stdout == "", second
     # the live sessions carry the wanted recovery_tmo
-    for tmo in Path("/sys/class/iscsi_session").glob("session*/recovery_tmo"):
-        assert tmo.read_text().strip() == "15"
+    listing = s.adm("-m", "session", "-P", "1").stdout
+    for session in prog.parse_sessions(listing):
+        if session.node.iface in IFACES:
+            tmo = Path(f"/sys/class/iscsi_session/session{session.sid}/recovery_tmo")
+            assert tmo.read_text().strip() == "15", session
 
     # one link down at start: degraded, bounded, the missing path named
     assert run_program(s, tmp_path, "stop").returncode == 0
