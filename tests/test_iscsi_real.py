@@ -168,7 +168,8 @@ def san(tmp_path: Path) -> Iterator[San]:
     tgtd: subprocess.Popen[str] | None = None
     # tgtd's control socket is a file (/var/run/tgtd/socket.PORT), shared by all namespaces:
     # a port of the test's own
-    port = str(10000 + os.getpid() % 5000 * 10 + index % 10)
+    # (tgtd accepts small numbers only: 57420 is "out of range" for tgt 1.0.85)
+    port = str(100 + os.getpid() % 2000 * 10 + index % 10)
     root = tmp_path / "iscsi"
     try:
         for ns in (target_ns, host_ns):
@@ -205,13 +206,13 @@ def san(tmp_path: Path) -> Iterator[San]:
         tgtd = subprocess.Popen(
             ["ip", "netns", "exec", target_ns, "tgtd", "-f", "-C", port],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(tmp_path / "tgtd.log").open("w"),
             text=True,
         )
         tgtadm = ["ip", "netns", "exec", target_ns, "tgtadm", "-C", port, "--lld", "iscsi"]
         deadline = time.monotonic() + 10
         while sh(*tgtadm, "--op", "show", "--mode", "target", check=False).returncode != 0:
-            assert time.monotonic() < deadline, "tgtd did not start"
+            assert time.monotonic() < deadline, (tmp_path / "tgtd.log").read_text()
             time.sleep(0.2)
         sh(*tgtadm, "--op", "new", "--mode", "target", "--tid", "1", "-T", TARGET)
         sh(*tgtadm, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1",
