@@ -5,7 +5,7 @@ records every call. Usable in-process (`FakeIscsiadm.run`) or as an executable (
 state in a JSON file.
 
 What it answers was checked against the real program (tests/test_iscsi_real.py runs the same
-calls against Debian 12's open-iscsi 2.1.8; the code paths are unchanged in the pinned 2.1.11):
+calls against Debian 12's open-iscsi 2.1.8, and was run here against the pinned 2.1.11 too):
 `-m iface -o new` on an existing iface succeeds and resets the iface to its defaults (its
 `iface.net_ifacename` is lost; 2.1.11 usr/iscsiadm.c iface OP_NEW: iface_setup_defaults, then
 iface_conf_write) and fails with 15 only while a session runs on it; the logout of a session that

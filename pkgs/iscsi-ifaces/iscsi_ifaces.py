@@ -44,7 +44,7 @@ from typing import Any
 SESSION_EXISTS = 15
 NO_OBJECTS_FOUND = 21
 # A logout of a session that vanished meanwhile (its sysfs entry is gone): seen with Debian's
-# open-iscsi 2.1.8, and the same code path (iscsi_sysfs_get_sessioninfo_by_id) in 2.1.11.
+# open-iscsi 2.1.8 and with the pinned 2.1.11 built from its source.
 SYSFS_LOOKUP = 22
 
 REPLACEMENT_TIMEOUT = "node.session.timeo.replacement_timeout"
