@@ -238,3 +238,24 @@ def test_vm_test_inventory_matches_the_test_cluster(
     options = evaluated["fileSystems"][mountpoint]["options"]
     assert "ms_mode=prefer-crc" in options
     assert list(evaluated["services"]["ceph-client"]["keyrings"]) == ["cloudstack"]
+
+
+@pytest.mark.parametrize(
+    "monitor", ["2001:db8::12:6789", "[2001:db8::11]", "mon1:6789", "10.0.0.11:0", "[10.0.0.11]:1"]
+)
+def test_a_bad_monitor_address_is_explained_with_monitor_examples_only(monitor: str) -> None:
+    from kvmfleet.model.ceph import _monitor
+
+    with pytest.raises(ValueError) as raised:
+        _monitor(monitor)
+    # the parser serves iSCSI portals too: no portal may be given as the example
+    assert "3260" not in str(raised.value), raised.value
+    assert "6789" in str(raised.value)
+
+
+def test_a_bad_portal_is_explained_with_portal_examples_only() -> None:
+    from kvmfleet.model.types import _endpoint
+
+    with pytest.raises(ValueError) as raised:
+        _endpoint("2001:db8::1:3260")
+    assert "6789" not in str(raised.value) and "3300" not in str(raised.value), raised.value

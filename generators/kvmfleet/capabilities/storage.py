@@ -4,10 +4,11 @@ dm-multipath.
 NixOS settings:
 - `services.openiscsi` (iscsid, the initiator name) and `services.iscsi-ifaces`
   (modules/iscsi-ifaces.nix: ifaces bound to the NICs, discovery, session settings, login at boot,
-  logout at shutdown, reload on `switch` without logging out);
+  degraded rather than failed with a path missing, logout at shutdown, reload on `switch` without
+  logging out);
 - `services.multipath`: the inventory's device stanzas, `find_multipaths`, a blacklist (every
   non-iSCSI path, local disks by WWID, local controllers); modules/multipath.nix starts multipathd
-  at boot;
+  at boot, installs multipath-tools' udev rules and fixes its multipathd-queueing unit;
 - storage NICs in one subnet (one portal IP, as an EqualLogic group has): ARP replies and
   announcements from the NIC that owns the address (`arp_ignore = 1`, `arp_announce = 2`, per NIC
   and `all`), and the firewall's reverse-path check exempts those NICs. Two NICs in two subnets

@@ -523,7 +523,12 @@ def split_host_port(value: str) -> tuple[str, int | None]:
         host, port_text = value.split(":")
         port = _port(port_text)
     elif value.count(":") > 1:
-        raise ValueError('an IPv6 address with a port needs brackets: "[2001:db8::1]:3260"')
+        # the example is the value itself, bracketed: this parser serves iSCSI portals and Ceph
+        # monitors alike, so a fixed example would name the other protocol's port
+        address, _, last = value.rpartition(":")
+        raise ValueError(
+            f"an IPv6 address with a port needs brackets: {quote(f'[{address}]:{last}')}"
+        )
     ip = parse_ip(host)
     why = _unusable(ip)
     if why:
@@ -546,7 +551,7 @@ def _endpoint(value: str) -> str:
         split_host_port(value)
     except ValueError as exc:
         raise ValueError(
-            f'{quote(value)} is not an address with optional port ("10.1.0.100:3260" or "[2001:db8::1]:6789"): {exc}'
+            f'{quote(value)} is not an address with optional port ("10.1.0.100:3260" or "[2001:db8::1]:3260"): {exc}'
         ) from None
     return value
 
