@@ -137,6 +137,7 @@
         ps.pydantic
         ps.tomlkit
         ps.tzdata
+        ps.pyyaml
         (ps.callPackage ./pkgs/python-cs/package.nix { })
         ps.pytest
         ps.hypothesis

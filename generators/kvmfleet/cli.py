@@ -223,7 +223,7 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
     if check:
         code = _report_check(planned)
         if code == EXIT_OK and only is None:
-            cache.record(root, hosts, [str(w) for w in fleet.warnings])
+            cache.record(root, hosts, [str(w) for w in fleet.warnings], _fleet_wide(planned))
         return code
     refused = refusals(planned, force=force)
     if refused:
@@ -248,8 +248,13 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
         print(f"kvmfleet: {len(failed)} file(s) could not be written", file=sys.stderr)
         return EXIT_INVALID
     if only is None and all(p.status in _SETTLED for p in planned):
-        cache.record(root, hosts, [str(w) for w in fleet.warnings])
+        cache.record(root, hosts, [str(w) for w in fleet.warnings], _fleet_wide(planned))
     return EXIT_OK
+
+
+def _fleet_wide(planned: list[Planned]) -> tuple[str, ...]:
+    """The generated files besides the hosts' (.sops.yaml), for the cache to watch."""
+    return tuple(p.path for p in planned if not p.path.startswith(f"{HOSTS_DIR}/"))
 
 
 # After generate has carried these out, every generated file is as the next run would write it.
