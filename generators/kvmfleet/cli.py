@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmfleet import __version__, cache
+from kvmfleet import secretscli as secrets_command
 from kvmfleet.cloudstack_api import command as cloudstack_command
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
@@ -37,6 +38,7 @@ examples:
   kvmfleet new kvm03 --like kvm01   scaffold hosts/kvm03/host.toml from kvm01
   kvmfleet schema                   write hosts/host.schema.json and hosts/site.schema.json
   kvmfleet install-plan kvm03       commands that install kvm03 from the NixOS ISO
+  kvmfleet secrets check            every host's sops file holds its secrets, for the right keys
 """
 
 
@@ -120,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
     cloudstack_command.add_parser(sub, fmt)
+    secrets_command.add_parser(sub, fmt)
 
     install = sub.add_parser(
         "install-plan",
@@ -395,6 +398,7 @@ _COMMANDS: dict[str, _Command] = {
         lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
     ),
     "cloudstack": _Command(lambda a: cloudstack_command.run(a, a.root), writes=False),
+    "secrets": _Command(lambda a: secrets_command.run(a, a.root), writes=False),
 }
 
 
