@@ -360,6 +360,12 @@ def _install_plan(root: Path, name: str | None) -> int:
             f"git add {planned[0].path}",
             file=sys.stderr,
         )
+    from kvmfleet.secretscheck import check as check_secrets
+
+    # The first boot needs its secrets: say what is wrong with them, but still plan (a host
+    # may be installed first and keyed afterwards).
+    for line in check_secrets(fleet, [name]):
+        print(f"warning: {line}", file=sys.stderr)
     (result,) = [r for r in fleet.hosts if r.name == name]
     sys.stdout.write(host_plan(result))
     return EXIT_OK
