@@ -76,6 +76,8 @@ in
         vault.wait_until_succeeds("pgrep login")
         vault.wait_until_tty_matches("2", "Password: ")
         vault.send_chars("${rootPassword}\n")
+        # a shell on tty2 (the test driver's own root shell has no terminal)
+        vault.wait_until_succeeds("pgrep -u root -t tty2 bash")
         vault.send_chars("touch /root/console-login\n")
         vault.wait_for_file("/root/console-login")
   '';
