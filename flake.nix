@@ -144,6 +144,7 @@
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
         ps.mypy
         ps.types-requests
+        ps.types-pyyaml
       ]);
 
       # runs in the user's checkout

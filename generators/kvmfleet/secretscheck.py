@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from kvmfleet.agekey import KeyError_, ssh_to_age
+from kvmfleet.agekey import KeyConversionError, ssh_to_age
 from kvmfleet.capabilities.sops import Provisioned, provisioned
 from kvmfleet.capability import HostContext
 from kvmfleet.generate import Fleet, HostResult, sops_config
@@ -203,7 +203,7 @@ def _recipients(metadata: dict[str, Any], expected: tuple[Any, ...]) -> Iterator
                 f"identity sops-nix derives from a host key cannot open (its X25519 recipient "
                 f"is {converted or 'another'}); {_UPDATE}"
             )
-            if converted in want:
+            if converted is not None and converted in want:
                 found.append(converted)
         elif recipient not in want:
             yield (
@@ -218,7 +218,7 @@ def _recipients(metadata: dict[str, Any], expected: tuple[Any, ...]) -> Iterator
 def _converted(ssh_key: str) -> str | None:
     try:
         return ssh_to_age(ssh_key)
-    except KeyError_:
+    except KeyConversionError:
         return None
 
 

@@ -8,9 +8,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from kvmfleet.inventory import HOST_KEY_FILE, HOSTS_DIR, entry_kind, load
 from kvmfleet.problems import InventoryError, Problem
+
+if TYPE_CHECKING:
+    from kvmfleet.generate import Fleet
 
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
@@ -32,7 +36,7 @@ hosts/<host>/ssh_host_ed25519_key.pub decrypts its file with its SSH host key at
 """
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], fmt: type) -> None:
+def add_parser(sub: Any, fmt: type[argparse.HelpFormatter]) -> None:
     parser = sub.add_parser(
         "secrets",
         help="check, edit and re-key the hosts' sops files",
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace, root: Path) -> int:
     return _updatekeys(root, args.hosts or None)
 
 
-def _fleet(root: Path, only: list[str] | None):  # type: ignore[no-untyped-def]
+def _fleet(root: Path, only: list[str] | None) -> Fleet:
     from kvmfleet.generate import build
 
     if only is not None:

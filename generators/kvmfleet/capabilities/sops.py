@@ -5,6 +5,7 @@ opt out. Without a host key nothing changes: the files are provisioned by hand."
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -99,7 +100,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
                     f"and {p.first.reader}): give each its own file",
                 )
     keys = sorted(p.key for p in files)
-    for shorter, longer in zip(keys, keys[1:], strict=False):
+    for shorter, longer in itertools.pairwise(keys):
         if longer.startswith(shorter + "/"):
             (p,) = [p for p in files if p.key == longer]
             yield error(

@@ -11,8 +11,8 @@ from kvmfleet.model.cloudstack import CloudStack
 from kvmfleet.model.install import Deploy, Disk
 from kvmfleet.model.network import Network
 from kvmfleet.model.printing import Printing
-from kvmfleet.model.sops import Secrets
 from kvmfleet.model.quassel import Quassel
+from kvmfleet.model.sops import Secrets
 from kvmfleet.model.storage import Iscsi, Multipath
 from kvmfleet.model.types import Model
 from kvmfleet.model.users import Users
