@@ -434,3 +434,34 @@ def test_generate_warns_when_git_does_not_track_a_hosts_sops_file(demo_fleet: Pa
     assert "warning: secrets/ has files git does not track" in result.err
     subprocess.run(["git", "-C", str(demo_fleet), "add", "secrets"], check=True)
     assert "secrets/" not in run_cli("generate", root=demo_fleet).err
+
+
+def test_edit_creates_the_file_by_the_rules(
+    fleet: SecretFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`secrets edit` runs sops on secrets/<host>.yaml with .sops.yaml's rules: a new file
+    written by the editor is encrypted for the host and the admins."""
+    plain = fleet.tools.tmp / "typed.yaml"
+    plain.write_text(PLAIN)
+    editor = fleet.tools.tmp / "editor"
+    editor.write_text(f'#!/bin/sh\ncp {plain} "$1"\n')
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(fleet.admin_key))
+    monkeypatch.setenv("PATH", f"{Path(fleet.tools.sops).parent}:{os.environ['PATH']}")
+    result = run_cli("secrets", "edit", "kvm01", root=fleet.root)
+    assert result.code == 0, result.out + result.err
+    assert "var/lib/secrets/root.hash" in result.err  # the keys it must hold, listed first
+    assert SECRET_HASH not in (fleet.root / "secrets" / "kvm01.yaml").read_text()
+    assert fleet.check() == []
+
+
+def test_a_hand_edited_sops_config_is_refused(demo_fleet: Path) -> None:
+    config = demo_fleet / ".sops.yaml"
+    config.write_text(config.read_text().replace("creation_rules:", "creation_rules: # mine"))
+    result = run_cli("generate", root=demo_fleet)
+    assert result.code == 2
+    assert ".sops.yaml: edited by hand" in result.err
+    assert run_cli("secrets", "check", root=demo_fleet).out.startswith(
+        ".sops.yaml: edited by hand; run `kvmfleet generate`"
+    )
