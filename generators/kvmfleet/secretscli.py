@@ -112,11 +112,11 @@ def _sops() -> str:
     return binary
 
 
-def _ready(root: Path, hosts: list[str]) -> int | None:
+def _ready(fleet: Fleet, hosts: list[str]) -> int | None:
     """Refuse while .sops.yaml is not what the inventory gives (sops would use stale rules)."""
     from kvmfleet.secretscheck import check
 
-    fleet = _fleet(root, hosts)
+    root = fleet.inventory.root
     stale = [line for line in check(fleet, hosts) if line.startswith(".sops.yaml:")]
     for name in hosts:
         if entry_kind(root / HOSTS_DIR / name / HOST_KEY_FILE) == "missing":
@@ -143,10 +143,10 @@ def _edit(root: Path, host: str) -> int:
     from kvmfleet.capability import HostContext
     from kvmfleet.sopsconfig import SOPS_CONFIG, secrets_file
 
-    refused = _ready(root, [host])
+    fleet = _fleet(root, [host])
+    refused = _ready(fleet, [host])
     if refused is not None:
         return refused
-    fleet = _fleet(root, [host])
     (result,) = [r for r in fleet.hosts if r.name == host]
     needed = provisioned(HostContext(host, result.host, result.inventory.host_key))
     print(f"{secrets_file(host)} holds, one key per secret file of {host}:", file=sys.stderr)
@@ -176,7 +176,7 @@ def _updatekeys(root: Path, only: list[str] | None) -> int:
         and r.inventory.host_key is not None
         and entry_kind(root / secrets_file(r.name)) == "file"
     ]
-    refused = _ready(root, hosts)
+    refused = _ready(fleet, hosts)
     if refused is not None:
         return refused
     failed = 0
