@@ -14,6 +14,12 @@
       inputs.nixpkgs.follows = "nixpkgs";
       inputs.stable.follows = "nixpkgs";
     };
+    # Secrets: encrypted files in secrets/, decrypted on each host with its SSH host key
+    # (modules/secrets.nix, docs/secrets.md).
+    sops-nix = {
+      url = "github:Mic92/sops-nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
   outputs =
@@ -22,6 +28,7 @@
       nixpkgs,
       disko,
       colmena,
+      sops-nix,
       ...
     }:
     let
@@ -55,13 +62,17 @@
         name:
         let
           hardware = ./hosts + "/${name}/hardware.nix";
+          # its encrypted secrets (`kvmfleet secrets edit <name>`); used when the generated
+          # module enables kvmfleet.secrets
+          secrets = ./secrets + "/${name}.yaml";
         in
         [
           self.nixosModules.default
           disko.nixosModules.disko
           (generated name)
         ]
-        ++ lib.optional (builtins.pathExists hardware) hardware;
+        ++ lib.optional (builtins.pathExists hardware) hardware
+        ++ lib.optional (builtins.pathExists secrets) { kvmfleet.secrets.sopsFile = secrets; };
 
       # Every host of a platform evaluates against one shared pkgs: a pkgs of its own costs
       # each host seconds and hundreds of MB of evaluation (see docs/fleet-evaluation.md, "Fleet-scale
@@ -132,12 +143,14 @@
         ps.pydantic
         ps.tomlkit
         ps.tzdata
+        ps.pyyaml
         (ps.callPackage ./pkgs/python-cs/package.nix { })
         ps.pytest
         ps.hypothesis
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
         ps.mypy
         ps.types-requests
+        ps.types-pyyaml
       ]);
 
       # runs in the user's checkout
@@ -171,11 +184,22 @@
         ) self.nixosConfigurations
         // lib.filterAttrs (name: _: lib.hasPrefix "vm-" name) self.checks.${system};
 
-      nixosModules = {
-        default = ./modules/default.nix;
-      }
-      # modules/<name>.nix -> nixosModules.<name>
-      // import ./lib/module-files.nix ./modules;
+      # modules/<name>.nix -> nixosModules.<name>. modules/secrets.nix sets sops-nix's options:
+      # a module file cannot reach a flake input, so the flake imports sops-nix beside it.
+      nixosModules = import ./lib/module-files.nix ./modules // {
+        default = {
+          imports = [
+            ./modules/default.nix
+            sops-nix.nixosModules.sops
+          ];
+        };
+        secrets = {
+          imports = [
+            ./modules/secrets.nix
+            sops-nix.nixosModules.sops
+          ];
+        };
+      };
 
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };

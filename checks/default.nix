@@ -3,6 +3,8 @@
 #   toplevel-<host>        every nixosConfigurations.<host>, evaluated and built
 #   pytest                 the generator's tests (tests/), with nix on PATH
 #   generated-up-to-date   `kvmfleet --root SRC generate --check`: no generated.nix is stale
+#   secrets                `kvmfleet --root SRC secrets check`: every host's sops file holds its
+#                          secrets, encrypted for exactly its host key and the admins
 #   formatting             nixfmt --check over every .nix file outside tests/
 #   vm-<cap>               the NixOS VM test checks/<cap>.nix
 #
@@ -70,6 +72,10 @@ hosts
           pkgs.nix
           # tests/test_cli.py runs git init/add in a scratch fleet
           pkgs.git
+          # tests/test_secrets.py: real sops, age and throwaway SSH keys
+          pkgs.sops
+          pkgs.age
+          pkgs.openssh
         ];
       }
       ''
@@ -89,6 +95,11 @@ hosts
 
   generated-up-to-date = pkgs.runCommand "kvmfleet-generated-up-to-date" { } ''
     ${lib.getExe kvmfleet} --root ${src} generate --check
+    touch $out
+  '';
+
+  secrets = pkgs.runCommand "kvmfleet-secrets" { } ''
+    ${lib.getExe kvmfleet} --root ${src} secrets check
     touch $out
   '';
 

@@ -86,8 +86,12 @@ def nix_eval() -> Callable[[Path], Any]:
 
 @pytest.fixture
 def demo_fleet(tmp_path: Path) -> Path:
-    """A copy of the repo's demo fleet (hosts/ with its committed generated files)."""
-    return copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+    """A copy of the repo's demo fleet (hosts/ with its committed generated files, and its
+    secrets: secrets/ and the generated .sops.yaml)."""
+    root = copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+    copy_fleet(REPO / "secrets", root / "secrets")
+    shutil.copy(REPO / ".sops.yaml", root / ".sops.yaml")
+    return root
 
 
 # --- capability test kit --------------------------------------------------------------------------

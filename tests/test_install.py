@@ -198,6 +198,9 @@ def test_install_plan_prints_the_commands_for_the_host(demo_fleet: Path) -> None
         "nixos-generate-config --root /mnt --no-filesystems --show-hardware-config "
         "> hosts/kvm01/hardware.nix",
         "git add hosts/kvm01/hardware.nix",
+        # kvm01 has a host key: its private half goes where sops-nix reads it
+        "install -D -m 0600 kvm01_ssh_host_ed25519_key /mnt/etc/ssh/ssh_host_ed25519_key",
+        "install -m 0644 kvm01_ssh_host_ed25519_key.pub /mnt/etc/ssh/ssh_host_ed25519_key.pub",
         "nixos-install --flake '.#kvm01' --no-root-passwd",
         # the live system's checkout is on tmpfs: the captured file goes onto the installed disk
         "install -D -m 0644 hosts/kvm01/hardware.nix /mnt/etc/nixos/hosts/kvm01/hardware.nix",
@@ -225,6 +228,22 @@ def test_install_plan_fetches_hardware_from_an_ipv6_target_in_brackets(demo_flee
         "#      scp 'root@[2001:db8::7]:/etc/nixos/hosts/x1carbon/hardware.nix' "
         "hosts/x1carbon/hardware.nix"
     ) in result.out.splitlines()
+
+
+def test_install_plan_of_a_host_without_host_key_says_secrets_come_by_hand(
+    demo_fleet: Path,
+) -> None:
+    result = run_cli("install-plan", "x1carbon", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "x1carbon's secret files are provisioned by hand" in result.out
+    assert "/mnt/etc/ssh" not in result.out
+
+
+def test_install_plan_warns_about_a_missing_secrets_file(demo_fleet: Path) -> None:
+    (demo_fleet / "secrets" / "kvm01.yaml").unlink()
+    result = run_cli("install-plan", "kvm01", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "warning: secrets/kvm01.yaml: missing" in result.err
 
 
 def test_install_plan_of_an_encrypted_host_mentions_the_passphrase(demo_fleet: Path) -> None:

@@ -21,12 +21,16 @@ from typing import Any
 from kvmfleet.inventory import (
     GENERATED_FILE,
     HOST_FILE,
+    HOST_KEY_FILE,
     HOSTS_DIR,
     SITE_FILE,
     entry_kind,
     scan_hosts,
 )
 from kvmfleet.output import write_atomic
+
+# secrets/admins.txt (kvmfleet.sopsconfig.ADMINS_FILE; not imported: this module stays light)
+ADMINS_FILE = "secrets/admins.txt"
 
 CACHE_FILE = ".kvmfleet-cache.json"
 _FORMAT = 1
@@ -61,11 +65,13 @@ def input_key(root: Path) -> str | None:
     digest = hashlib.sha256(_generator_digest().encode())
     digest.update(json.dumps([scan.hosts, scan.stray]).encode())
     inputs = [f"{HOSTS_DIR}/{SITE_FILE}", *(f"{HOSTS_DIR}/{h}/{HOST_FILE}" for h in scan.hosts)]
-    for name in inputs:
+    # Optional inputs: each host's public host key and the secrets' admins.
+    optional = [ADMINS_FILE, *(f"{HOSTS_DIR}/{h}/{HOST_KEY_FILE}" for h in scan.hosts)]
+    for name in inputs + optional:
         path = root / name
         kind = entry_kind(path)
-        if kind == "missing" and name.endswith(SITE_FILE):
-            digest.update(b"no site.toml\0")
+        if kind == "missing" and (name.endswith(SITE_FILE) or name in optional):
+            digest.update(b"missing\0" + name.encode() + b"\0")
             continue
         if kind != "file":
             return None
@@ -95,14 +101,14 @@ def unchanged(root: Path) -> RunState | None:
     return state
 
 
-def record(root: Path, hosts: list[str], warnings: list[str]) -> None:
-    """Remember a complete, clean run (call it after generate left every file up to date)."""
+def record(root: Path, hosts: list[str], warnings: list[str], extra: tuple[str, ...] = ()) -> None:
+    """Remember a complete, clean run (call it after generate left every file up to date);
+    `extra`: fleet-wide generated files it wrote besides the hosts' (.sops.yaml)."""
     key = input_key(root)
     if key is None:
         return
     outputs: dict[str, str] = {}
-    for host in hosts:
-        path = f"{HOSTS_DIR}/{host}/{GENERATED_FILE}"
+    for path in [*(f"{HOSTS_DIR}/{host}/{GENERATED_FILE}" for host in hosts), *extra]:
         digest = output_digest(root, path)
         if digest is None:
             return

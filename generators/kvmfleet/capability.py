@@ -44,6 +44,8 @@ Renew = Callable[[str, str], str | Drop | None]
 class HostContext:
     name: str
     host: Host
+    # hosts/<name>/ssh_host_ed25519_key.pub's line: the host decrypts its secrets with this key.
+    host_key: str | None = None
 
 
 def must_choose(like: str, name: str) -> str | Drop | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmfleet import __version__, cache
+from kvmfleet import secretscli as secrets_command
 from kvmfleet.cloudstack_api import command as cloudstack_command
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import Planned, Status, apply, refusals, stale, untracked, write_atomic
@@ -37,6 +38,7 @@ examples:
   kvmfleet new kvm03 --like kvm01   scaffold hosts/kvm03/host.toml from kvm01
   kvmfleet schema                   write hosts/host.schema.json and hosts/site.schema.json
   kvmfleet install-plan kvm03       commands that install kvm03 from the NixOS ISO
+  kvmfleet secrets check            every host's sops file holds its secrets, for the right keys
 """
 
 
@@ -120,6 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
     cloudstack_command.add_parser(sub, fmt)
+    secrets_command.add_parser(sub, fmt)
 
     install = sub.add_parser(
         "install-plan",
@@ -223,7 +226,7 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
     if check:
         code = _report_check(planned)
         if code == EXIT_OK and only is None:
-            cache.record(root, hosts, [str(w) for w in fleet.warnings])
+            cache.record(root, hosts, [str(w) for w in fleet.warnings], _fleet_wide(planned))
         return code
     refused = refusals(planned, force=force)
     if refused:
@@ -248,8 +251,13 @@ def _generate(root: Path, only: list[str] | None, *, check: bool, force: bool) -
         print(f"kvmfleet: {len(failed)} file(s) could not be written", file=sys.stderr)
         return EXIT_INVALID
     if only is None and all(p.status in _SETTLED for p in planned):
-        cache.record(root, hosts, [str(w) for w in fleet.warnings])
+        cache.record(root, hosts, [str(w) for w in fleet.warnings], _fleet_wide(planned))
     return EXIT_OK
+
+
+def _fleet_wide(planned: list[Planned]) -> tuple[str, ...]:
+    """The generated files besides the hosts' (.sops.yaml), for the cache to watch."""
+    return tuple(p.path for p in planned if not p.path.startswith(f"{HOSTS_DIR}/"))
 
 
 # After generate has carried these out, every generated file is as the next run would write it.
@@ -281,6 +289,10 @@ def _warn_untracked(root: Path, hosts: list[str], only: list[str] | None) -> Non
             # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
             if (root / directory / HARDWARE_FILE).exists():
                 paths.append(f"{directory}/{HARDWARE_FILE}")
+            # The flake reads the host's sops file only if git tracks it: untracked, the host
+            # would be built without its secrets.
+            if (root / "secrets" / f"{name}.yaml").exists():
+                paths.append(f"secrets/{name}.yaml")
     missing = untracked(root, paths)
     if not missing:
         return
@@ -366,6 +378,12 @@ def _install_plan(root: Path, name: str | None) -> int:
             f"git add {planned[0].path}",
             file=sys.stderr,
         )
+    from kvmfleet.secretscheck import check as check_secrets
+
+    # The first boot needs its secrets: say what is wrong with them, but still plan (a host
+    # may be installed first and keyed afterwards).
+    for line in check_secrets(fleet, [name]):
+        print(f"warning: {line}", file=sys.stderr)
     (result,) = [r for r in fleet.hosts if r.name == name]
     sys.stdout.write(host_plan(result))
     return EXIT_OK
@@ -404,6 +422,7 @@ _COMMANDS: dict[str, _Command] = {
         lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
     ),
     "cloudstack": _Command(lambda a: cloudstack_command.run(a, a.root), writes=False),
+    "secrets": _Command(lambda a: secrets_command.run(a, a.root), writes=False),
 }
 
 

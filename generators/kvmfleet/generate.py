@@ -10,6 +10,7 @@ from kvmfleet.capability import HostContext, Settings, merge_settings
 from kvmfleet.fleet import Claim, PeerClaim, duplicate_identities, peers_that_are_hosts
 from kvmfleet.inventory import (
     GENERATED_FILE,
+    HOST_KEY_FILE,
     HOSTS_DIR,
     HostInventory,
     Inventory,
@@ -30,6 +31,8 @@ from kvmfleet.ports import port_findings
 from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity, sort_problems
 from kvmfleet.repeats import overlaps, repeated_values
 from kvmfleet.site import check_site
+from kvmfleet.sopsconfig import ADMINS_FILE, SOPS_CONFIG, Recipient, load_admins
+from kvmfleet.sopsconfig import render as render_sops_config
 from kvmfleet.validate import collect, validate_host
 
 
@@ -49,7 +52,10 @@ class HostResult:
 
     @property
     def sources(self) -> list[str]:
-        return list(dict.fromkeys(layer.file for layer in self.inventory.layers))
+        files = [layer.file for layer in self.inventory.layers]
+        if self.inventory.host_key is not None:
+            files.append(f"{HOSTS_DIR}/{self.name}/{HOST_KEY_FILE}")
+        return list(dict.fromkeys(files))
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Fleet:
     inventory: Inventory
     hosts: tuple[HostResult, ...]
     warnings: tuple[Problem, ...]
+    # secrets/admins.txt: recipients of every host's sops file
+    admins: tuple[Recipient, ...] = ()
 
 
 def build(root: Path) -> Fleet:
@@ -68,6 +76,11 @@ def build(root: Path) -> Fleet:
         raise InventoryError(inventory.problems)
     site_problems = check_site(inventory.site, inventory.site_file)
     problems: list[Problem] = [*inventory.problems, *site_problems]
+    admins: tuple[Recipient, ...] = ()
+    try:
+        admins = load_admins(root)
+    except InventoryError as exc:
+        problems.extend(exc.problems)
     broken_site = broken_tables(inventory.site, site_problems)
     claims: list[Claim] = []
     peers: list[PeerClaim] = []
@@ -91,7 +104,7 @@ def build(root: Path) -> Fleet:
         if host is not None and not (without_site and result.missing):
             # A host with broken tables still reports what its valid tables show, and claims
             # its fleet-unique values: one run tells everything it can know.
-            ctx = HostContext(inv.name, host)
+            ctx = HostContext(inv.name, host, inv.host_key)
             for cap in REGISTRY:
                 found = collect(cap.findings(ctx))
                 identities = collect(cap.identities(ctx))
@@ -136,9 +149,10 @@ def build(root: Path) -> Fleet:
     if any(p.severity is Severity.ERROR for p in problems):
         raise InventoryError(problems)
     results = tuple(
-        HostResult(inv, host, host_settings(HostContext(inv.name, host))) for inv, host in valid
+        HostResult(inv, host, host_settings(HostContext(inv.name, host, inv.host_key)))
+        for inv, host in valid
     )
-    return Fleet(inventory, results, tuple(sort_problems(problems)))
+    return Fleet(inventory, results, tuple(sort_problems(problems)), admins)
 
 
 def host_settings(ctx: HostContext) -> Settings:
@@ -178,6 +192,15 @@ def render_host(result: HostResult) -> str:
     return with_header(body, result.sources)
 
 
+def sops_config(fleet: Fleet) -> str | None:
+    """`.sops.yaml`'s text, or None while no host has a host key (a fleet without sops)."""
+    hosts = [r.inventory for r in fleet.hosts]
+    if not any(inv.host_key is not None for inv in hosts):
+        return None
+    admins_exist = entry_kind(fleet.inventory.root / ADMINS_FILE) == "file"
+    return render_sops_config(hosts, fleet.admins, admins_exist)
+
+
 def plan(fleet: Fleet, only: list[str] | None = None) -> list[Planned]:
     """What generate would write, for the named hosts or (None) the whole fleet incl. orphans."""
     root = fleet.inventory.root
@@ -186,6 +209,10 @@ def plan(fleet: Fleet, only: list[str] | None = None) -> list[Planned]:
         for r in fleet.hosts
         if only is None or r.name in only
     ]
+    config = sops_config(fleet)
+    if config is not None:
+        # fleet-wide: written whatever hosts are named
+        planned.append(classify(root, SOPS_CONFIG, config))
     if only is None:
         for name in fleet.inventory.stray_dirs:
             path = f"{HOSTS_DIR}/{name}/{GENERATED_FILE}"
