@@ -14,6 +14,12 @@
       inputs.nixpkgs.follows = "nixpkgs";
       inputs.stable.follows = "nixpkgs";
     };
+    # Secrets: encrypted files in secrets/, decrypted on each host with its SSH host key
+    # (modules/secrets.nix, docs/secrets.md).
+    sops-nix = {
+      url = "github:Mic92/sops-nix";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
   };
 
   outputs =
@@ -22,6 +28,7 @@
       nixpkgs,
       disko,
       colmena,
+      sops-nix,
       ...
     }:
     let
@@ -55,13 +62,17 @@
         name:
         let
           hardware = ./hosts + "/${name}/hardware.nix";
+          # its encrypted secrets (`kvmfleet secrets edit <name>`); used when the generated
+          # module enables kvmfleet.secrets
+          secrets = ./secrets + "/${name}.yaml";
         in
         [
           self.nixosModules.default
           disko.nixosModules.disko
           (generated name)
         ]
-        ++ lib.optional (builtins.pathExists hardware) hardware;
+        ++ lib.optional (builtins.pathExists hardware) hardware
+        ++ lib.optional (builtins.pathExists secrets) { kvmfleet.secrets.sopsFile = secrets; };
 
       # Every host of a platform evaluates against one shared pkgs: a pkgs of its own costs
       # each host seconds and hundreds of MB of evaluation (see docs/fleet-evaluation.md, "Fleet-scale
@@ -98,16 +109,22 @@
       # nixpkgs again (measured: as costly as no sharing at all), and nixpkgs forbids a
       # nixpkgs.config beside nixpkgs.pkgs. meta.nixpkgs is the plain legacyPackages below,
       # which already has both applied: the nodes drop them and share the flake's pkgs.
+      # kvmfleet.deploy.targetHost null means the node's name: colmena itself reads a null
+      # deployment.targetHost as "local deployment only" and skips the node on `apply`
+      # (src/nix/hive/options.nix), so the name is written out. checks.colmena-targets proves it.
       deployment =
+        name:
         { config, ... }:
         {
           deployment = {
-            inherit (config.kvmfleet.deploy) targetHost tags;
+            targetHost =
+              if config.kvmfleet.deploy.targetHost != null then config.kvmfleet.deploy.targetHost else name;
+            inherit (config.kvmfleet.deploy) tags;
           };
         };
       colmenaNode = name: {
         imports = hostModules name ++ [
-          deployment
+          (deployment name)
           (sharedPkgs name)
           {
             nixpkgs.config = lib.mkForce { };
@@ -126,12 +143,14 @@
         ps.pydantic
         ps.tomlkit
         ps.tzdata
+        ps.pyyaml
         (ps.callPackage ./pkgs/python-cs/package.nix { })
         ps.pytest
         ps.hypothesis
         # rather than pkgs.mypy, so that the pydantic.mypy plugin is importable
         ps.mypy
         ps.types-requests
+        ps.types-pyyaml
       ]);
 
       # runs in the user's checkout
@@ -165,11 +184,22 @@
         ) self.nixosConfigurations
         // lib.filterAttrs (name: _: lib.hasPrefix "vm-" name) self.checks.${system};
 
-      nixosModules = {
-        default = ./modules/default.nix;
-      }
-      # modules/<name>.nix -> nixosModules.<name>
-      // import ./lib/module-files.nix ./modules;
+      # modules/<name>.nix -> nixosModules.<name>. modules/secrets.nix sets sops-nix's options:
+      # a module file cannot reach a flake input, so the flake imports sops-nix beside it.
+      nixosModules = import ./lib/module-files.nix ./modules // {
+        default = {
+          imports = [
+            ./modules/default.nix
+            sops-nix.nixosModules.sops
+          ];
+        };
+        secrets = {
+          imports = [
+            ./modules/secrets.nix
+            sops-nix.nixosModules.sops
+          ];
+        };
+      };
 
       packages.${system} = {
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
@@ -218,14 +248,41 @@
         settings.formatter.nixfmt.excludes = [ "tests/*" ];
       };
 
-      checks.${system} = import ./checks {
-        inherit
-          self
-          pkgs
-          lib
-          src
-          python
-          ;
-      };
+      checks.${system} =
+        import ./checks {
+          inherit
+            self
+            pkgs
+            lib
+            src
+            python
+            ;
+        }
+        // {
+          # Evaluated by `nix flake check --no-build` (and eval-flake): every node of the hive has a
+          # real deployment.targetHost, also a node whose kvmfleet.deploy sets none (no [deploy], no
+          # CloudStack NIC, no domain), read back from colmena's own deploymentConfig.
+          colmena-targets =
+            let
+              bareHive = colmena.lib.makeHive {
+                meta.nixpkgs = nixpkgs.legacyPackages.${system};
+                bare.imports = [
+                  self.nixosModules.default
+                  (deployment "bare")
+                ];
+              };
+              targets = lib.mapAttrs (_: d: d.targetHost) (
+                self.colmenaHive.deploymentConfig // bareHive.deploymentConfig
+              );
+              missing = lib.attrNames (lib.filterAttrs (_: t: t == null) targets);
+            in
+            assert lib.assertMsg (
+              missing == [ ]
+            ) "colmena would skip ${toString missing}: deployment.targetHost is null (local only)";
+            assert lib.assertMsg (
+              targets.bare == "bare"
+            ) "a node without kvmfleet.deploy.targetHost deploys to ${toString targets.bare}, not its name";
+            pkgs.writeText "colmena-targets.json" (builtins.toJSON targets);
+        };
     };
 }

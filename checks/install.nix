@@ -3,9 +3,11 @@
 # committed, kept fresh by tests/test_install.py). The installer VM runs, on
 # its empty disk, what `kvmfleet install-plan fresh01` prints: the host's disko
 # script (destroy, format, mount; a legacy msdos table with GRUB and swap), the
-# hardware capture without file systems, nixos-install. Then the machine boots
-# from that disk into fresh01 and reaches multi-user with the generated host
-# name, root and swap from the layout.
+# hardware capture without file systems (into a checkout on tmpfs, as the
+# ISO's), nixos-install, and the copy that keeps the captured file on the
+# installed disk. Then the machine boots from that disk into fresh01 and
+# reaches multi-user with the generated host name, root and swap from the
+# layout, and the captured hardware.nix under /etc/nixos.
 #
 # fresh01 is evaluated as the flake evaluates its hosts (this flake's modules,
 # disko's module, the generated module, one shared pkgs), plus the test
@@ -104,15 +106,24 @@ in
         installer.succeed("swapon --show=NAME --noheadings | grep -qx /dev/vda2")
 
     with subtest("the captured hardware declares no file systems or swap: disko owns them"):
-        hardware = installer.succeed(
-            "nixos-generate-config --root /mnt --no-filesystems --show-hardware-config"
+        # as install-plan's step 2, in a checkout on the live system's tmpfs (as /root/kvmfleet)
+        installer.succeed("mkdir -p /run/kvmfleet/hosts/${name}")
+        installer.succeed(
+            "cd /run/kvmfleet && nixos-generate-config --root /mnt --no-filesystems"
+            + " --show-hardware-config > hosts/${name}/hardware.nix"
         )
+        hardware = installer.succeed("cat /run/kvmfleet/hosts/${name}/hardware.nix")
         assert "fileSystems" not in hardware, hardware
         assert "swapDevices" not in hardware, hardware
 
     with subtest("nixos-install installs the host"):
         installer.succeed(
             "nixos-install --system ${toplevel} --no-root-passwd --no-channel-copy < /dev/null >&2"
+        )
+        # install-plan's step 4: keep the captured file on the installed disk
+        installer.succeed(
+            "cd /run/kvmfleet && install -D -m 0644 hosts/${name}/hardware.nix"
+            + " /mnt/etc/nixos/hosts/${name}/hardware.nix"
         )
         installer.succeed("umount -R /mnt")
         installer.succeed("swapoff -a")
@@ -130,5 +141,9 @@ in
         target.wait_for_unit("swap.target")
         target.succeed("grep -q '^/dev/vda2 ' /proc/swaps")
         target.succeed("test -e /boot/grub/grub.cfg")
+
+    with subtest("the hardware captured on the live system is still there after the reboot"):
+        kept = target.succeed("cat /etc/nixos/hosts/${name}/hardware.nix")
+        assert kept == hardware, kept
   '';
 }

@@ -11,7 +11,14 @@
 # through the map reads back; I/O continues, checksum intact, while san0's
 # cable is out and after it is back; `switch-to-configuration test`, with the
 # same configuration and with a changed session setting, keeps the sessions
-# (reload, no logout); stopping the unit logs out, starting it logs in again.
+# (reload, no logout) and sets the live sessions' recovery_tmo (to 20 s, then
+# back to the inventory's value); stopping the unit logs out, starting it logs
+# in again; no unit failed after boot and after each switch (multipathd's own
+# multipathd-queueing.service included); started with san0's link down, the
+# unit becomes active on san1's path within its bound, names the missing path,
+# and iscsi-ifaces-paths logs it in once the link is back; multipath-tools'
+# udev rules claim the path devices (mpath_member, SYSTEMD_READY=0) and give a
+# partition on the map a map of its own (kpartx).
 #
 # Test-driver facts this relies on (nixos/lib/testing, qemu-common.nix):
 # - virtualisation.interfaces.<name>.vlan = N adds a virtio NIC named <name>
@@ -39,8 +46,11 @@ let
   lunSerial = "92b17c3f-6b40-4168-b082-ceeb7b495522";
   wwid = "36001405" + lib.substring 0 25 (lib.replaceStrings [ "-" ] [ "" ] lunSerial);
 
+  generated = import (hostDir + "/generated.nix");
+
   expected = {
     inherit wwid targetName;
+    replacementTimeout = generated.services.iscsi-ifaces.replacementTimeout;
     macs = inventory.network.links;
     addresses = lib.mapAttrs (
       _: nic: lib.head (lib.splitString "/" (lib.head nic.addresses))
@@ -157,6 +167,7 @@ in
     import json
     import re
     import shlex
+    import time
 
     EXPECTED = json.loads(${builtins.toJSON (builtins.toJSON expected)})
     WWID = EXPECTED["wwid"]
@@ -198,6 +209,18 @@ in
         return state == "active"
 
 
+    def failed_units():
+        return initiator.succeed("systemctl list-units --failed --plain --no-legend").strip()
+
+
+    def recovery_tmos():
+        """{iface: the live session's recovery_tmo} (sysfs)."""
+        return {
+            iface: initiator.succeed(f"cat /sys/class/iscsi_session/session{sid}/recovery_tmo").strip()
+            for iface, (_, sid) in sessions().items()
+        }
+
+
     def checksum(count, skip=0):
         return initiator.succeed(
             f"dd if={DEV} bs=1M skip={skip} count={count} iflag=direct status=none | sha256sum"
@@ -214,6 +237,13 @@ in
     target.wait_for_unit("network-online.target")
     initiator.start()
     initiator.wait_for_unit("iscsi-ifaces.service")
+    initiator.wait_for_unit("multi-user.target")
+
+    with subtest("no unit failed at boot; multipathd-queueing runs (coreutils' true)"):
+        assert failed_units() == "", failed_units()
+        initiator.succeed("systemctl is-active multipathd-queueing.service")
+        exec_start = initiator.succeed("systemctl show -P ExecStart multipathd-queueing.service")
+        assert "coreutils" in exec_start and "/bin/true" in exec_start, exec_start
 
     with subtest("one session per iface, each bound to its NIC and leaving from its address"):
         bound = {iface: netdev for iface, (netdev, _) in sessions().items()}
@@ -259,6 +289,9 @@ in
         initiator.send_monitor_command(f"set_link {SAN0_NETDEV} off")
         # multipath sees the path through san0 fail ...
         retry(lambda _: len(active_paths()) == 1, timeout_seconds=180)
+        # (the unit and everything else stays up: one path is not an outage)
+        initiator.succeed("systemctl is-active iscsi-ifaces.service")
+        assert failed_units() == "", failed_units()
         # ... and the writes that were queued on it complete through san1
         retry(lambda _: finished("writer"), timeout_seconds=300)
         assert checksum(40) == file_checksum("/tmp/two")
@@ -274,20 +307,32 @@ in
         assert checksum(16, skip=40) == file_checksum("/tmp/three")
 
     with subtest("switch-to-configuration keeps the sessions (reload, never a logout)"):
+        inventory_tmo = str(EXPECTED["replacementTimeout"])
+        assert set(recovery_tmos().values()) == {inventory_tmo}, recovery_tmos()
         before = sessions()
         initiator.succeed("/run/current-system/bin/switch-to-configuration test")
         assert sessions() == before, (before, sessions())
+        assert failed_units() == "", failed_units()
         # A changed unit is reloaded, not restarted: same sessions, the new setting applied to
-        # the node records.
+        # the node records and to the live sessions (open-iscsi itself sets it at login only).
         initiator.succeed(
             "/run/current-system/specialisation/changed/bin/switch-to-configuration test"
         )
         assert sessions() == before, (before, sessions())
+        assert failed_units() == "", failed_units()
         for iface in EXPECTED["ifaces"]:
             record = initiator.succeed(
                 f"iscsiadm -m node -T {EXPECTED['targetName']} -p 10.1.0.100:3260 -I {iface}"
             )
             assert "node.session.timeo.replacement_timeout = 20" in record, record
+        assert recovery_tmos() == {iface: "20" for iface in EXPECTED["ifaces"]}, recovery_tmos()
+        # and back to the inventory's configuration: its value, live
+        initiator.succeed("/run/current-system/bin/switch-to-configuration test")
+        assert sessions() == before, (before, sessions())
+        assert failed_units() == "", failed_units()
+        assert recovery_tmos() == {iface: inventory_tmo for iface in EXPECTED["ifaces"]}, (
+            recovery_tmos()
+        )
 
     with subtest("stopping the unit logs out (as at shutdown), starting it logs in again"):
         initiator.succeed("systemctl stop iscsi-ifaces.service")
@@ -296,5 +341,55 @@ in
         assert set(sessions()) == set(EXPECTED["ifaces"]), sessions()
         retry(lambda _: len(active_paths()) == 2, timeout_seconds=120)
         assert checksum(32) == file_checksum("/tmp/one")
+
+    with subtest("one NIC down at start: active on the other path, the missing one named, then back"):
+        initiator.succeed("systemctl stop iscsi-ifaces.service")
+        assert sessions() == {}, sessions()
+        initiator.send_monitor_command(f"set_link {SAN0_NETDEV} off")
+        began = time.monotonic()
+        initiator.succeed("systemctl start iscsi-ifaces.service")
+        took = time.monotonic() - began
+        # loginRetries (2) x loginTimeout (15 s) for san0's discovery, plus the rest
+        assert took < 90, f"the start with san0 down took {took:.0f} s"
+        initiator.succeed("systemctl is-active iscsi-ifaces.service")
+        assert set(sessions()) == {"ieth1"}, sessions()
+        initiator.succeed(
+            "journalctl -b -u iscsi-ifaces.service --no-pager"
+            " | grep -F 'path missing: any target at 10.1.0.100:3260 through ieth0 (san0)'"
+        )
+        initiator.wait_until_succeeds(
+            "systemctl show -P StatusText iscsi-ifaces-paths.service | grep -F 'through ieth0 (san0)'",
+            timeout=120,
+        )
+        assert failed_units() == "", failed_units()
+        initiator.send_monitor_command(f"set_link {SAN0_NETDEV} on")
+        retry(lambda _: set(sessions()) == set(EXPECTED["ifaces"]), timeout_seconds=300)
+        retry(lambda _: len(active_paths()) == 2, timeout_seconds=120)
+        initiator.wait_until_succeeds(
+            "systemctl show -P ActiveState iscsi-ifaces-paths.service | grep -x inactive",
+            timeout=60,
+        )
+        initiator.succeed("journalctl -b -u iscsi-ifaces-paths.service --no-pager | grep -F 'every path has a session'")
+        initiator.succeed("test ! -e /run/iscsi-ifaces/missing")
+        assert failed_units() == "", failed_units()
+        assert checksum(32) == file_checksum("/tmp/one")
+
+    with subtest("multipath-tools' udev rules: path devices claimed, a partition on the map"):
+        for device, map_name, *_ in paths():
+            if map_name != WWID:
+                continue
+            initiator.wait_until_succeeds(
+                f"udevadm info -q property -n /dev/{device} | grep -x DM_MULTIPATH_DEVICE_PATH=1",
+                timeout=60,
+            )
+            props = initiator.succeed(f"udevadm info -q property -n /dev/{device}")
+            assert "ID_FS_TYPE=mpath_member" in props.splitlines(), props
+            assert "SYSTEMD_READY=0" in props.splitlines(), props
+        initiator.succeed(f"echo 'start=2048, size=65536, type=L' | sfdisk --no-reread {DEV}")
+        # the close after writing sends a change event; triggering one as well makes it certain
+        initiator.succeed(f"udevadm trigger --action=change --settle {DEV}")
+        initiator.wait_for_file(f"{DEV}-part1")
+        initiator.succeed(f"mkfs.ext4 -q {DEV}-part1")
+        assert failed_units() == "", failed_units()
   '';
 }

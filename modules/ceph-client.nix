@@ -6,7 +6,11 @@
 #   /etc/ceph/ceph.client.<id>.keyring (root, 0600), where librados, rbd,
 #   qemu-img and mount.ceph look for it, by ceph-keyring-<id>.service. That
 #   unit fails, naming the file, when the file is missing (and then removes a
-#   stale copy, so that a revoked key does not linger in /etc).
+#   stale copy, so that a revoked key does not linger in /etc). The keyring of
+#   a client no longer configured is removed at the next activation (switch or
+#   boot; ceph-keyrings-prune.sh): each install leaves a marker in
+#   /var/lib/ceph-client/keyrings, so keyrings put into /etc/ceph by hand are
+#   never touched (nor those installed before the markers existed).
 # - the ceph CLI tools (rbd, ceph, rados, mount.ceph);
 # - for every `fileSystems.<path>.fsType = "ceph"`: mount.ceph for mount(8)
 #   and cephfs-du; the mount, by client <id> (the device's "<id>@..." or a
@@ -54,6 +58,7 @@ let
   cephfsDu = pkgs.callPackage ../pkgs/cephfs-du/package.nix { };
 
   keyringFile = id: "/etc/ceph/ceph.client.${id}.keyring";
+  markerDir = "/var/lib/ceph-client/keyrings";
 
   keyringService = id: keyring: {
     "ceph-keyring-${id}" = {
@@ -78,6 +83,9 @@ let
         fi
         install -D -m 0600 -o root -g root "$src" "$dst.tmp"
         mv -f "$dst.tmp" "$dst"
+        # installed by this module: removed once client.${id} is no longer configured
+        mkdir -p ${markerDir}
+        touch ${markerDir}/${id}
       '';
     };
   };
@@ -121,6 +129,13 @@ in
   };
 
   config = lib.mkMerge [
+    # Also when the module is off: the keyrings of its last clients go then.
+    {
+      system.activationScripts.ceph-keyrings-prune = ''
+        ${pkgs.runtimeShell} ${./ceph-keyrings-prune.sh} ${lib.escapeShellArgs (lib.optionals cfg.enable (lib.attrNames cfg.keyrings))}
+      '';
+    }
+
     (lib.mkIf cfg.enable {
       assertions = lib.concatLists (
         lib.mapAttrsToList (id: keyring: [

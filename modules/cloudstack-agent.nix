@@ -72,49 +72,58 @@ let
     done
   '';
 
-  # What the agent and its scripts call (virsh, qemu-img, ip, bridge, iptables,
-  # ebtables, ipset, mount, keytool, genisoimage, ...).
-  tools = [
-    netfilterTools
-    pkgs.iptables
-    libvirtd.package
-    libvirtd.qemu.package
-    cfg.package.jre
-    cfg.package.python
-    cfg.configPackage
-  ]
-  ++ (with pkgs; [
-    bash
-    coreutils
-    findutils
-    gawk
-    gnugrep
-    gnused
-    gnutar
-    gzip
-    bzip2
-    util-linux
-    procps
-    iproute2
-    # CloudStack's VLAN script (modifyvlan.sh) calls brctl
-    bridge-utils
-    conntrack-tools
-    dmidecode
-    pciutils
-    iputils
-    net-tools
-    ethtool
-    ipset
-    cdrkit
-    openssl
-    openssh
-    rsync
-    cryptsetup
-    which
-    nfs-utils
-    openiscsi
-  ])
-  ++ cfg.extraPath;
+  # The agent's PATH is data (command = provider), shared with the build-time check of the
+  # packaged scripts (pkgs/cloudstack-agent/agent_path.py) and the VM test.
+  pathData = builtins.fromTOML (builtins.readFile ../pkgs/cloudstack-agent/path.toml);
+  ownProviders = {
+    # setuid sudo (the keystore scripts run `sudo`; a sudo from the store refuses to run).
+    "@wrappers" = "/run/wrappers";
+    "@netfilter" = netfilterTools;
+    "@libvirt" = libvirtd.package;
+    "@qemu" = libvirtd.qemu.package;
+    "@jre" = cfg.package.jre;
+    "@python" = cfg.package.python;
+    "@config" = cfg.configPackage;
+    "@systemd" = config.systemd.package;
+  };
+  providers = lib.unique (lib.attrValues pathData.commands);
+  provider =
+    name:
+    ownProviders.${name} or (
+      if lib.hasPrefix "@" name then
+        throw "pkgs/cloudstack-agent/path.toml: unknown provider ${name}"
+      else
+        pkgs.${name}
+    );
+  # PATH order: the wrappers' sudo and the nftables ebtables win over any other.
+  ownOrder = [
+    "@wrappers"
+    "@netfilter"
+    "@libvirt"
+    "@qemu"
+    "@jre"
+    "@python"
+    "@config"
+    "@systemd"
+  ];
+  tools =
+    map provider (lib.filter (p: lib.elem p providers) ownOrder)
+    ++ map provider (lib.filter (p: !lib.hasPrefix "@" p) providers)
+    ++ cfg.extraPath;
+
+  # Each command path.toml promises is in its provider, as the unit's PATH lists them (bin and
+  # sbin of each package's bin output); the setuid wrappers exist on a running host only: the VM
+  # test looks for those.
+  pathCheck =
+    pkgs.runCommand "cloudstack-agent-path-check" { nativeBuildInputs = [ pkgs.python3 ]; }
+      ''
+        python3 ${../pkgs/cloudstack-agent/agent_path.py} bins \
+          --data ${../pkgs/cloudstack-agent/path.toml} --except @wrappers \
+          ${lib.concatMapStringsSep " " (p: "${lib.getBin p}/bin ${lib.getBin p}/sbin") (
+            lib.filter lib.isDerivation tools
+          )}
+        touch $out
+      '';
 in
 {
   options.services.cloudstack-agent = {
@@ -244,6 +253,17 @@ in
   };
 
   config = lib.mkIf cfg.enable {
+    assertions = [
+      {
+        assertion = lib.all (p: !lib.hasPrefix "@" p || lib.elem p ownOrder) providers;
+        message = "pkgs/cloudstack-agent/path.toml names a provider the module does not know (one of ${lib.concatStringsSep ", " ownOrder})";
+      }
+    ];
+    system.checks = [ pathCheck ];
+    # keystore-setup and keystore-cert-import run `sudo` (as root; the management server may log
+    # in as another user).
+    security.sudo.enable = lib.mkDefault true;
+
     virtualisation.libvirtd.enable = true;
     # CloudStack's qemu hook (what Debian installs as /etc/libvirt/hooks/qemu): on an incoming
     # migration it renames bridges to this host's, and it runs the scripts of hooks/custom.
@@ -272,7 +292,12 @@ in
 
     systemd.tmpfiles.rules = [
       "d ${stateDir} 0700 root root - -"
-      "d /var/log/cloudstack/agent 0755 root root - -"
+      # Group-only, as upstream's packages make it (packaging/el8/cloud.spec: chmod 770): the
+      # agent logs command lines at debug level.
+      "d /var/log/cloudstack/agent 0770 root root - -"
+      # The agent's local.storage.path default, registered as the host's local pool on Add Host;
+      # 0711 root as libvirt's packages create it (Debian's libvirt-daemon-system postinst).
+      "d /var/lib/libvirt/images 0711 root root - -"
       # Upstream's fixed paths (Java code, scripts, the management server).
       "L+ /usr/share/cloudstack-agent - - - - ${share}/cloudstack-agent"
       "L+ /usr/share/cloudstack-common - - - - ${share}/cloudstack-common"

@@ -13,7 +13,9 @@ in
       example = "10.0.10.21";
       description = ''
         Address or name to reach the host by SSH for deployment. Null: the
-        host's attribute name (colmena's default).
+        host's attribute name, which the flake's colmena hive writes out
+        (colmena itself reads a null targetHost as local-only and skips the
+        node).
       '';
     };
 

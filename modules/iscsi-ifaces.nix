@@ -14,9 +14,17 @@
 # - `nixos-rebuild switch` never logs out live sessions: NixOS stops and starts
 #   a changed unit, so reloadIfChanged makes every change a reload, which runs
 #   the same idempotent login with the new settings (new targets, ifaces and
-#   settings apply; a target removed from the configuration stays logged in
-#   until `iscsiadm -m session -r SID -u` or a reboot);
-# - a failed start (SAN not reachable yet, a path missing) is retried every 30 s;
+#   settings apply, replacementTimeout to the live sessions too; a target
+#   removed from the configuration stays logged in until
+#   `iscsiadm -m session -r SID -u` or a reboot);
+# - one path missing (a NIC down, a cable out) is degraded, not failed: the
+#   unit succeeds once every target has a session, logs each missing path, and
+#   iscsi-ifaces-paths.service logs them in when they come back (its status
+#   lists what is still missing); a start with a target that has no session at
+#   all (SAN not reachable yet) fails and is retried every 30 s. loginTimeout
+#   and loginRetries bound how long a dead path delays boot;
+# - iscsid.socket is wanted, not required: a restart of the socket must not
+#   stop this unit, whose stop logs out every session;
 # - not combined with services.openiscsi.enableAutoLoginOut: its iscsi.service
 #   logs in to every automatic node through any iface and logs out all of them.
 {
@@ -42,11 +50,19 @@ let
       }) cfg.targets;
       nodeSettings = {
         "node.session.timeo.replacement_timeout" = cfg.replacementTimeout;
+        "node.conn[0].timeo.login_timeout" = cfg.loginTimeout;
+        "node.session.initial_login_retry_max" = cfg.loginRetries;
       }
       // cfg.extraNodeSettings;
+      discoverySettings = {
+        "discovery.sendtargets.timeo.login_timeout" = cfg.loginTimeout;
+        # attempts = reopen_max + 1 (open-iscsi usr/discovery.c)
+        "discovery.sendtargets.reopen_max" = cfg.loginRetries - 1;
+      };
     }
   );
   run = action: "${lib.getExe cfg.package} --config ${configFile} ${action}";
+  startRetries = "${config.systemd.package}/bin/systemctl start --no-block iscsi-ifaces-paths.service";
 
   ifaceNames = lib.attrNames cfg.ifaces;
   undeclared = lib.concatMap (
@@ -136,8 +152,38 @@ in
         `node.session.timeo.replacement_timeout` in seconds: how long a broken session holds
         I/O before failing it upwards. open-iscsi's 120 s stalls I/O that dm-multipath should
         move to another path; with multipath, keep it short (queueing when all paths are gone is
-        multipath's `no_path_retry`).
+        multipath's `no_path_retry`). A change reaches the live sessions at the next reload (their
+        sysfs `recovery_tmo`); iscsid itself keeps the value a session logged in with and sets it
+        again when it reconnects the session after a path failure, until the session logs in anew
+        or iscsid restarts (then it rereads the node record): the next reload or retry corrects it.
       '';
+    };
+
+    loginTimeout = mkOption {
+      type = types.ints.between 1 300;
+      default = 15;
+      description = ''
+        Seconds one connection attempt may take, in discovery
+        (`discovery.sendtargets.timeo.login_timeout`) and login (`node.conn[0].timeo.login_timeout`);
+        open-iscsi's default.
+      '';
+    };
+
+    loginRetries = mkOption {
+      type = types.ints.between 1 20;
+      default = 2;
+      description = ''
+        Connection attempts per discovery (`discovery.sendtargets.reopen_max` + 1) and per login
+        (`node.session.initial_login_retry_max`; open-iscsi: 6 and 8). With `loginTimeout` it
+        bounds how long a dead path delays a start (about loginRetries × loginTimeout per iface
+        and portal); the missing path is then retried in the background.
+      '';
+    };
+
+    retryInterval = mkOption {
+      type = types.ints.between 1 3600;
+      default = 30;
+      description = "Seconds between two attempts to log in the missing paths.";
     };
 
     extraNodeSettings = mkOption {
@@ -186,12 +232,14 @@ in
       wantedBy = [ "remote-fs.target" ];
       # iscsid itself, not only its socket: it creates /etc/iscsi/ifaces when it starts, and
       # `iscsiadm -m iface` does not talk to it.
+      # iscsid.socket is wanted, not required: restarting the socket must not stop this unit
+      # (its stop logs out every session).
       wants = [
         "network-online.target"
         "remote-fs-pre.target"
         "iscsid.service"
+        "iscsid.socket"
       ];
-      requires = [ "iscsid.socket" ];
       after = [
         "network-online.target"
         "iscsid.socket"
@@ -206,12 +254,38 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = run "start";
-        ExecReload = run "start";
+        # Paths missing (listed in /run/iscsi-ifaces/missing): iscsi-ifaces-paths logs them in.
+        ExecStartPost = startRetries;
+        ExecReload = [
+          (run "start")
+          startRetries
+        ];
         ExecStop = run "stop";
-        # A SAN not reachable yet at boot, or a path missing: try again (ExecStop runs only
-        # after a successful start, so a retry never logs out the sessions already made).
+        RuntimeDirectory = "iscsi-ifaces";
+        RuntimeDirectoryMode = "0700";
+        # the list outlives a failed start, for the next one and for iscsi-ifaces-paths
+        RuntimeDirectoryPreserve = true;
+        # A target without any session (SAN not reachable yet at boot): try again (ExecStop runs
+        # only after a successful start, so a retry never logs out the sessions already made).
         Restart = "on-failure";
         RestartSec = "30s";
+      };
+    };
+
+    # The missing paths of a degraded start, retried until every one has a session; then it
+    # ends (iscsid itself reconnects a session that breaks later). Its status names them.
+    systemd.services.iscsi-ifaces-paths = {
+      description = "iSCSI paths missing from iscsi-ifaces.service, retried";
+      documentation = [ "man:iscsiadm(8)" ];
+      after = [ "iscsi-ifaces.service" ];
+      # stopped with it, and before it at shutdown (no login while it logs out)
+      partOf = [ "iscsi-ifaces.service" ];
+      serviceConfig = {
+        Type = "simple";
+        NotifyAccess = "main";
+        ExecStart = "${run "retry"} --interval ${toString cfg.retryInterval}";
+        Restart = "on-failure";
+        RestartSec = "${toString cfg.retryInterval}s";
       };
     };
   };

@@ -2,16 +2,21 @@
 # (services.printing + hardware.printers.ensurePrinters), which the generated
 # host modules set directly.
 #
-# What it adds, because of how nixpkgs' ensure-printers unit behaves
-# (nixos/modules/hardware/printers.nix): its script runs `lpadmin` for every
-# printer under `set -e`, and `lpadmin -m everywhere` asks the printer for its
-# capabilities. A laptop away from its printer therefore gets a failed unit,
-# which makes switch-to-configuration report failure, and the printers after
-# the unreachable one are never set up. With retryUnreachable, each printer is
-# set up on its own, the unit succeeds and a transient timer retries the ones
-# that failed every few minutes. The nixpkgs module also never deletes a
-# printer dropped from the list; removeUndeclared deletes every permanent
-# queue that is not declared.
+# It replaces the script of nixpkgs' ensure-printers unit
+# (nixos/modules/hardware/printers.nix), which runs `lpadmin -p NAME -v URI -m
+# MODEL` for every printer at every boot under `set -e`, ordered after cupsd
+# only. For a driverless ("everywhere") printer that query goes to the
+# printer, and since CUPS 2.4.12 a failed query marks the queue temporary:
+# cupsd deletes it, its PPD and held jobs (scheduler/ipp.c). A roaming laptop
+# booting away from its printer lost the queue. pkgs/ensure-printers instead
+# leaves a driverless queue that cupsd already keeps with the same device URI
+# as it is (only location, description and options are set), sets up each
+# printer on its own and exits 75 when some could not be set up now. The unit
+# is ordered after network-online.target; with retryUnreachable a transient
+# timer retries the ones that failed (a queue never created), and the unit
+# succeeds, so switch-to-configuration does not report failure. nixpkgs also
+# never deletes a printer dropped from the list; removeUndeclared deletes every
+# permanent queue that is not declared.
 {
   config,
   lib,
@@ -39,59 +44,35 @@ let
     package = findPackage name;
   }) cfg.drivers;
 
-  # The same lpadmin arguments as nixpkgs' ensure-printers.
-  lpadminArgs =
-    p:
-    lib.cli.toCommandLineShellGNU { } (
-      {
-        p = p.name;
-        v = p.deviceUri;
-        m = p.model;
-      }
-      // lib.optionalAttrs (p.location != null) { L = p.location; }
-      // lib.optionalAttrs (p.description != null) { D = p.description; }
-      // lib.optionalAttrs (p.ppdOptions != { }) {
-        o = lib.mapAttrsToList (name: value: "${name}=${value}") p.ppdOptions;
-      }
-    );
-  declared = map (p: p.name) printers.ensurePrinters;
+  ensurePrinters = pkgs.callPackage ../pkgs/ensure-printers/package.nix { };
+  # The declared printers, as the program reads them.
+  configFile = pkgs.writeText "ensure-printers.json" (
+    builtins.toJSON {
+      printers = map (p: {
+        inherit (p)
+          name
+          deviceUri
+          model
+          location
+          description
+          ppdOptions
+          ;
+      }) printers.ensurePrinters;
+      defaultPrinter = printers.ensureDefaultPrinter;
+      inherit (cfg) removeUndeclared;
+    }
+  );
 
   script = ''
-    failed=()
-    ensure() {
-      local name=$1
-      shift
-      if ! ${lpadmin} "$@"; then
-        echo "<4>printer $name: could not be set up now (unreachable, or a driverless printer away?)"
-        failed+=("$name")
-      fi
-    }
-    ${lib.concatMapStrings (p: ''
-      ensure ${lib.escapeShellArg p.name} ${lpadminArgs p} -E
-    '') printers.ensurePrinters}
-    ${lib.optionalString (printers.ensureDefaultPrinter != null) ''
-      ensure ${lib.escapeShellArg printers.ensureDefaultPrinter} -d ${lib.escapeShellArg printers.ensureDefaultPrinter}
-    ''}
-    ${lib.optionalString cfg.removeUndeclared ''
-      # Permanent queues only (printers.conf), not ones found on the network;
-      # CUPS compares queue names without case.
-      declared=(${lib.escapeShellArgs declared})
-      while read -r queue; do
-        keep=0
-        for name in "''${declared[@]}"; do
-          if [ "''${name,,}" = "''${queue,,}" ]; then keep=1; fi
-        done
-        if [ "$keep" = 0 ]; then
-          echo "removing printer $queue: not in hardware.printers.ensurePrinters"
-          ensure "$queue" -x "$queue"
-        fi
-      done < <(sed -n 's/^<\(Default\)\{0,1\}Printer \(.*\)>$/\2/p' /var/lib/cups/printers.conf 2>/dev/null || true)
-    ''}
-    if [ "''${#failed[@]}" -gt 0 ]; then
+    status=0
+    ${lib.getExe ensurePrinters} --config ${configFile} --lpadmin ${lpadmin} \
+      --printers-conf /var/lib/cups/printers.conf --state /var/lib/kvmfleet-printing/state.json \
+      || status=$?
+    if [ "$status" = 75 ]; then
       ${
         if cfg.retryUnreachable then
           ''
-            echo "retrying in ${cfg.retryInterval}: ''${failed[*]}"
+            echo "retrying in ${cfg.retryInterval}"
             # One pending retry at a time (the unit name); the timer and its
             # service unload when done (RemainAfterElapse=no, --collect, and
             # --no-block so that the service does not wait for this script),
@@ -102,11 +83,10 @@ let
               systemctl --no-block restart ensure-printers.service || true
           ''
         else
-          ''
-            echo "<3>not set up: ''${failed[*]}"
-            exit 1
-          ''
+          "exit 1"
       }
+    elif [ "$status" != 0 ]; then
+      exit "$status"
     fi
     ${lib.optionalString (
       printing.startWhenNeeded && !printing.stateless
@@ -129,9 +109,10 @@ in
       type = types.bool;
       default = false;
       description = ''
-        Set up each printer on its own and retry the ones that fail (a roaming
-        laptop away from a driverless printer) instead of failing
-        ensure-printers.service and with it the switch.
+        Retry the printers that could not be set up now (a driverless queue
+        never created while a roaming laptop is away from its printer) every
+        retryInterval, instead of failing ensure-printers.service and with it
+        the switch. The other printers are set up either way.
       '';
     };
 
@@ -160,19 +141,16 @@ in
       services.printing.drivers = lib.filter (p: p != null) (map (d: d.package) drivers);
     }
 
-    (lib.mkIf
-      (
-        (cfg.retryUnreachable || cfg.removeUndeclared) && printers.ensurePrinters != [ ] && printing.enable
-      )
-      {
-        systemd.services.ensure-printers = {
-          script = lib.mkForce script;
-          path = [
-            pkgs.gnused
-            config.systemd.package
-          ];
-        };
-      }
-    )
+    (lib.mkIf (printers.ensurePrinters != [ ] && printing.enable) {
+      systemd.services.ensure-printers = {
+        script = lib.mkForce script;
+        path = [ config.systemd.package ];
+        # A printer is reachable at the earliest when the network is: asking it
+        # before then fails (and, for a new queue, only the retry sets it up).
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        serviceConfig.StateDirectory = "kvmfleet-printing";
+      };
+    })
   ];
 }

@@ -86,8 +86,12 @@ def nix_eval() -> Callable[[Path], Any]:
 
 @pytest.fixture
 def demo_fleet(tmp_path: Path) -> Path:
-    """A copy of the repo's demo fleet (hosts/ with its committed generated files)."""
-    return copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+    """A copy of the repo's demo fleet (hosts/ with its committed generated files, and its
+    secrets: secrets/ and the generated .sops.yaml)."""
+    root = copy_fleet(REPO / "hosts", tmp_path / "fleet" / "hosts").parent
+    copy_fleet(REPO / "secrets", root / "secrets")
+    shutil.copy(REPO / ".sops.yaml", root / ".sops.yaml")
+    return root
 
 
 # --- capability test kit --------------------------------------------------------------------------
@@ -152,13 +156,13 @@ def identities_of(text: str, capability: str | None = None, name: str = "a") -> 
     ]
 
 
-def host_program(name: str) -> Any:
-    """Import a host-side program, `pkgs/<name>/<name with _>.py` (stdlib only, not part of the
-    kvmfleet package: it is installed on the hosts), for its unit tests."""
+def host_program(name: str, module: str | None = None) -> Any:
+    """Import a host-side program, `pkgs/<name>/<module>.py` (default: name with _; stdlib only,
+    not part of the kvmfleet package: it is installed on the hosts), for its unit tests."""
     import importlib.util
     import sys
 
-    module = name.replace("-", "_")
+    module = module or name.replace("-", "_")
     if module in sys.modules:
         return sys.modules[module]
     path = REPO / "pkgs" / name / f"{module}.py"

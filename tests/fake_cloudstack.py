@@ -1,21 +1,38 @@
 """A fake CloudStack management server API (stdlib HTTP on localhost) for the `kvmfleet cloudstack`
-tests, written from the server's source rather than from the client library:
+tests, written from the server's source (4.22) rather than from the client library, and as strict
+as the server where kvmfleet could get it wrong. Each rule names the class it follows:
 
-- request authentication as ApiServer.verifyRequest does it: parameter names sorted, the
-  `signature` parameter left out, each value through java.net.URLEncoder (UTF-8; letters, digits
-  and `.-*_` kept, space as `+` which the server turns into `%20`, `~` as `%7E`), the whole string
+- authentication as ApiServer.verifyRequest does it: parameter names sorted, the `signature`
+  parameter left out, each value through java.net.URLEncoder (UTF-8; letters, digits and `.-*_`
+  kept, space as `+` which the server turns into `%20`, `~` as `%7E`), the whole string
   lower-cased, HMAC-SHA1 with the user's secret key, Base64; `signatureVersion=3` requires
-  `expires` in the future, in a format DateUtil.parseTZDateString reads. A failure answers 401
-  "unable to verify user credentials and/or request signature" (ApiServlet);
-- answers as ApiResponseSerializer writes them: `{"<command>response": ...}` with the command name
-  lower-cased; lists as `{"count": N, "<object>": [...]}` (`{}` when empty); asynchronous commands
-  as `{"jobid": ...}`; errors as ExceptionResponse (`uuidList`, `errorcode`, `cserrorcode`,
-  `errortext`) with the HTTP status equal to the error code (ApiErrorCode: 401, 431, 530, ...);
-  `application/json; charset=UTF-8` only with `response=json` (the servlet's default is XML);
-- the state machines kvmfleet relies on: prepareHostForMaintenance finishes its job while the host is
-  still PrepareForMaintenance (guests migrate afterwards), then Maintenance, or
-  ErrorInPrepareForMaintenance when guests cannot leave; cancelHostMaintenance back to Enabled;
-  addHost synchronous, refused for a known address or a cluster of another Host.OS
+  `expires` in the future, in a format DateUtil.parseTZDateString reads;
+- command names are exact (ApiServer's s_apiNameCmdClassMap is a HashMap keyed by the
+  @APICommand name: `listzones` is no command); an unknown command is refused by verifyRequest
+  like a bad signature: ApiServlet answers 401 "unable to verify user credentials and/or request
+  signature" through ApiServer.getSerializedApiError(int, ...), an ExceptionResponse without
+  `cserrorcode`, named `errorresponse` for an unknown command and `<command>response` otherwise;
+- answers as ApiResponseSerializer.toJSONSerializedString writes them: `{"<command>response": ...}`
+  with the command name lower-cased; lists (ListResponse) as `{"count": N, "<object>": [...]}`
+  where N is the total (not the page's length), `{"count": N}` for a page past the end, `{}` when
+  N is 0; asynchronous commands as `{"jobid": ...}`; other errors as ExceptionResponse (`uuidList`,
+  `errorcode`, `cserrorcode`, `errortext`) with the HTTP status equal to the error code
+  (ApiErrorCode: 401, 431, 530, ...); `application/json; charset=UTF-8` only with `response=json`;
+- paging as BaseListCmd: `page` and `pagesize` come together (431 otherwise), `pagesize` at most
+  default.page.size (500 unless the test lowers `max_page_size`; 431 "Page size can't exceed max
+  allowed page size value: N"), and without them at most that many items;
+- asynchronous commands fail in their job, not in the HTTP answer (ApiAsyncJobDispatcher.runJob):
+  queryAsyncJobResult says jobstatus 2, jobresultcode 530 and a jobresult ExceptionResponse with
+  `errorcode` and `errortext`. prepareHostForMaintenance of a host in Maintenance,
+  PrepareForMaintenance or ErrorInPrepareForMaintenance fails that way
+  (ResourceState.canAttemptMaintenance, ResourceManagerImpl.maintain: "Host is already in state X.
+  Cannot recall for maintenance until resolved.");
+- the resource states as ResourceState's state machine and ResourceManagerImpl.attemptMaintain
+  move them: the prepare job finishes while the host is still PrepareForMaintenance (guests
+  migrate afterwards), then Maintenance; ErrorInPrepareForMaintenance while migrations fail,
+  which is not final (attemptMaintain keeps trying: Maintenance, back to PrepareForMaintenance, or
+  ErrorInMaintenance once it gives up); cancelHostMaintenance back to Enabled from any maintenance
+  state; addHost synchronous, refused for a known address or a cluster of another Host.OS
   (LibvirtServerDiscoverer).
 Failures can be injected per command: an error code, a dropped connection, a delay.
 """
@@ -88,9 +105,13 @@ class Host:
     resource_state: str = "Enabled"
     host_tags: str = ""
     guests: int = 2
-    # maintenance script: "ok", "stuck" (stays PrepareForMaintenance), "error"
+    # What attemptMaintain makes of the guests: "ok" (they migrate), "stuck" (stays
+    # PrepareForMaintenance), "error" (ErrorInPrepareForMaintenance, retrying for ever),
+    # "recover" (ErrorInPrepareForMaintenance for error_polls polls, then the retries succeed:
+    # Maintenance), "give-up" (ErrorInPrepareForMaintenance, then ErrorInMaintenance).
     maintenance: str = "ok"
     polls_to_maintenance: int = 3
+    error_polls: int = 3
     reconnect: list[tuple[str, str]] = field(default_factory=list)  # (state, version) per poll
 
 
@@ -113,33 +134,42 @@ class Place:
 
 
 COMMAND_CLASSES = {
-    "preparehostformaintenance": "org.apache.cloudstack.api.command.admin.host.PrepareForMaintenanceCmd",
-    "cancelhostmaintenance": "org.apache.cloudstack.api.command.admin.host.CancelMaintenanceCmd",
+    "prepare": "org.apache.cloudstack.api.command.admin.host.PrepareForMaintenanceCmd",
+    "cancel": "org.apache.cloudstack.api.command.admin.host.CancelMaintenanceCmd",
 }
+# The @APICommand names, exactly: ApiServer.verifyRequest looks the name up case-sensitively.
 KNOWN = {
-    "listzones",
-    "listpods",
-    "listclusters",
-    "listhosts",
-    "listvirtualmachines",
-    "addhost",
-    "preparehostformaintenance",
-    "cancelhostmaintenance",
-    "queryasyncjobresult",
+    "listZones",
+    "listPods",
+    "listClusters",
+    "listHosts",
+    "listVirtualMachines",
+    "addHost",
+    "prepareHostForMaintenance",
+    "cancelHostMaintenance",
+    "queryAsyncJobResult",
 }
+# ResourceState.canAttemptMaintenance: prepareHostForMaintenance is refused in these.
+NO_MAINTENANCE_ATTEMPT = ("Maintenance", "PrepareForMaintenance", "ErrorInPrepareForMaintenance")
+# ResourceState.isMaintenanceState: cancelHostMaintenance is accepted in these only.
+MAINTENANCE_STATES = (*NO_MAINTENANCE_ATTEMPT, "ErrorInMaintenance")
+# CSExceptionErrorCode of the exceptions the fake raises synchronously.
+CS_ERROR_CODES = {431: 4350, 530: 4250}
 
 
 class FakeCloudStack:
     """State and behaviour of the fake; `url` once started (use as a context manager)."""
 
-    def __init__(self, api_key: str, secret_key: str) -> None:
+    def __init__(self, api_key: str, secret_key: str, *, port: int = 0) -> None:
         self.users = {api_key: secret_key}
+        self.port = port  # 0: any free port
         self.zones = [Place(1, str(uuid.uuid4()), "zone-ams")]
         self.pods = [Place(1, str(uuid.uuid4()), "pod-a")]
         self.clusters = [Place(1, str(uuid.uuid4()), "nixos-cluster")]
         self.hosts: dict[str, Host] = {}
         self.jobs: dict[str, Job] = {}
         self.job_polls = 2  # queryAsyncJobResult answers "running" this many times
+        self.max_page_size = 500  # default.page.size
         self.errors: dict[str, list[tuple[int, str]]] = {}  # command -> errors to answer, in order
         self.drops: dict[str, int] = {}  # command -> connections to drop
         self.delays: dict[str, float] = {}  # command -> seconds before answering
@@ -180,7 +210,7 @@ class FakeCloudStack:
         return out
 
     def fail(self, command: str, code: int, text: str) -> None:
-        self.errors.setdefault(command.lower(), []).append((code, text))
+        self.errors.setdefault(command, []).append((code, text))
 
     def upgrade(self, name: str, version: str) -> None:
         """What a deploy that restarts the agent looks like from the management server."""
@@ -205,7 +235,7 @@ class FakeCloudStack:
                 length = int(self.headers.get("Content-Length", "0"))
                 fake.handle(self, self.rfile.read(length).decode())
 
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/client/api"
@@ -232,8 +262,7 @@ class FakeCloudStack:
         # The servlet's parameter map: query string and form body, URL-decoded as UTF-8.
         for text in (query, body):
             params.update(parse_qsl(text, keep_blank_values=True))
-        command = params.get("command", "")
-        key = command.lower()
+        key = params.get("command", "")
         with self.lock:
             self.requests.append(dict(params))
             self.methods.append(request.command)
@@ -257,23 +286,17 @@ class FakeCloudStack:
 
     def dispatch(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         command = params.get("command", "")
-        name = command.lower()
-        response = f"{name}response" if name in KNOWN else "errorresponse"
-        if not self.verify(params):
-            return 401, self.error(response, 401, UNAUTHORIZED_TEXT)
-        if name not in KNOWN:
-            return 432, self.error(
-                response,
-                432,
-                f"The given command '{command}' either does not exist, is not available for user.",
-            )
+        response = f"{command.lower()}response" if command in KNOWN else "errorresponse"
+        # verifyRequest returns false for an unknown command before it looks at the signature.
+        if command not in KNOWN or not self.verify(params):
+            return 401, {response: _exception(401, UNAUTHORIZED_TEXT, cs_error=None)}
         with self.lock:
-            queued = self.errors.get(name)
+            queued = self.errors.get(command)
             if queued:
                 code, text = queued.pop(0)
                 return code, self.error(response, code, text)
             try:
-                body = getattr(self, f"cmd_{name}")(params)
+                body = getattr(self, f"cmd_{command.lower()}")(params)
             except ApiFailureError as exc:
                 return exc.code, self.error(response, exc.code, exc.text)
         return 200, {response: body}
@@ -294,15 +317,45 @@ class FakeCloudStack:
 
     @staticmethod
     def error(response: str, code: int, text: str) -> dict[str, Any]:
-        return {
-            response: {"uuidList": [], "errorcode": code, "cserrorcode": 9999, "errortext": text}
-        }
+        """A ServerApiException through getSerializedApiError(ex, ...): with its cserrorcode."""
+        return {response: _exception(code, text, cs_error=CS_ERROR_CODES.get(code, 9999))}
 
     # --- commands --------------------------------------------------------------------------------
 
-    @staticmethod
-    def listing(object_name: str, items: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"count": len(items), object_name: items} if items else {}
+    def listing(
+        self, object_name: str, items: list[dict[str, Any]], params: dict[str, str]
+    ) -> dict[str, Any]:
+        """One page of a list as BaseListCmd pages it and ApiResponseSerializer writes it."""
+        page_text, size_text = params.get("page"), params.get("pagesize")
+        if size_text is not None and page_text is None and size_text != "-1":
+            raise ApiFailureError(431, '"page" parameter is required when "pagesize" is specified')
+        if page_text is not None and size_text is None:
+            raise ApiFailureError(431, '"pagesize" parameter is required when "page" is specified')
+        try:
+            page = int(page_text) if page_text is not None else 1
+            size = int(size_text) if size_text is not None else self.max_page_size
+        except ValueError:
+            raise ApiFailureError(
+                431, "Unable to execute API command due to invalid value: page/pagesize"
+            ) from None
+        if size > self.max_page_size:
+            raise ApiFailureError(
+                431, f"Page size can't exceed max allowed page size value: {self.max_page_size}"
+            )
+        if size == -1:
+            if page_text is not None:
+                raise ApiFailureError(
+                    431, "Can't specify page parameter when pagesize is -1 (Unlimited)"
+                )
+            chosen = items
+        else:
+            start = size * (page - 1) if page > 0 else 0
+            chosen = items[start : start + size]
+        if not items:
+            return {}
+        if not chosen:
+            return {"count": len(items)}
+        return {"count": len(items), object_name: chosen}
 
     def find_place(self, places: list[Place], value: str, param: str) -> Place | None:
         if value.isdigit():
@@ -324,7 +377,7 @@ class FakeCloudStack:
         if obj == "cluster":  # ClusterResponse
             for item, p in zip(items, chosen, strict=True):
                 item.update(hypervisortype=p.hypervisor, clustertype="CloudManaged")
-        return self.listing(obj, items)
+        return self.listing(obj, items, params)
 
     def cmd_listzones(self, params: dict[str, str]) -> dict[str, Any]:
         return self._list_places(self.zones, params, "zone")
@@ -370,8 +423,19 @@ class FakeCloudStack:
                 host.polls_to_maintenance -= 1
                 if host.polls_to_maintenance <= 0 and host.guests == 0:
                     host.resource_state = "Maintenance"
-            elif host.maintenance == "error":
-                host.resource_state = "ErrorInPrepareForMaintenance"
+            elif host.maintenance in ("error", "recover", "give-up"):
+                host.resource_state = "ErrorInPrepareForMaintenance"  # UnableToMigrate
+        elif host.resource_state == "ErrorInPrepareForMaintenance" and host.maintenance in (
+            "recover",
+            "give-up",
+        ):
+            # attemptMaintain runs again: its migration retries succeed, go on, or run out.
+            host.error_polls -= 1
+            if host.error_polls <= 0 and host.maintenance == "recover":
+                host.guests = 0
+                host.resource_state = "Maintenance"  # InternalEnterMaintenance
+            elif host.error_polls <= 0:
+                host.resource_state = "ErrorInMaintenance"  # UnableToMaintain
         if host.reconnect:
             host.state, host.version = host.reconnect.pop(0)
 
@@ -390,7 +454,7 @@ class FakeCloudStack:
                 if cluster is None or cluster.number != host.cluster:
                     continue
             chosen.append(self.host_response(host, params.get("details") == "all"))
-        return self.listing("host", chosen)
+        return self.listing("host", chosen, params)
 
     def cmd_listvirtualmachines(self, params: dict[str, str]) -> dict[str, Any]:
         host = self.hosts.get(params.get("hostid", ""))
@@ -405,7 +469,7 @@ class FakeCloudStack:
                 }
                 for i in range(host.guests)
             ]
-        return self.listing("virtualmachine", vms)
+        return self.listing("virtualmachine", vms, params)
 
     def cmd_addhost(self, params: dict[str, str]) -> dict[str, Any]:
         for required in ("zoneid", "podid", "url", "hypervisor"):  # AddHostCmd: required = true
@@ -439,28 +503,26 @@ class FakeCloudStack:
             guests=0,
         )
         host.zone, host.pod = zone.number, pod.number
-        return self.listing("host", [self.host_response(host, False)])
+        return self.listing("host", [self.host_response(host, False)], {})
 
     def _start_job(self, params: dict[str, str], action: str) -> dict[str, Any]:
         host = self.hosts.get(params.get("id", ""))
         if host is None:
             raise ApiFailureError(431, "Unable to find host by id")
         job = Job(str(uuid.uuid4()), action, host.id, self.job_polls, action)
+        # The checks run in the job (ApiAsyncJobDispatcher): the HTTP answer is a jobid anyway.
         if action == "prepare":
-            if host.resource_state not in ("Enabled", "ErrorInPrepareForMaintenance"):
-                raise ApiFailureError(
+            if host.resource_state in NO_MAINTENANCE_ATTEMPT:
+                job.error = (
                     530,
-                    f"Unable to prepare for maintenance host {host.id}, state {host.resource_state}",
+                    f"Host is already in state {host.resource_state}. Cannot recall for "
+                    "maintenance until resolved.",
                 )
-            host.resource_state = "PrepareForMaintenance"
+            else:
+                host.resource_state = "PrepareForMaintenance"  # AdminAskMaintenance
         if action == "cancel":
             self.cancelled_with.append((host.name, host.state, host.version))
-        if action == "cancel" and host.resource_state not in (
-            "Maintenance",
-            "PrepareForMaintenance",
-            "ErrorInPrepareForMaintenance",
-            "ErrorInMaintenance",
-        ):
+        if action == "cancel" and host.resource_state not in MAINTENANCE_STATES:
             job.error = (
                 530,
                 f"Cannot perform cancelMaintenance when resource state is {host.resource_state}",
@@ -479,9 +541,7 @@ class FakeCloudStack:
         if job is None:
             raise ApiFailureError(431, "Unable to find a job by id")
         host = self.hosts[job.host]
-        cmd = COMMAND_CLASSES[
-            "preparehostformaintenance" if job.action == "prepare" else "cancelhostmaintenance"
-        ]
+        cmd = COMMAND_CLASSES[job.action]
         base: dict[str, Any] = {
             "accountid": "a1",
             "userid": "u1",
@@ -502,7 +562,7 @@ class FakeCloudStack:
                 "jobprocstatus": 0,
                 "jobresultcode": code,
                 "jobresulttype": "object",
-                "jobresult": {"errorcode": code, "errortext": text},
+                "jobresult": _exception(code, text, cs_error=None),
             }
         if job.action == "cancel" and host.resource_state != "Enabled":
             host.resource_state = "Enabled"
@@ -527,6 +587,15 @@ class ApiFailureError(Exception):
         super().__init__(text)
         self.code = code
         self.text = text
+
+
+def _exception(code: int, text: str, *, cs_error: int | None) -> dict[str, Any]:
+    """ExceptionResponse as Gson writes it: null fields (cserrorcode when unset) left out."""
+    out: dict[str, Any] = {"uuidList": [], "errorcode": code}
+    if cs_error is not None:
+        out["cserrorcode"] = cs_error
+    out["errortext"] = text
+    return out
 
 
 def _is_uuid(value: str) -> bool:

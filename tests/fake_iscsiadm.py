@@ -2,11 +2,21 @@
 sessions like open-iscsi does, prints them in iscsiadm's formats (including `session -P 1`'s habit
 of omitting the portal lines of a session to the same target and portal as the one before), and
 records every call. Usable in-process (`FakeIscsiadm.run`) or as an executable (`main`), with its
-state in a JSON file."""
+state in a JSON file.
+
+What it answers was checked against the real program (tests/test_iscsi_real.py runs the same
+calls against Debian 12's open-iscsi 2.1.8, and was run here against the pinned 2.1.11 too):
+`-m iface -o new` on an existing iface succeeds and resets the iface to its defaults (its
+`iface.net_ifacename` is lost; 2.1.11 usr/iscsiadm.c iface OP_NEW: iface_setup_defaults, then
+iface_conf_write) and fails with 15 only while a session runs on it; the logout of a session that
+vanished meanwhile exits 22 (ISCSI_ERR_SYSFS_LOOKUP), a session listing without sessions 21,
+a missing discovery record 6, a missing node record 21. With a `sysfs` directory it keeps each
+session's `recovery_tmo` as the kernel does: set from the node record at login only."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -22,6 +32,18 @@ class Result:
     code: int
     out: str
     err: str
+
+
+DISCOVERY_DEFAULTS = {
+    "discovery.sendtargets.timeo.login_timeout": "15",
+    "discovery.sendtargets.reopen_max": "5",
+}
+NODE_DEFAULTS = {
+    "node.startup": "manual",
+    "node.session.initial_login_retry_max": "8",
+    "node.session.timeo.replacement_timeout": "120",
+    "node.conn[0].timeo.login_timeout": "15",
+}
 
 
 def _auth(prefix: str) -> dict[str, str]:
@@ -47,6 +69,8 @@ class FakeIscsiadm:
     sessions: list[list[str]] = field(default_factory=list)  # [sid, target, portal, iface]
     next_sid: int = 1
     calls: list[list[str]] = field(default_factory=list)
+    # /sys/class/iscsi_session as a directory, if the test looks at live session settings
+    sysfs: str | None = None
 
     # --- the command line -------------------------------------------------------------------
     def run(self, argv: Sequence[str]) -> Result:
@@ -86,9 +110,9 @@ class FakeIscsiadm:
             return Result(0, "".join(f"{line}\n" for line in lines), "")
         (name,) = opts["I"]
         if op == "new":
-            if name in self.ifaces:
+            if any(s[3] == name for s in self.sessions):
                 return Result(15, "", f"iscsiadm: Could not create new interface {name}.\n")
-            self.ifaces[name] = ""
+            self.ifaces[name] = ""  # an existing iface is reset to its defaults
             return Result(0, f"New interface {name} added\n", "")
         if op == "update":
             if name not in self.ifaces:
@@ -107,7 +131,7 @@ class FakeIscsiadm:
             assert op == "new", "discovery must not overwrite existing node records"
             return self._discover(portal, opts["I"])
         if op == "new":
-            self.discovery[portal] = _auth("discovery.sendtargets")
+            self.discovery[portal] = {**DISCOVERY_DEFAULTS, **_auth("discovery.sendtargets")}
             return Result(0, f"New discovery record for [{portal}] added.\n", "")
         if record is None:
             return Result(6, "", f"iscsiadm: Discovery record [{portal}] not found.\n")
@@ -134,12 +158,7 @@ class FakeIscsiadm:
         for target, target_portal in self.offers.get(portal, []):
             key = f"{target}|{target_portal}|{iface}"
             if key not in self.nodes:
-                self.nodes[key] = {
-                    "node.name": target,
-                    "node.startup": "manual",
-                    "node.session.timeo.replacement_timeout": "120",
-                    **_auth("node.session"),
-                }
+                self.nodes[key] = {"node.name": target, **NODE_DEFAULTS, **_auth("node.session")}
             lines.append(f"{target_portal},1 {target}\n")
         return Result(0, "".join(lines), "")
 
@@ -174,8 +193,14 @@ class FakeIscsiadm:
                 != self.chap
             ):
                 return Result(24, "", "iscsiadm: Login failed to authorize with target\n")
-            self.sessions.append([str(self.next_sid), opts["T"], opts["p"], iface])
+            sid = str(self.next_sid)
+            self.sessions.append([sid, opts["T"], opts["p"], iface])
             self.next_sid += 1
+            if self.sysfs is not None:
+                session = Path(self.sysfs) / f"session{sid}"
+                session.mkdir(parents=True)
+                tmo = record["node.session.timeo.replacement_timeout"]
+                (session / "recovery_tmo").write_text(f"{tmo}\n")
             return Result(0, f"Logging in to {where}\nLogin to {where} successful.\n", "")
         assert op is None and not flags - {"-S"}, opts
         return Result(0, _record(record, "-S" in flags), "")
@@ -185,8 +210,15 @@ class FakeIscsiadm:
             sid = opts["r"]
             kept = [s for s in self.sessions if s[0] != sid]
             if len(kept) == len(self.sessions):
-                return Result(21, "", "iscsiadm: No matching sessions found\n")
+                return Result(
+                    22,
+                    "",
+                    "iscsiadm: could not read session targetname: 5\n"
+                    f"iscsiadm: Could not get session info for sid {sid}\n",
+                )
             self.sessions = kept
+            if self.sysfs is not None:
+                shutil.rmtree(Path(self.sysfs) / f"session{sid}", ignore_errors=True)
             return Result(0, "Logout successful.\n", "")
         assert opts.get("P") == "1", opts
         if not self.sessions:

@@ -44,34 +44,40 @@ def _limits(driver: str, *texts: str) -> list[object]:
     return [bt.parse_limit(t, driver) for t in texts]
 
 
-def test_tpacpi_bat_battery_0_raising_writes_stop_first() -> None:
+def test_tpacpi_bat_battery_0_writes_start_0_stop_start_and_reads_nothing() -> None:
     fake = FakeTpacpiBat()
     log: list[str] = []
     failures = bt.apply(
         bt.TpacpiBat("tpacpi-bat", fake), _limits("tpacpi-bat", "0:40:90"), log.append
     )
     assert failures == []
-    # battery 0 cannot be read: the current starts come from batteries 1 and 2
+    # the order does not depend on current values; battery 0 cannot be read back
     assert fake.calls == [
-        ["-g", "ST", "1"],
-        ["-g", "ST", "2"],
+        ["-s", "ST", "0", "0"],
         ["-s", "SP", "0", "90"],
         ["-s", "ST", "0", "40"],
     ]
     assert log == ["battery 0: charge thresholds set to start 40, stop 90"]
 
 
-def test_tpacpi_bat_lowering_below_current_start_writes_start_first_and_verifies() -> None:
+def test_tpacpi_bat_lowering_below_current_start_is_accepted_and_verified() -> None:
     fake = FakeTpacpiBat(starts={"1": 85})
     failures = bt.apply(bt.TpacpiBat("tpacpi-bat", fake), _limits("tpacpi-bat", "1:40:60"), print)
     assert failures == []
     assert fake.calls == [
-        ["-g", "ST", "1"],
-        ["-s", "ST", "1", "40"],
+        ["-s", "ST", "1", "0"],
         ["-s", "SP", "1", "60"],
+        ["-s", "ST", "1", "40"],
         ["-g", "ST", "1"],
         ["-g", "SP", "1"],
     ]
+
+
+def test_a_start_of_0_is_written_once() -> None:
+    fake = FakeTpacpiBat()
+    assert bt.apply(bt.TpacpiBat("tpacpi-bat", fake), _limits("tpacpi-bat", "2:0:80"), print) == []
+    assert fake.calls[:2] == [["-s", "ST", "2", "0"], ["-s", "SP", "2", "80"]]
+    assert len([c for c in fake.calls if c[0] == "-s"]) == 2
 
 
 def test_tpacpi_bat_refusal_is_reported_and_other_batteries_still_set() -> None:
@@ -80,7 +86,7 @@ def test_tpacpi_bat_refusal_is_reported_and_other_batteries_still_set() -> None:
     backend = bt.TpacpiBat("tpacpi-bat", fake)
     failures = bt.apply(backend, _limits("tpacpi-bat", "2:40:90", "1:40:90"), log.append)
     assert failures == [
-        "battery 2: `tpacpi-bat -s SP 2 90` failed: Error: AE_NOT_FOUND",
+        "battery 2: `tpacpi-bat -s ST 2 0` failed: Error: AE_NOT_FOUND",
     ]
     assert log == ["battery 1: charge thresholds set to start 40, stop 90"]
 
@@ -94,7 +100,7 @@ def test_tpacpi_bat_program_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
     )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     assert bt.main(["--driver", "tpacpi-bat", "--tpacpi-bat", str(script), "0:40:90"]) == 0
-    assert record.read_text().splitlines() == ["-g ST 1", "-g ST 2", "-s SP 0 90", "-s ST 0 40"]
+    assert record.read_text().splitlines() == ["-s ST 0 0", "-s SP 0 90", "-s ST 0 40"]
     assert capsys.readouterr().out == "battery 0: charge thresholds set to start 40, stop 90\n"
 
     script.write_text("#!/bin/sh\necho 'Could not find /proc/acpi/call' >&2\nexit 255\n")
@@ -157,39 +163,62 @@ def test_natacpi_value_not_taken_is_a_failure(tmp_path: Path) -> None:
     ]
 
 
-class Kernel:
-    """thinkpad_acpi's rule: a start above the current stop and a stop below the current start
-    are refused."""
+class ThinkpadAcpi(bt.Natacpi):  # type: ignore[name-defined,misc]
+    """thinkpad_acpi's charge_control_*_threshold files as tpacpi_battery_store/_show implement
+    them in drivers/platform/x86/lenovo/thinkpad_acpi.c (torvalds/linux, read at the 6.18 layout):
+    a write is checked against the kernel's cached pair (filled when the battery was probed, then
+    changed only by sysfs writes; a stop is cached before the EC call), goes to the embedded
+    controller (stop 100 as 0, "default"), and a read asks the EC (0 reads as 100)."""
 
-    def __init__(self, start: int, stop: int) -> None:
-        self.start, self.stop = start, stop
+    def __init__(self, cached: tuple[int, int], ec: tuple[int, int]) -> None:
+        super().__init__(Path("/nonexistent"))
+        self.cached_start, self.cached_stop = cached
+        self.ec = {"start": ec[0], "stop": 0 if ec[1] == 100 else ec[1]}
 
-    def write(self, what: str, value: int) -> bool:
+    def set(self, battery: str, what: str, value: int) -> None:
         if what == "start":
-            if value > self.stop:
-                return False
-            self.start = value
+            if value > 99 or value > self.cached_stop:
+                raise bt.RefusedError(f"writing {value} to start: Invalid argument")
+            self.ec["start"] = self.cached_start = value
         else:
-            if value < self.start:
-                return False
-            self.stop = value
-        return True
+            if not 1 <= value <= 100 or value < self.cached_start:
+                raise bt.RefusedError(f"writing {value} to stop: Invalid argument")
+            self.cached_stop = value
+            self.ec["stop"] = 0 if value == 100 else value
+
+    def _read(self, battery: str, what: str) -> int:
+        value = self.ec[what]
+        return 100 if what == "stop" and value == 0 else value
 
 
 pairs = st.integers(0, 99).flatmap(
     lambda start: st.tuples(st.just(start), st.integers(start + 1, 100))
 )
+# what the kernel may have cached: each value in its range, in any relation (probed from an EC
+# that can hold anything, then changed by writes)
+cached_pairs = st.tuples(st.integers(0, 99), st.integers(1, 100))
 
 
-@given(current=pairs, target=pairs)
-def test_write_order_is_accepted_by_the_kernel_from_any_state(
-    current: tuple[int, int], target: tuple[int, int]
+def test_firmware_reset_under_a_cached_pair_is_no_refusal() -> None:
+    """The review's case: cached 75/80, the EC back at 0/100, wanted 40/60. Ordering by what sysfs
+    reads (start 0: stop first) wrote 60 to stop against the cached start 75: Invalid argument."""
+    kernel = ThinkpadAcpi(cached=(75, 80), ec=(0, 100))
+    log: list[str] = []
+    assert bt.apply(kernel, _limits("natacpi", "BAT0:40:60"), log.append) == []
+    assert (kernel.cached_start, kernel.cached_stop) == (40, 60)
+    assert kernel.ec == {"start": 40, "stop": 60}
+    assert log == ["battery BAT0: charge thresholds set to start 40, stop 60"]
+
+
+@given(cached=cached_pairs, ec=pairs, target=pairs)
+def test_every_target_is_set_from_any_cached_pair_and_any_ec_pair(
+    cached: tuple[int, int], ec: tuple[int, int], target: tuple[int, int]
 ) -> None:
-    kernel = Kernel(*current)
+    kernel = ThinkpadAcpi(cached, ec)
     limit = bt.Limit("BAT0", *target)
-    for what, value in bt.write_order(kernel.start, limit):
-        assert kernel.write(what, value), (current, target, what, value)
-    assert (kernel.start, kernel.stop) == target
+    assert bt.apply(kernel, [limit], lambda _: None) == [], (cached, ec, target)
+    assert (kernel.cached_start, kernel.cached_stop) == target
+    assert (kernel._read("BAT0", "start"), kernel._read("BAT0", "stop")) == target
 
 
 @pytest.mark.parametrize(

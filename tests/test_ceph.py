@@ -201,18 +201,22 @@ def test_a_key_as_a_table_key_is_found() -> None:
 def test_generated_module_round_trips_through_nix(
     nix_eval: Callable[[Path], Any], tmp_path: Path
 ) -> None:
-    """A path inside the file system that needs escaping in Nix comes back unchanged."""
+    """A path inside the file system with punctuation comes back unchanged; one with what Nix
+    escapes ("${", "\\", '"') never gets that far: fstab and systemd read those characters too."""
     root = tmp_path / "fleet"
     (root / "hosts" / "a").mkdir(parents=True)
-    (root / "hosts" / "a" / "host.toml").write_text(
-        mount_toml(["[2001:db8::11]:6789"], path='/volumes/${x}\\y"z')
-    )
+    host_file = root / "hosts" / "a" / "host.toml"
+    host_file.write_text(mount_toml(["[2001:db8::11]:6789"], path='/volumes/${x}\\y"z'))
+    refused = run_cli("generate", root=root)
+    assert refused.code == 2
+    assert "ceph.cephfs[0].path" in refused.err and "contains '$'" in refused.err
+    host_file.write_text(mount_toml(["[2001:db8::11]:6789"], path="/volumes/a:b@c+d=e,f~g"))
     result = run_cli("generate", root=root)
     assert result.code == 0, result.err
     (host,) = build(root).hosts
     evaluated = nix_eval(root / "hosts" / "a" / "generated.nix")
     assert evaluated == json.loads(json.dumps(host.settings))
-    assert evaluated["fileSystems"]["/mnt/cephfs"]["device"].endswith('=/volumes/${x}\\y"z')
+    assert evaluated["fileSystems"]["/mnt/cephfs"]["device"].endswith("=/volumes/a:b@c+d=e,f~g")
 
 
 # --- the VM test's inventory ---------------------------------------------------------------------
@@ -234,3 +238,24 @@ def test_vm_test_inventory_matches_the_test_cluster(
     options = evaluated["fileSystems"][mountpoint]["options"]
     assert "ms_mode=prefer-crc" in options
     assert list(evaluated["services"]["ceph-client"]["keyrings"]) == ["cloudstack"]
+
+
+@pytest.mark.parametrize(
+    "monitor", ["2001:db8::12:6789", "[2001:db8::11]", "mon1:6789", "10.0.0.11:0", "[10.0.0.11]:1"]
+)
+def test_a_bad_monitor_address_is_explained_with_monitor_examples_only(monitor: str) -> None:
+    from kvmfleet.model.ceph import _monitor
+
+    with pytest.raises(ValueError) as raised:
+        _monitor(monitor)
+    # the parser serves iSCSI portals too: no portal may be given as the example
+    assert "3260" not in str(raised.value), raised.value
+    assert "6789" in str(raised.value)
+
+
+def test_a_bad_portal_is_explained_with_portal_examples_only() -> None:
+    from kvmfleet.model.types import _endpoint
+
+    with pytest.raises(ValueError) as raised:
+        _endpoint("2001:db8::1:3260")
+    assert "6789" not in str(raised.value) and "3300" not in str(raised.value), raised.value

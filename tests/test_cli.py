@@ -205,7 +205,9 @@ def test_missing_hosts_directory(tmp_path: Path) -> None:
     assert "hosts: no such directory" in result.err
 
 
-@pytest.mark.parametrize("command", [[], ["generate"], ["check"], ["show"], ["new"], ["schema"]])
+@pytest.mark.parametrize(
+    "command", [[], ["generate"], ["check"], ["show"], ["new"], ["schema"], ["secrets"]]
+)
 def test_help_everywhere(command: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "kvmfleet", *command, "--help"],
@@ -221,7 +223,8 @@ def test_untracked_host_directory_is_warned_about(demo_fleet: Path) -> None:
     subprocess.run(["git", "init", "-q", str(demo_fleet)], check=True)
     result = run_cli("generate", root=demo_fleet)
     assert "warning: hosts/kvm01/ has files git does not track" in result.err
-    subprocess.run(["git", "-C", str(demo_fleet), "add", "hosts"], check=True)
+    # the hosts' sops files too: the flake reads them
+    subprocess.run(["git", "-C", str(demo_fleet), "add", "hosts", "secrets"], check=True)
     assert "git does not track" not in run_cli("generate", root=demo_fleet).err
 
 

@@ -169,8 +169,9 @@ def test_given_guid_that_differs_is_warned_about() -> None:
     other = "6f1c8e52-9c1b-4f0e-8a7d-2b4e5f6a7c01"
     assert findings_of(hypervisor(guid=other), "cloudstack") == [
         "warning: cloudstack.guid: differs from the GUID the management server derives on Add "
-        f'Host of "10.0.10.21" ({derived}): Add Host waits for that GUID and fails; remove guid '
-        "to use it"
+        f'Host of "10.0.10.21" ({derived}): Add Host would wait for that GUID and fail. Keep guid '
+        "only for a host CloudStack already holds under it (added at an earlier address: its "
+        "record keeps that GUID and the agent reconnects with it); otherwise remove it"
     ]
     assert settings_of(hypervisor(guid=other))["services"]["cloudstack-agent"]["guid"] == other
 

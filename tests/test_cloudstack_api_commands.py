@@ -226,8 +226,8 @@ def test_internal_error_is_one_line(env: Env) -> None:
 
 
 def test_dropped_connections_on_reads_are_retried(env: Env) -> None:
-    env.fake.drops["listhosts"] = 1
-    env.fake.drops["listzones"] = 1
+    env.fake.drops["listHosts"] = 1
+    env.fake.drops["listZones"] = 1
     assert env.cli("status").code == 0
 
 
@@ -341,7 +341,7 @@ def test_add_refuses_a_cluster_of_another_hypervisor(env: Env) -> None:
 
 def test_add_slow_answer(env: Env) -> None:
     _unregister(env, "kvm03")
-    env.fake.delays["addhost"] = 2.0
+    env.fake.delays["addHost"] = 2.0
     result = env.cli("add", "kvm03", "--timeout", "1")
     assert result.code == 2
     assert result.err.splitlines()[-1] == (
@@ -352,13 +352,13 @@ def test_add_slow_answer(env: Env) -> None:
 
 def test_add_slow_but_in_time(env: Env) -> None:
     _unregister(env, "kvm03")
-    env.fake.delays["addhost"] = 1.0
+    env.fake.delays["addHost"] = 1.0
     assert env.cli("add", "kvm03", "--timeout", "5").code == 0
 
 
 def test_add_dropped_connection_is_not_retried(env: Env) -> None:
     _unregister(env, "kvm03")
-    env.fake.drops["addhost"] = 1
+    env.fake.drops["addHost"] = 1
     result = env.cli("add", "kvm03")
     assert result.code == 2
     assert "not retried: it may have taken effect" in result.err
@@ -451,8 +451,8 @@ def test_stuck_in_prepare_for_maintenance(env: Env) -> None:
         "kvmfleet: stopped: kvm02: Maintenance not reached after 0 s (PrepareForMaintenance, "
     )
     assert stop.endswith(
-        "the host is left as it is: migrate or stop its guests, then --resume (or "
-        "cancelHostMaintenance to give up)"
+        "the host is left as it is (CloudStack keeps migrating): migrate or stop its guests, then "
+        "--resume (it waits again) or cancelHostMaintenance to give up"
     )
     assert env.fake.commands() == [
         ("prepareHostForMaintenance", "kvm01"),
@@ -471,12 +471,20 @@ def test_stuck_in_prepare_for_maintenance(env: Env) -> None:
 def test_error_in_prepare_then_resume(env: Env) -> None:
     kvm02 = env.fake.by_name("kvm02")
     kvm02.maintenance = "error"
-    result = env.upgrade()
+    result = env.upgrade("--maintenance-timeout", "0.3")
     assert result.code == 1
-    assert result.err.splitlines()[-1] == (
-        "kvmfleet: stopped: kvm02: ErrorInPrepareForMaintenance: 2 guest(s) still on the host could "
-        "not be migrated away; the host is left as it is: migrate or stop them, then --resume (or "
-        "cancelHostMaintenance to give up)"
+    # ErrorInPrepareForMaintenance is not final (attemptMaintain retries): waited for, to the end.
+    assert (
+        "kvm02: ErrorInPrepareForMaintenance (CloudStack retries the migrations), 2 guest(s) "
+        in (result.err)
+    )
+    stop = result.err.splitlines()[-1]
+    assert stop.startswith(
+        "kvmfleet: stopped: kvm02: Maintenance not reached after 0 s (ErrorInPrepareForMaintenance "
+    )
+    assert stop.endswith(
+        "the host is left as it is (CloudStack keeps migrating): migrate or stop its guests, then "
+        "--resume (it waits again) or cancelHostMaintenance to give up"
     )
     # Without --resume, a new run refuses: it would start over while kvm02 is out of service.
     again = env.upgrade()
@@ -484,19 +492,51 @@ def test_error_in_prepare_then_resume(env: Env) -> None:
     assert again.err.splitlines()[-1].startswith(
         "kvmfleet: an upgrade of cluster nixos-cluster stopped at kvm02 (step maintenance): --resume"
     )
-    kvm02.maintenance, kvm02.guests = "ok", 0  # the administrator moved the guests
+    # The administrator moved the guests: CloudStack's next attempt reaches Maintenance.
+    kvm02.maintenance, kvm02.error_polls = "recover", 1
     resumed = env.upgrade("--resume")
     assert resumed.code == 0, resumed.err
+    # No second prepareHostForMaintenance: CloudStack refuses it in ErrorInPrepareForMaintenance.
     assert env.fake.commands() == [
         ("prepareHostForMaintenance", "kvm01"),
         ("cancelHostMaintenance", "kvm01"),
-        ("prepareHostForMaintenance", "kvm02"),
         ("prepareHostForMaintenance", "kvm02"),
         ("cancelHostMaintenance", "kvm02"),
         ("prepareHostForMaintenance", "kvm03"),
         ("cancelHostMaintenance", "kvm03"),
     ]
     assert env.fake.deployed == ["kvm01", "kvm02", "kvm03"]
+    assert all(job.error is None for job in env.fake.jobs.values())
+
+
+def test_error_in_prepare_settles_within_the_run(env: Env) -> None:
+    env.fake.by_name("kvm02").maintenance = "recover"
+    result = env.upgrade()
+    assert result.code == 0, result.err
+    assert "kvm02: ErrorInPrepareForMaintenance (CloudStack retries the migrations)" in result.err
+    assert env.fake.deployed == ["kvm01", "kvm02", "kvm03"]
+
+
+def test_error_in_maintenance_then_resume(env: Env) -> None:
+    kvm02 = env.fake.by_name("kvm02")
+    kvm02.maintenance, kvm02.error_polls = "give-up", 2
+    result = env.upgrade()
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == (
+        "kvmfleet: stopped: kvm02: ErrorInMaintenance: CloudStack gave up migrating 2 guest(s) away; "
+        "the host is left as it is: migrate or stop them, then --resume (prepareHostForMaintenance "
+        "again) or cancelHostMaintenance to give up"
+    )
+    kvm02.maintenance, kvm02.guests = "ok", 0
+    resumed = env.upgrade("--resume")
+    assert resumed.code == 0, resumed.err
+    # ErrorInMaintenance accepts a new prepare (ResourceState: AdminAskMaintenance).
+    assert env.fake.commands()[2:5] == [
+        ("prepareHostForMaintenance", "kvm02"),
+        ("prepareHostForMaintenance", "kvm02"),
+        ("cancelHostMaintenance", "kvm02"),
+    ]
+    assert all(job.error is None for job in env.fake.jobs.values())
 
 
 def test_deploy_failure_then_resume(env: Env) -> None:
@@ -545,8 +585,8 @@ def test_api_error_during_the_run_is_resumable(env: Env) -> None:
 
 
 def test_dropped_connections_during_the_run(env: Env) -> None:
-    env.fake.drops["listhosts"] = 2
-    env.fake.drops["queryasyncjobresult"] = 2
+    env.fake.drops["listHosts"] = 2
+    env.fake.drops["queryAsyncJobResult"] = 2
     assert env.upgrade().code == 0
 
 

@@ -30,6 +30,14 @@ PINS = {
         "sha256-ypTPb2eKcOBbOoyvPV0j4ZOXs4kayo73/2KI456QnE0=",
         1755272288,
     ),
+    # Secrets: its only input is nixpkgs, which follows ours.
+    "sops-nix": (
+        "Mic92",
+        "sops-nix",
+        "56b24064fdcaedca53553b1a6d607fd23b613a24",
+        "sha256-478kKQBvK6SYTOdN2h9jhKJv94nbXRbFMfuL1WshErg=",
+        1782165805,
+    ),
 }
 # colmena's own inputs other than the two nixpkgs it takes from ours (its flake.lock's pins).
 COLMENA_INPUTS = {
@@ -79,6 +87,7 @@ def test_lock_pins_exactly_the_chosen_revisions() -> None:
             "type": "github",
         } | ({"ref": "nixos-26.05"} if name == "nixpkgs" else {})
     assert lock["nodes"]["disko"]["inputs"] == {"nixpkgs": ["nixpkgs"]}
+    assert lock["nodes"]["sops-nix"]["inputs"] == {"nixpkgs": ["nixpkgs"]}
     assert lock["nodes"]["colmena"]["inputs"] == {
         "flake-compat": "flake-compat",
         "flake-utils": "flake-utils",
@@ -93,13 +102,16 @@ def test_lock_pins_exactly_the_chosen_revisions() -> None:
 def test_flake_inputs_match_the_lock() -> None:
     flake = (REPO / "flake.nix").read_text()
     lock = json.loads((REPO / "flake.lock").read_text())
-    urls = dict(re.findall(r'(\w+)(?:\.url| = \{\s*url) = "([^"]+)"', flake))
+    urls = dict(re.findall(r'([\w-]+)(?:\.url| = \{\s*url) = "([^"]+)"', flake))
     assert urls == {
         "nixpkgs": "github:NixOS/nixpkgs/nixos-26.05",
         "disko": "github:nix-community/disko",
         "colmena": "github:zhaofengli/colmena",
+        "sops-nix": "github:Mic92/sops-nix",
     }
     original = lock["nodes"]["nixpkgs"]["original"]
     assert f"github:{original['owner']}/{original['repo']}/{original['ref']}" == urls["nixpkgs"]
     assert 'inputs.nixpkgs.follows = "nixpkgs"' in flake
+    sops = re.search(r"sops-nix = \{([^}]*)\}", flake)
+    assert sops is not None and 'inputs.nixpkgs.follows = "nixpkgs"' in sops[1]
     assert 'inputs.stable.follows = "nixpkgs"' in flake

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,8 +178,10 @@ def test_deploy_target_is_the_management_address_and_tags_name_the_cluster() -> 
 def test_explicit_target_host_wins_and_without_any_colmena_uses_the_name() -> None:
     explicit = settings_of(host_toml(deploy={"target_host": "kvm01.mgmt.example.net"}))
     assert explicit["kvmfleet"]["deploy"]["targetHost"] == "kvm01.mgmt.example.net"
-    bare = settings_of(host_toml())
-    assert bare["kvmfleet"]["deploy"] == {"tags": []}
+    # no [deploy], no CloudStack NIC, no domain: the host's name, never null (colmena would skip
+    # the node: null is its "local deployment only")
+    bare = settings_of(host_toml(), name="bare")
+    assert bare["kvmfleet"]["deploy"] == {"tags": [], "targetHost": "bare"}
 
 
 def _git(root: Path, *args: str) -> None:
@@ -195,10 +198,52 @@ def test_install_plan_prints_the_commands_for_the_host(demo_fleet: Path) -> None
         "nixos-generate-config --root /mnt --no-filesystems --show-hardware-config "
         "> hosts/kvm01/hardware.nix",
         "git add hosts/kvm01/hardware.nix",
+        # kvm01 has a host key: its private half goes where sops-nix reads it
+        "install -D -m 0600 kvm01_ssh_host_ed25519_key /mnt/etc/ssh/ssh_host_ed25519_key",
+        "install -m 0644 kvm01_ssh_host_ed25519_key.pub /mnt/etc/ssh/ssh_host_ed25519_key.pub",
         "nixos-install --flake '.#kvm01' --no-root-passwd",
+        # the live system's checkout is on tmpfs: the captured file goes onto the installed disk
+        "install -D -m 0644 hosts/kvm01/hardware.nix /mnt/etc/nixos/hosts/kvm01/hardware.nix",
         "reboot",
     ]
     assert "# WARNING: step 1 WIPES /dev/sda: every partition and all data on it." in result.out
+    # and how it gets back into the admin's repository, from the host's deployment target
+    assert (
+        "#      scp root@10.0.10.21:/etc/nixos/hosts/kvm01/hardware.nix hosts/kvm01/hardware.nix"
+        in result.out.splitlines()
+    )
+    assert (
+        "#      git add hosts/kvm01/hardware.nix && git commit -m 'kvm01: hardware.nix'"
+        in result.out.splitlines()
+    )
+
+
+def test_install_plan_fetches_hardware_from_an_ipv6_target_in_brackets(demo_fleet: Path) -> None:
+    host = demo_fleet / "hosts" / "x1carbon" / "host.toml"
+    host.write_text(host.read_text() + '\n[deploy]\ntarget_host = "2001:db8::7"\n')
+    assert run_cli("generate", root=demo_fleet).code == 0
+    result = run_cli("install-plan", "x1carbon", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert (
+        "#      scp 'root@[2001:db8::7]:/etc/nixos/hosts/x1carbon/hardware.nix' "
+        "hosts/x1carbon/hardware.nix"
+    ) in result.out.splitlines()
+
+
+def test_install_plan_of_a_host_without_host_key_says_secrets_come_by_hand(
+    demo_fleet: Path,
+) -> None:
+    result = run_cli("install-plan", "x1carbon", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "x1carbon's secret files are provisioned by hand" in result.out
+    assert "/mnt/etc/ssh" not in result.out
+
+
+def test_install_plan_warns_about_a_missing_secrets_file(demo_fleet: Path) -> None:
+    (demo_fleet / "secrets" / "kvm01.yaml").unlink()
+    result = run_cli("install-plan", "kvm01", root=demo_fleet)
+    assert result.code == 0, result.err
+    assert "warning: secrets/kvm01.yaml: missing" in result.err
 
 
 def test_install_plan_of_an_encrypted_host_mentions_the_passphrase(demo_fleet: Path) -> None:
@@ -288,8 +333,8 @@ def test_deploy_target_prefers_the_management_nic_s_ipv4_address() -> None:
 
 
 def test_new_clears_a_disk_named_by_its_serial_but_keeps_a_generic_one(demo_fleet: Path) -> None:
-    """A by-id name belongs to one machine (not necessarily unique in the inventory: the disk is
-    replaced, hosts are retired); `new --like` empties it for the administrator."""
+    """A by-id name belongs to one machine (and, as one physical disk, to one host of the fleet);
+    `new --like` empties it for the administrator."""
     source = demo_fleet / "hosts" / "kvm02" / "host.toml"
     by_id = "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4"
     source.write_text(
@@ -304,3 +349,19 @@ def test_new_clears_a_disk_named_by_its_serial_but_keeps_a_generic_one(demo_flee
     plain = run_cli("new", "kvm10", "--like", "kvm01", root=demo_fleet)
     assert "disk.device" not in plain.out
     assert 'device = "/dev/sda"' in (demo_fleet / "hosts" / "kvm10" / "host.toml").read_text()
+
+
+def test_every_committed_host_module_gives_colmena_a_target(
+    nix_eval: Callable[[Path], Any],
+) -> None:
+    """What Nix reads from every committed generated module (demo fleet and VM-test inventories):
+    kvmfleet.deploy.targetHost is a name or address, never null, which colmena would read as
+    "local deployment only" and skip on `apply`. (The flake check colmena-targets reads the same
+    from colmenaHive.deploymentConfig where nixpkgs is at hand.)"""
+    files = sorted(REPO.glob("hosts/*/generated.nix")) + sorted(
+        REPO.glob("checks/*/hosts/*/generated.nix")
+    )
+    assert len(files) > 3
+    for path in files:
+        deploy = nix_eval(path)["kvmfleet"]["deploy"]
+        assert isinstance(deploy.get("targetHost"), str) and deploy["targetHost"], path

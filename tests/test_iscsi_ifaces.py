@@ -54,10 +54,16 @@ class Host:
         return prog.Result(r.code, r.out, r.err)
 
     def act(self, action: str, cfg: dict[str, Any]) -> int:
+        """`start`: the number of missing paths (its outcome kept in `self.outcome`);
+        `stop`: the number of failed logouts."""
         adm = prog.Iscsiadm(self.runner, self.log.append)
         loaded = prog.load_config(json.dumps(cfg))
-        failures: int = prog.start(adm, loaded) if action == "start" else prog.stop(adm, loaded)
-        return failures
+        if action == "stop":
+            failures: int = prog.stop(adm, loaded)
+            return failures
+        sysfs = None if self.fake.sysfs is None else Path(self.fake.sysfs)
+        self.outcome = prog.start(adm, loaded, sysfs)
+        return len(self.outcome.missing)
 
 
 def changing_calls(fake: FakeIscsiadm, since: int = 0) -> list[list[str]]:
@@ -154,7 +160,9 @@ def test_one_nic_down_logs_in_through_the_other_and_reports_the_missing_path() -
     assert host.act("start", config()) == 1
     assert sessions(host.fake) == {(VOLUME, SAN, "ieth0")}
     assert any("discovery through ieth1 failed" in line for line in host.log)
-    assert any(f"no target found at {SAN} through ieth1" in line for line in host.log)
+    assert f"path missing: any target at {SAN} through ieth1 (san1)" in host.log
+    # degraded, not down: the target has a session
+    assert host.outcome.ok and host.outcome.unserved == ()
     # the link comes back: a reload adds the missing session and nothing else
     host.fake.down.clear()
     seen = len(host.fake.calls)
@@ -162,6 +170,100 @@ def test_one_nic_down_logs_in_through_the_other_and_reports_the_missing_path() -
     assert sessions(host.fake) == {(VOLUME, SAN, "ieth0"), (VOLUME, SAN, "ieth1")}
     logins = [c for c in changing_calls(host.fake, seen) if "--login" in c]
     assert len(logins) == 1 and logins[0][logins[0].index("-I") + 1] == "ieth1"
+
+
+def test_a_changed_timeout_reaches_the_live_sessions(tmp_path: Path) -> None:
+    host = Host(san(sysfs=str(tmp_path)))
+    host.act("start", config())
+    live = sorted(tmp_path.glob("session*/recovery_tmo"))
+    assert [f.read_text() for f in live] == ["15\n", "15\n"]
+    host.log.clear()
+    assert host.act("start", config(nodeSettings={prog.REPLACEMENT_TIMEOUT: 20})) == 0
+    assert [f.read_text() for f in live] == ["20", "20"]
+    assert sum("set recovery_tmo 20 on live session" in line for line in host.log) == 2
+    # a session of someone else's (open-iscsi's default iface) is left alone
+    host.fake.sessions.append(["9", OTHER, SAN, "default"])
+    (tmp_path / "session9").mkdir()
+    (tmp_path / "session9" / "recovery_tmo").write_text("120\n")
+    host.log.clear()
+    assert host.act("start", config(nodeSettings={prog.REPLACEMENT_TIMEOUT: 20})) == 0
+    assert host.log == []
+    assert (tmp_path / "session9" / "recovery_tmo").read_text() == "120\n"
+
+
+def test_discovery_timeouts_are_set_on_the_discovery_record() -> None:
+    host = Host(san())
+    settings = {
+        "discovery.sendtargets.timeo.login_timeout": 5,
+        "discovery.sendtargets.reopen_max": 1,
+    }
+    assert host.act("start", config(discoverySettings=settings)) == 0
+    record = host.fake.discovery[SAN]
+    assert record["discovery.sendtargets.timeo.login_timeout"] == "5"
+    assert record["discovery.sendtargets.reopen_max"] == "1"
+    seen = len(host.fake.calls)
+    assert host.act("start", config(discoverySettings=settings)) == 0
+    assert changing_calls(host.fake, seen) == []
+
+
+def test_a_reload_while_every_link_is_down_keeps_its_sessions_degraded() -> None:
+    host = Host(san())
+    host.act("start", config())
+    host.fake.down = ["san0", "san1"]
+    assert host.act("start", config()) == 2
+    assert host.outcome.ok, host.outcome
+    assert len(host.fake.sessions) == 2
+
+
+def test_nothing_reachable_is_down_not_degraded() -> None:
+    host = Host(san(down=["san0", "san1"]))
+    assert host.act("start", config()) == 2
+    assert not host.outcome.ok
+    assert host.outcome.unserved == (f"any target at {SAN}",)
+
+
+def test_stop_accepts_a_session_that_vanished_meanwhile() -> None:
+    host = Host(san())
+    host.act("start", config())
+    # the session disappears between the listing and the logout (iscsiadm exits 22)
+    real_run = host.fake.run
+
+    def vanishing(argv: Any) -> Any:
+        if "--logout" in argv and argv[argv.index("-r") + 1] == "1":
+            host.fake.sessions = [s for s in host.fake.sessions if s[0] != "1"]
+        return real_run(argv)
+
+    host.fake.run = vanishing  # type: ignore[method-assign]
+    assert host.act("stop", config()) == 0
+    assert host.fake.sessions == []
+
+
+def test_the_fake_resets_an_iface_created_again_as_iscsiadm_does() -> None:
+    fake = san()
+    fake.run(["iscsiadm", "-m", "iface", "-I", "ieth0", "-o", "new"])
+    fake.run(
+        [
+            "iscsiadm",
+            "-m",
+            "iface",
+            "-I",
+            "ieth0",
+            "-o",
+            "update",
+            "-n",
+            "iface.net_ifacename",
+            "-v",
+            "san0",
+        ]
+    )
+    assert fake.run(["iscsiadm", "-m", "iface", "-I", "ieth0", "-o", "new"]).code == 0
+    assert fake.ifaces == {"ieth0": ""}
+    # so the program never creates an iface that exists
+    host = Host(fake)
+    host.act("start", config())
+    seen = len(fake.calls)
+    host.act("start", config())
+    assert not [c for c in fake.calls[seen:] if c[:2] == ["-m", "iface"] and "new" in c]
 
 
 def test_only_the_named_target_is_logged_in() -> None:
@@ -333,7 +435,7 @@ def test_bad_configurations(text: str, message: str) -> None:
 def fake_binary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """`iscsiadm` on PATH: an executable running the fake on a JSON state file."""
     state = tmp_path / "state.json"
-    state.write_text(san().to_json())
+    state.write_text(san(sysfs=str(tmp_path / "sys")).to_json())
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "iscsiadm"
@@ -356,14 +458,128 @@ def test_command_line_start_and_stop(
 ) -> None:
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps(config()))
-    assert prog.main(["--config", str(cfg), "start"]) == 0
+    state = tmp_path / "run"
+    args = [
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(state),
+        "--sessions-sysfs",
+        str(tmp_path / "sys"),
+    ]
+    assert prog.main([*args, "start"]) == 0
     fake = FakeIscsiadm.from_json(fake_binary.read_text())
     assert sessions(fake) == {(VOLUME, SAN, "ieth0"), (VOLUME, SAN, "ieth1")}
     assert "iscsi-ifaces: logged in to" in capsys.readouterr().out
-    assert prog.main(["--config", str(cfg), "start"]) == 0
+    assert not (state / "missing").exists()
+    assert prog.main([*args, "start"]) == 0
     assert capsys.readouterr().out == ""
-    assert prog.main(["--config", str(cfg), "stop"]) == 0
+    assert prog.main([*args, "stop"]) == 0
     assert FakeIscsiadm.from_json(fake_binary.read_text()).sessions == []
+
+
+def test_stop_clears_the_list_of_missing_paths(fake_binary: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config()))
+    state = tmp_path / "run"
+    state.mkdir()
+    (state / "missing").write_text("x\n")
+    args = ["--config", str(cfg), "--state-dir", str(state), "--sessions-sysfs", str(tmp_path)]
+    assert prog.main([*args, "stop"]) == 0
+    assert not (state / "missing").exists()
+
+
+def test_command_line_degraded_start_succeeds_and_retry_brings_the_path_back(
+    fake_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeIscsiadm.from_json(fake_binary.read_text())
+    fake.down = ["san1"]
+    fake_binary.write_text(fake.to_json())
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config()))
+    state = tmp_path / "run"
+    args = [
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(state),
+        "--sessions-sysfs",
+        str(tmp_path / "sys"),
+    ]
+    assert prog.main([*args, "start"]) == 0
+    assert f"path missing: any target at {SAN} through ieth1 (san1)" in capsys.readouterr().out
+    assert (state / "missing").read_text() == f"any target at {SAN} through ieth1 (san1)\n"
+    # still down: a retry round changes nothing and keeps the list
+    assert (
+        prog.retry(
+            prog.Iscsiadm(prog.run_process, print),
+            prog.load_config(cfg.read_text()),
+            state,
+            0,
+            None,
+            rounds=1,
+        )
+        == 1
+    )
+    # the link comes back: the retry logs the missing path in and ends
+    fake = FakeIscsiadm.from_json(fake_binary.read_text())
+    fake.down = []
+    fake_binary.write_text(fake.to_json())
+    assert prog.main([*args, "--interval", "0", "retry"]) == 0
+    assert "every path has a session" in capsys.readouterr().out
+    assert sessions(FakeIscsiadm.from_json(fake_binary.read_text())) == {
+        (VOLUME, SAN, "ieth0"),
+        (VOLUME, SAN, "ieth1"),
+    }
+    assert not (state / "missing").exists()
+
+
+def test_command_line_fails_while_a_target_has_no_session(
+    fake_binary: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake = FakeIscsiadm.from_json(fake_binary.read_text())
+    fake.down = ["san0", "san1"]
+    fake_binary.write_text(fake.to_json())
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(config()))
+    state = tmp_path / "run"
+    args = [
+        "--config",
+        str(cfg),
+        "--state-dir",
+        str(state),
+        "--sessions-sysfs",
+        str(tmp_path / "sys"),
+    ]
+    assert prog.main([*args, "start"]) == 1
+    assert f"no session to any target at {SAN}" in capsys.readouterr().err
+    assert len((state / "missing").read_text().splitlines()) == 2
+
+
+def test_retry_without_missing_paths_ends_at_once(tmp_path: Path) -> None:
+    host = Host(san())
+    adm = prog.Iscsiadm(host.runner, host.log.append)
+    slept: list[float] = []
+    assert (
+        prog.retry(
+            adm, prog.load_config(json.dumps(config())), tmp_path, 30, None, sleep=slept.append
+        )
+        == 0
+    )
+    assert slept == [] and host.fake.calls == []
+
+
+def test_notify_sends_the_status_to_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    address = str(tmp_path / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        prog.notify("STATUS=missing 1 path(s): x")
+        assert server.recv(100) == b"STATUS=missing 1 path(s): x"
 
 
 def test_command_line_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

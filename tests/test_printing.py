@@ -66,7 +66,7 @@ def test_device_uris(fields: dict[str, Any], uri: str) -> None:
         ("[2001:db8::5]:631", '"[2001:db8::5]:631": write the IPv6 address without brackets'),
         ("printer.example.net:631", '"printer.example.net:631" is not an IP address (put a port'),
         ("fe80::1%eth0", '"fe80::1%eth0": zone ids (%...) are not allowed'),
-        ("fe80::1", '"fe80::1" is not a unicast address a printer can have'),
+        ("fe80::1", '"fe80::1" is an IPv6 link-local address'),
         ("printer_1.example.net", '"printer_1.example.net" is not a host name or an IP address'),
         ("", '"" is not a host name or an IP address'),
     ],

@@ -41,6 +41,7 @@ from typing import Any
 from kvmfleet.inventory import (
     GENERATED_FILE,
     HOST_FILE,
+    HOST_KEY_FILE,
     HOSTS_DIR,
     SITE_FILE,
     HostDirs,
@@ -49,6 +50,9 @@ from kvmfleet.inventory import (
 )
 from kvmfleet.output import remove_file, write_atomic
 from kvmfleet.problems import Problem
+
+# secrets/admins.txt (kvmfleet.sopsconfig.ADMINS_FILE; not imported: this module stays light)
+ADMINS_FILE = "secrets/admins.txt"
 
 CACHE_FILE = ".kvmfleet-cache.json"
 _FORMAT = 2
@@ -69,6 +73,7 @@ class RunState:
 
     key: str
     hosts: tuple[str, ...]
+    outputs: dict[str, str]  # generated file -> its signature
     warnings: tuple[str, ...]
 
 
@@ -98,6 +103,7 @@ class Store:
             else {
                 "key": state.key,
                 "hosts": list(state.hosts),
+                "outputs": state.outputs,
                 "warnings": list(state.warnings),
             },
         }
@@ -151,6 +157,7 @@ def open_store(
             store.fleet = RunState(
                 key=_text(fleet["key"]),
                 hosts=tuple(_text(h) for h in fleet["hosts"]),
+                outputs={_text(k): _text(v) for k, v in fleet["outputs"].items()},
                 warnings=tuple(_text(w) for w in fleet["warnings"]),
             )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -280,6 +287,8 @@ class Inputs:
     hosts: dict[str, bytes]  # host -> its host.toml, for the hosts that could be read
     problems: tuple[Problem, ...]  # host.toml files that could not be read
     key: str | None  # digest of all of it; None when `hosts/` holds anything to report
+    # host -> what its optional public host key file is ("missing", a digest, or its odd kind)
+    host_keys: dict[str, str] = field(default_factory=dict)
 
 
 def read_inputs(root: Path) -> Inputs:
@@ -311,7 +320,29 @@ def read_inputs(root: Path) -> Inputs:
             clean = False
             continue
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
-    return Inputs(scan, site, hosts, tuple(problems), digest.hexdigest() if clean else None)
+    # Optional inputs: each host's public host key and the secrets' admins.
+    host_keys = {host: _optional(root / HOSTS_DIR / host / HOST_KEY_FILE) for host in scan.hosts}
+    for host, token in host_keys.items():
+        digest.update(f"{HOSTS_DIR}/{host}/{HOST_KEY_FILE}\0{token}\0".encode())
+    admins = _optional(root / ADMINS_FILE)
+    digest.update(f"{ADMINS_FILE}\0{admins}\0".encode())
+    if any(t.startswith("kind:") for t in [admins, *host_keys.values()]):
+        clean = False  # a link or an unreadable file: the full path reports it
+    key = digest.hexdigest() if clean else None
+    return Inputs(scan, site, hosts, tuple(problems), key, host_keys)
+
+
+def _optional(path: Path) -> str:
+    """What an optional input is: "missing", the digest of its bytes, or "kind:<kind>"."""
+    kind = entry_kind(path)
+    if kind == "missing":
+        return "missing"
+    if kind != "file":
+        return f"kind:{kind}"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "kind:unreadable"
 
 
 def input_key(root: Path) -> str | None:
@@ -343,26 +374,29 @@ def unchanged(store: Store | None, inputs: Inputs) -> RunState | None:
     state = store.fleet
     if inputs.key is None or inputs.key != state.key:
         return None
-    for host in state.hosts:
-        recorded = store.disk.get(host)
-        if recorded is None or signature(store.root / generated_path(host)) != recorded:
+    for path, recorded in state.outputs.items():
+        if signature(store.root / path) != recorded:
             return None
     return state
 
 
 def fleet_state(
-    store: Store, inputs: Inputs, hosts: list[str], warnings: list[str]
+    store: Store, inputs: Inputs, hosts: list[str], warnings: list[str], extra: tuple[str, ...] = ()
 ) -> RunState | None:
     """The state of a complete, clean run that just left every generated file up to date; records
-    the generated files' signatures."""
+    the generated files' signatures. `extra`: fleet-wide generated files besides the hosts'
+    (.sops.yaml)."""
     if inputs.key is None:
         return None
-    for host in hosts:
-        sig = signature(store.root / generated_path(host))
+    outputs: dict[str, str] = {}
+    for path in [*(generated_path(host) for host in hosts), *extra]:
+        sig = signature(store.root / path)
         if sig is None:
             return None
-        store.disk[host] = sig
-    return RunState(inputs.key, tuple(hosts), tuple(warnings))
+        outputs[path] = sig
+    for host in hosts:
+        store.disk[host] = outputs[generated_path(host)]
+    return RunState(inputs.key, tuple(hosts), outputs, tuple(warnings))
 
 
 def forget(root: Path) -> None:

@@ -9,6 +9,9 @@ A capability declares the `Host` fields it owns and maps a validated host to
 - `secret_files`: the secret files the host reads, with who reads them (checks and provisioning
   read these declarations, never a list of keys kept elsewhere);
 - `service_users`: the system users its NixOS services define (no `[users]` entry may take them);
+- `peers`: what the host relies on as someone else (a gateway, a monitor, a target's IQN): no
+  fleet host may be it;
+- `ports`: the ports its services listen on, and where (one check per host compares them);
 - `host_values`: values of one machine that need not be unique, renewed by `new --like`.
 """
 
@@ -43,6 +46,8 @@ Renew = Callable[[str, str], str | Drop | None]
 class HostContext:
     name: str
     host: Host
+    # hosts/<name>/ssh_host_ed25519_key.pub's line: the host decrypts its secrets with this key.
+    host_key: str | None = None
 
 
 def must_choose(like: str, name: str) -> str | Drop | None:
@@ -64,6 +69,12 @@ class Identity:
     derived: bool = field(default=False, compare=False)
 
 
+# Identity kinds the fleet checks compare peers with: a host's own IP addresses (the network
+# capability) and its names, bare and fully qualified (the base capability).
+IP_ADDRESS = "IP address"
+HOST_NAME = "host name"
+
+
 @dataclass(frozen=True)
 class HostValue:
     """A value that belongs to one machine without having to be unique in the fleet (the
@@ -78,13 +89,39 @@ class HostValue:
 @dataclass(frozen=True)
 class Peer:
     """An address this host relies on as someone else (a gateway, a name server, a management
-    server): no host of the fleet may have it as its own address."""
+    server, a Ceph monitor, an iSCSI target): no host of the fleet may be it, that is, have it as
+    one of its identities of the kinds in `matches` (by default its IP addresses and names)."""
 
     role: str
     address: str
     path: KeyPath
     # What goes wrong when it is one (default: that host is no `role`).
     consequence: str = ""
+    matches: tuple[str, ...] = (IP_ADDRESS, HOST_NAME)
+    # Whether this host itself is no such peer either (a management server, a monitor); False
+    # where the host itself is what is meant (a deployment target).
+    itself: bool = False
+    # Roles of other peers (of any host) this one may not be: a deployment target that is a
+    # management server would install a hypervisor's system on it.
+    not_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PortUse:
+    """A port (or an inclusive range) a service of the host listens on. `addresses` are where it
+    listens: "0.0.0.0" or "::" for every address (counted as every address of both families, as a
+    dual-stack socket binds both), otherwise the addresses themselves; `path` is the key that
+    chooses the port or the addresses (the table for a fixed one)."""
+
+    service: str
+    protocol: str  # "tcp" or "udp"
+    first: int
+    last: int
+    addresses: tuple[str, ...]
+    path: KeyPath
+    # The inventory list `addresses` come from, when they do (then each must be the host's own,
+    # a wildcard or loopback); None for fixed or derived ones (CUPS's loopback, libvirt's bridge).
+    listen_path: KeyPath | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +159,10 @@ def _no_secret_files(ctx: HostContext) -> Iterable[SecretFile]:
     return ()
 
 
+def _no_ports(ctx: HostContext) -> Iterable[PortUse]:
+    return ()
+
+
 def _no_host_values(ctx: HostContext) -> Iterable[HostValue]:
     return ()
 
@@ -141,6 +182,7 @@ class Capability:
     secret_files: Callable[[HostContext], Iterable[SecretFile]] = field(default=_no_secret_files)
     service_users: frozenset[str] = frozenset()
     host_values: Callable[[HostContext], Iterable[HostValue]] = field(default=_no_host_values)
+    ports: Callable[[HostContext], Iterable[PortUse]] = field(default=_no_ports)
 
 
 def merge_settings(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvmfleet import __version__, cache
+from kvmfleet import secretscli as secrets_command
 from kvmfleet.cloudstack_api import command as cloudstack_command
 from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
 from kvmfleet.output import (
@@ -47,6 +48,7 @@ examples:
   kvmfleet new kvm03 --like kvm01   scaffold hosts/kvm03/host.toml from kvm01
   kvmfleet schema                   write hosts/host.schema.json and hosts/site.schema.json
   kvmfleet install-plan kvm03       commands that install kvm03 from the NixOS ISO
+  kvmfleet secrets check            every host's sops file holds its secrets, for the right keys
 """
 
 
@@ -132,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="print the inventory reference (docs/inventory.md)"
     )
     cloudstack_command.add_parser(sub, fmt)
+    secrets_command.add_parser(sub, fmt)
 
     install = sub.add_parser(
         "install-plan",
@@ -214,7 +217,7 @@ def _store(root: Path, no_cache: bool, tracked: set[str] | None) -> cache.Store 
 
 def _tracked(root: Path) -> set[str] | None:
     """What git tracks of the fleet (one `git ls-files` for the whole run)."""
-    return tracked_files(root, [HOSTS_DIR, cache.CACHE_FILE])
+    return tracked_files(root, [HOSTS_DIR, "secrets", cache.CACHE_FILE])
 
 
 def _check(root: Path, *, no_cache: bool) -> int:
@@ -248,12 +251,12 @@ def _generate(
         state = cache.unchanged(store, inputs)
         if state is not None:
             _report_cached(state)
-            count = len(state.hosts)
+            files = len(state.outputs)
             if check:
-                print(f"kvmfleet: {count} generated files up to date")
+                print(f"kvmfleet: {files} generated files up to date")
             else:
                 _warn_untracked(root, list(state.hosts), None, tracked)
-                print(f"kvmfleet: {count} hosts, 0 written, {count} unchanged")
+                print(f"kvmfleet: {len(state.hosts)} hosts, 0 written, {files} unchanged")
             return EXIT_OK
     from kvmfleet.run import plan, run
 
@@ -267,7 +270,8 @@ def _generate(
     if check:
         code = _report_check(planned)
         if code == EXIT_OK and store is not None:
-            store.save(cache.fleet_state(store, inputs, hosts, warnings) if only is None else None)
+            state = cache.fleet_state(store, inputs, hosts, warnings, _fleet_wide(planned))
+            store.save(state if only is None else None)
         return code
     refused = refusals(planned, force=force)
     if refused:
@@ -292,8 +296,14 @@ def _generate(
         return EXIT_INVALID
     if store is not None:
         settled = only is None and all(p.status in _SETTLED for p in planned)
-        store.save(cache.fleet_state(store, inputs, hosts, warnings) if settled else None)
+        state = cache.fleet_state(store, inputs, hosts, warnings, _fleet_wide(planned))
+        store.save(state if settled else None)
     return EXIT_OK
+
+
+def _fleet_wide(planned: list[Planned]) -> tuple[str, ...]:
+    """The generated files besides the hosts' (.sops.yaml), for the cache to watch."""
+    return tuple(p.path for p in planned if not p.path.startswith(f"{HOSTS_DIR}/"))
 
 
 # After generate has carried these out, every generated file is as the next run would write it.
@@ -327,6 +337,10 @@ def _warn_untracked(
             # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
             if (root / directory / HARDWARE_FILE).exists():
                 paths.append(f"{directory}/{HARDWARE_FILE}")
+            # The flake reads the host's sops file only if git tracks it: untracked, the host
+            # would be built without its secrets.
+            if (root / "secrets" / f"{name}.yaml").exists():
+                paths.append(f"secrets/{name}.yaml")
     missing = None if tracked is None else [p for p in paths if p not in tracked]
     if not missing:
         return
@@ -413,6 +427,12 @@ def _install_plan(root: Path, name: str | None) -> int:
             f"git add {planned[0].path}",
             file=sys.stderr,
         )
+    from kvmfleet.secretscheck import check as check_secrets
+
+    # The first boot needs its secrets: say what is wrong with them, but still plan (a host
+    # may be installed first and keyed afterwards).
+    for line in check_secrets(fleet, [name]):
+        print(f"warning: {line}", file=sys.stderr)
     (result,) = [r for r in fleet.hosts if r.name == name]
     sys.stdout.write(host_plan(result))
     return EXIT_OK
@@ -454,6 +474,7 @@ _COMMANDS: dict[str, _Command] = {
         lambda a: _reference() if a.markdown else _schema(a.root, stdout=a.stdout), writes=True
     ),
     "cloudstack": _Command(lambda a: cloudstack_command.run(a, a.root), writes=False),
+    "secrets": _Command(lambda a: secrets_command.run(a, a.root), writes=False),
 }
 
 

@@ -13,19 +13,17 @@ bool, None, tuples of those: the cache stores them as JSON), an entry in `DECLAR
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from kvmfleet.capability import Identity, Peer
+from kvmfleet.capability import HOST_NAME, IP_ADDRESS, Identity, Peer
 from kvmfleet.inventory import Layer
 from kvmfleet.locate import locate_at
 from kvmfleet.problems import Finding, Problem, format_keypath
 
 T = TypeVar("T")
-
-# The identity kind every capability uses for a host's own IP addresses.
-IP_ADDRESS = "IP address"
 
 # Capability hook -> the type of the items it yields.
 DECLARATIONS: dict[str, type[Any]] = {"identities": Identity, "peers": Peer}
@@ -61,6 +59,9 @@ class FleetCheck:
     relevant: Callable[[Sequence[str]], bool]
     # One relevant group's members, in fleet order (hosts, then the order they declared them).
     check: Callable[[Sequence[Declared[Any]]], Iterable[Problem]]
+    # Whether an item with this tag may hold a problem alone in its group (else a group of one
+    # is never looked at).
+    alone: Callable[[str], bool] = lambda tag: False
 
 
 def duplicate_identities(claims: Iterable[Claim]) -> Iterator[Problem]:
@@ -82,24 +83,85 @@ def duplicate_identities(claims: Iterable[Claim]) -> Iterator[Problem]:
             yield claim.problem(finding)
 
 
+def _noun(kind: str) -> str:
+    return {IP_ADDRESS: "address", HOST_NAME: "name"}.get(kind, kind)
+
+
 def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) -> Iterator[Problem]:
-    """A gateway, name server or management server that is another fleet host's own address: a
-    typo or a copied file, since fleet hosts are hypervisors and laptops, never those servers."""
-    owners: dict[str, list[Claim]] = {}
+    """A peer (gateway, name server, management server, monitor, portal, printer, target IQN,
+    deployment target) that is a fleet host's own address, name or initiator name: a typo or a
+    copied file, since fleet hosts are hypervisors and laptops, never those servers. Each peer says
+    which identity kinds it is compared with, and whether its own host counts."""
+    uses = list(peers)
+    kinds = {kind for use in uses for kind in use.item.matches}
+    owners: dict[tuple[str, str], list[Claim]] = {}
     for claim in claims:
-        if claim.item.kind == IP_ADDRESS:
-            owners.setdefault(claim.item.value.lower(), []).append(claim)
-    for use in peers:
-        for owner in owners.get(use.item.address.lower(), []):
-            if owner.host == use.host:
-                continue
-            consequence = use.item.consequence or f", which is not a {use.item.role}"
+        if claim.item.kind in kinds:
+            key = (claim.item.kind, _key(claim.item.value))
+            owners.setdefault(key, []).append(claim)
+    by_role: dict[tuple[str, str], list[PeerClaim]] = {}
+    for use in uses:
+        by_role.setdefault((use.item.role, _key(use.item.address)), []).append(use)
+    for use in uses:
+        peer = use.item
+        article = "an" if peer.role[:1].lower() in "aeiou" else "a"
+        consequence = peer.consequence or f", which is not {article} {peer.role}"
+        if peer.itself and _loopback(peer.address):
             finding = Finding(
-                use.item.path,
-                f"{use.item.role} {use.item.address} is the address of fleet host "
-                f"{owner.host} ({format_keypath(owner.item.path)}){consequence}",
+                peer.path, f"{peer.role} {peer.address} is this host itself (loopback){consequence}"
             )
             yield use.problem(finding)
+            continue
+        found = False
+        for kind in peer.matches:
+            for owner in owners.get((kind, _key(peer.address)), []):
+                where = format_keypath(owner.item.path)
+                where = f" ({where})" if where else ""
+                if owner.host == use.host:
+                    if not peer.itself:
+                        continue
+                    whose = f"this host's own {_noun(kind)}"
+                else:
+                    whose = f"the {_noun(kind)} of fleet host {owner.host}"
+                finding = Finding(
+                    peer.path, f"{peer.role} {peer.address} is {whose}{where}{consequence}"
+                )
+                yield use.problem(finding)
+                found = True
+                break
+            if found:
+                break
+        if found:
+            continue
+        for role in peer.not_roles:
+            others = by_role.get((role, _key(peer.address)), [])
+            if others:
+                # its own host's first: that is the file to look at
+                other = min(others, key=lambda o: o.host != use.host)
+                whose = "" if other.host == use.host else f" of host {other.host}"
+                finding = Finding(
+                    peer.path,
+                    f"{peer.role} {peer.address} is a {role}{whose} "
+                    f"({format_keypath(other.item.path)}){consequence}",
+                )
+                yield use.problem(finding)
+                break
+
+
+def _loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, and the names every host gives itself."""
+    name = _key(address)
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _key(value: str) -> str:
+    """Addresses and names compare without case; a DNS name's trailing dot is no difference."""
+    return value.lower().rstrip(".")
 
 
 def _where(other: Claim, this: Claim) -> str:
@@ -114,11 +176,27 @@ def _identity_keys(kind: str, item: Any) -> Iterator[tuple[str, str]]:
         yield f"{item.kind}\0{item.value.lower()}", ""
 
 
+_SEP = "\x1f"
+
+
 def _peer_keys(kind: str, item: Any) -> Iterator[tuple[str, str]]:
-    if kind == "identities" and item.kind == IP_ADDRESS:
-        yield item.value.lower(), "owner"
+    """Owners and peers meet at an address or name (as `_key` compares them); a peer's tag says
+    its role, the roles it may not be, and whether it is a loopback it may not be itself."""
+    if kind == "identities":
+        yield _key(item.value), "owner"
     elif kind == "peers":
-        yield item.address.lower(), "peer"
+        loop = "1" if item.itself and _loopback(item.address) else "0"
+        yield _key(item.address), _SEP.join(["peer", loop, item.role, *item.not_roles])
+
+
+def _peers_relevant(tags: Sequence[str]) -> bool:
+    peers = [tag.split(_SEP) for tag in tags if tag != "owner"]
+    if any(p[1] == "1" for p in peers):
+        return True
+    if peers and len(peers) < len(tags):
+        return True  # an owner and a peer
+    roles = {p[2] for p in peers}
+    return any(role in roles for p in peers for role in p[3:])
 
 
 def _of(members: Sequence[Declared[Any]], kind: str) -> list[Declared[Any]]:
@@ -135,7 +213,8 @@ FLEET_CHECKS: tuple[FleetCheck, ...] = (
     FleetCheck(
         "peers that are fleet hosts",
         _peer_keys,
-        lambda tags: "owner" in tags and "peer" in tags,
+        _peers_relevant,
         lambda members: peers_that_are_hosts(_of(members, "identities"), _of(members, "peers")),
+        alone=lambda tag: tag.startswith(f"peer{_SEP}1{_SEP}"),
     ),
 )

@@ -78,13 +78,14 @@ def fleet_checks(summaries: Sequence[HostSummary]) -> list[Problem]:
         total: Counter[str] = Counter()
         for counted in by_tag.values():
             total.update(counted)
+        candidates = {key for key, count in total.items() if count > 1}
+        for tag, counted in by_tag.items():
+            if check.alone(tag):
+                candidates.update(counted)
         relevant = {
             key
-            for key, count in total.items()
-            if count > 1
-            and check.relevant(
-                [tag for tag, counted in by_tag.items() for _ in range(counted[key])]
-            )
+            for key in candidates
+            if check.relevant([tag for tag, counted in by_tag.items() for _ in range(counted[key])])
         }
         if not relevant:
             continue

@@ -8,7 +8,8 @@ import hashlib
 import multiprocessing
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from kvmfleet.capabilities import REGISTRY
@@ -17,17 +18,21 @@ from kvmfleet.fleet import DECLARATIONS, Declared
 from kvmfleet.inventory import (
     GENERATED_FILE,
     HOST_FILE,
+    HOST_KEY_FILE,
     HOSTS_DIR,
     HostInventory,
     Table,
+    entry_kind,
     host_roles,
     layer_host,
     parse_toml,
+    read_host_key,
 )
 from kvmfleet.locate import listed_roles, locate, missing_key, placer
 from kvmfleet.model import Host
 from kvmfleet.nix import NixRenderError, render_module
 from kvmfleet.output import with_header
+from kvmfleet.ports import port_findings
 from kvmfleet.problems import InventoryError, KeyPath, Problem, Severity
 from kvmfleet.repeats import overlaps, repeated_values
 from kvmfleet.summary import (
@@ -69,7 +74,10 @@ class Computed:
 
 
 def sources(inv: HostInventory) -> list[str]:
-    return list(dict.fromkeys(layer.file for layer in inv.layers))
+    files = [layer.file for layer in inv.layers]
+    if inv.host_key is not None:
+        files.append(f"{HOSTS_DIR}/{inv.name}/{HOST_KEY_FILE}")
+    return list(dict.fromkeys(files))
 
 
 def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
@@ -81,7 +89,7 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
     if host is not None:
         # A host with broken tables still reports what its valid tables show, and declares its
         # fleet-unique values: one run tells everything it can know.
-        ctx = HostContext(inv.name, host)
+        ctx = HostContext(inv.name, host, inv.host_key)
         place = placer(inv)
         for cap in REGISTRY:
             found = collect(cap.findings(ctx))
@@ -90,8 +98,12 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
             for kind in DECLARATIONS:
                 for item in collect(getattr(cap, kind)(ctx)):
                     items.append(Declared(inv.name, inv.file, place(item.path), kind, item))
-                    if kind == "identities":
+                    # (a host's name is claimed at no key: the directory names it)
+                    if kind == "identities" and item.path:
                         flagged.append(item.path)
+        found = collect(port_findings(ctx))
+        flagged.extend(f.path for f in found)
+        findings.extend(locate(inv, f) for f in found)
     model_problems: list[Problem] = []
     if result.host is not None:
         model_problems.extend(_untranslated(inv, result.host))
@@ -106,7 +118,7 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
     )
     text = output = render_problem = kept = None
     if valid and result.host is not None:
-        settings = host_settings(HostContext(inv.name, result.host))
+        settings = host_settings(HostContext(inv.name, result.host, inv.host_key))
         try:
             text = with_header(render_module(settings), sources(inv))
         except NixRenderError as exc:  # validation should have caught it; never a traceback
@@ -119,6 +131,7 @@ def summarize(inv: HostInventory, *, keep: bool = False) -> Computed:
         name=inv.name,
         file=inv.file,
         roles=listed_roles(inv),
+        host_key=inv.host_key,
         problems=tuple(result.problems),
         missing=tuple(missing_key(inv, f) for f in result.missing),
         findings=tuple(findings),
@@ -185,13 +198,19 @@ class Done:
     layers: tuple[str, ...]  # the roles whose site.toml tables it was layered with
 
 
-def compute(task: Task, site: Table, site_file: str) -> Done:
+def compute(task: Task, site: Table, site_file: str, root: Path) -> Done:
     file = f"{HOSTS_DIR}/{task.name}/{HOST_FILE}"
     try:
         table = parse_toml(file, task.raw)
     except InventoryError as exc:
         return Done(task.name, tuple(exc.problems), None, None, None, ())
     inv = layer_host(task.name, file, table, site_file, site)
+    key_path = root / HOSTS_DIR / task.name / HOST_KEY_FILE
+    if entry_kind(key_path) != "missing":
+        try:
+            inv = replace(inv, host_key=read_host_key(root, key_path))
+        except InventoryError as exc:  # as `load` does: the host is left out, the file named
+            return Done(task.name, tuple(exc.problems), None, None, None, ())
     computed = summarize(inv)
     roles = tuple(host_roles(table, site))
     return Done(task.name, (), computed.summary, computed.text, data_digest(table), roles)
@@ -200,7 +219,7 @@ def compute(task: Task, site: Table, site_file: str) -> Done:
 # At least this many hosts to compute before a pool pays for its start (forks, result transfer).
 MIN_PARALLEL = 32
 
-_shared: tuple[Table, str] | None = None  # what forked workers inherit
+_shared: tuple[Table, str, Path] | None = None  # what forked workers inherit
 
 
 def jobs() -> int:
@@ -212,7 +231,7 @@ def jobs() -> int:
     return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
-def compute_all(tasks: Sequence[Task], site: Table, site_file: str) -> list[Done]:
+def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> list[Done]:
     """Every task's result, in order; over a pool of forked workers when there are many."""
     workers = min(jobs(), len(tasks) // (MIN_PARALLEL // 2) or 1)
     if (
@@ -220,9 +239,9 @@ def compute_all(tasks: Sequence[Task], site: Table, site_file: str) -> list[Done
         or len(tasks) < MIN_PARALLEL
         or "fork" not in multiprocessing.get_all_start_methods()
     ):
-        return [compute(task, site, site_file) for task in tasks]
+        return [compute(task, site, site_file, root) for task in tasks]
     global _shared
-    _shared = (site, site_file)
+    _shared = (site, site_file, root)
     try:
         context = multiprocessing.get_context("fork")
         with context.Pool(workers) as pool:

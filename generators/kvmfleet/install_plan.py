@@ -6,10 +6,23 @@ from __future__ import annotations
 
 import shlex
 
+from kvmfleet.capabilities import secret_files
+from kvmfleet.capabilities.install import target_host
+from kvmfleet.capabilities.sops import provisioned
+from kvmfleet.capability import HostContext
 from kvmfleet.generate import Fleet, HostResult
-from kvmfleet.inventory import HARDWARE_FILE, HOSTS_DIR
+from kvmfleet.inventory import HARDWARE_FILE, HOST_KEY_FILE, HOSTS_DIR
+from kvmfleet.sopsconfig import secrets_file
 
 NIX = "nix --extra-experimental-features 'nix-command flakes'"
+# Where the plan keeps the captured hardware.nix on the installed disk: the live system's checkout
+# is on tmpfs and is gone at reboot. Under /etc/nixos, which NixOS leaves to the administrator.
+KEPT_DIR = "/etc/nixos"
+
+
+def _scp_host(target: str) -> str:
+    """scp's [user@]host: an IPv6 address in brackets."""
+    return f"root@[{target}]" if ":" in target else f"root@{target}"
 
 
 def _describe(result: HostResult) -> str:
@@ -29,7 +42,10 @@ def host_plan(result: HostResult) -> str:
     host = result.host
     device = host.disk.device
     flake = shlex.quote(f".#{name}")
-    hardware = shlex.quote(f"{HOSTS_DIR}/{name}/{HARDWARE_FILE}")
+    relative = f"{HOSTS_DIR}/{name}/{HARDWARE_FILE}"
+    hardware = shlex.quote(relative)
+    kept = f"{KEPT_DIR}/{relative}"
+    fetch = shlex.quote(f"{_scp_host(target_host(HostContext(name, host)))}:{kept}")
     passphrase = (
         "\n#    disko asks for the new LUKS passphrase (typed again at every boot)."
         if host.disk.encrypt
@@ -48,11 +64,44 @@ def host_plan(result: HostResult) -> str:
 # 2. Capture the hardware (kernel modules, microcode) without file systems: disko owns them.
 nixos-generate-config --root /mnt --no-filesystems --show-hardware-config > {hardware}
 git add {hardware}
-# 3. Install. Root logs in with the inventory's SSH keys only: no root password.
+{_host_key_step(result)}# 3. Install. Root logs in with the inventory's SSH keys only: no root password.
 nixos-install --flake {flake} --no-root-passwd
-# 4. Commit {HOSTS_DIR}/{name}/{HARDWARE_FILE} to the fleet repository, then boot the new system.
+# 4. Keep the captured hardware on the installed disk: this checkout is on the live system's
+#    tmpfs and is gone at reboot.
+install -D -m 0644 {hardware} {shlex.quote("/mnt" + kept)}
+# 5. Boot the new system. Then, in the admin's checkout of the fleet repository, fetch the file
+#    and commit it before the next rollout (without it the host is built without its hardware):
+#      scp {fetch} {hardware}
+#      git add {hardware} && git commit -m {shlex.quote(f"{name}: hardware.nix")}
 reboot
 """
+
+
+def _host_key_step(result: HostResult) -> str:
+    """How the new host's SSH host key, which decrypts its secrets, gets there before its
+    first boot; or how its secret files are provisioned without one."""
+    name = result.name
+    ctx = HostContext(name, result.host, result.inventory.host_key)
+    needed = provisioned(ctx)
+    public = f"{HOSTS_DIR}/{name}/{HOST_KEY_FILE}"
+    if needed:
+        key = shlex.quote(f"{name}_ssh_host_ed25519_key")
+        return f"""\
+# 2b. {name} decrypts {secrets_file(name)} ({len(needed)} secret file(s)) with its SSH host key;
+#    the public half is {public}. Copy the private half (made beforehand:
+#    ssh-keygen -t ed25519 -N '' -C root@{name} -f {key}; never in git) to this installer, then:
+install -D -m 0600 {key} /mnt/etc/ssh/ssh_host_ed25519_key
+install -m 0644 {key}.pub /mnt/etc/ssh/ssh_host_ed25519_key.pub
+#    Without it the host makes a new key and cannot decrypt. Then, after the first boot:
+#    ssh-keyscan -t ed25519 {name} | cut -d' ' -f2- > {public}
+#    kvmfleet generate && kvmfleet secrets updatekeys {name}; commit; deploy again.
+"""
+    if secret_files(ctx):
+        return f"""\
+# 2b. {name}'s secret files are provisioned by hand (no {public}, or [secrets] opts
+#    out): put each under /mnt before the first boot (see docs/secrets.md), e.g. root's hash.
+"""
+    return ""
 
 
 def overview(fleet: Fleet) -> str:

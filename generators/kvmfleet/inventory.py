@@ -11,7 +11,7 @@ import re
 import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ SITE_FILE = "site.toml"
 HOST_FILE = "host.toml"
 GENERATED_FILE = "generated.nix"
 HARDWARE_FILE = "hardware.nix"
+# The host's public SSH host key (its /etc/ssh/ssh_host_ed25519_key.pub): the host decrypts its
+# secrets with the private half (docs/secrets.md). Optional; without it no secret is provisioned.
+HOST_KEY_FILE = "ssh_host_ed25519_key.pub"
 
 # Inventories are a few levels deep; a limit keeps every later stage safely recursive.
 MAX_DEPTH = 32
@@ -52,6 +55,8 @@ class HostInventory:
     data: Table
     origins: Mapping[KeyPath, Layer]
     layers: tuple[Layer, ...]
+    # The line of hosts/<name>/ssh_host_ed25519_key.pub, when there is one.
+    host_key: str | None = None
 
     def origin(self, path: KeyPath) -> Layer:
         """The layer that set `path`, or the nearest enclosing key that was set (the host file if none)."""
@@ -121,6 +126,40 @@ def parse_toml(name: str, raw: bytes) -> Table:
     if _depth(data) > MAX_DEPTH:
         raise InventoryError([Problem(name, (), f"nested deeper than {MAX_DEPTH} levels")])
     return data
+
+
+def read_host_key(root: Path, path: Path) -> str:
+    """The one `ssh-ed25519 <base64> [comment]` line of a host's public host key file; the
+    message of a bad file never repeats its content (it may be the private key)."""
+    from kvmfleet.agekey import KeyConversionError, ssh_to_age
+
+    name = relative(root, path)
+    kind = entry_kind(path)
+    if kind != "file":
+        message = LINK_MESSAGE if kind == "link" else NOT_A_FILE_MESSAGE
+        raise InventoryError([Problem(name, (), message)])
+    try:
+        text = path.read_bytes().decode("utf-8", errors="strict")
+    except OSError as exc:
+        raise InventoryError([Problem(name, (), f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise InventoryError([Problem(name, (), "not UTF-8 text")]) from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    expected = (
+        'expected the host\'s public key, one line "ssh-ed25519 AAAA... [comment]" '
+        "(its /etc/ssh/ssh_host_ed25519_key.pub)"
+    )
+    if "PRIVATE KEY" in text:
+        raise InventoryError(
+            [Problem(name, (), f"holds a private key (not shown): never commit it; {expected}")]
+        )
+    if len(lines) != 1:
+        raise InventoryError([Problem(name, (), f"has {len(lines)} lines; {expected}")])
+    try:
+        ssh_to_age(lines[0])
+    except KeyConversionError as exc:
+        raise InventoryError([Problem(name, (), f"{exc}; {expected}")]) from None
+    return lines[0]
 
 
 LINK_MESSAGE = (
@@ -360,7 +399,15 @@ def load(root: Path, only: list[str] | None = None, *, partial: bool = False) ->
         except InventoryError as exc:
             problems.extend(exc.problems)
             continue
-        hosts.append(layer_host(name, relative(root, host_path), table, site_file, site))
+        inv = layer_host(name, relative(root, host_path), table, site_file, site)
+        key_path = hosts_dir / name / HOST_KEY_FILE
+        if entry_kind(key_path) != "missing":
+            try:
+                inv = replace(inv, host_key=read_host_key(root, key_path))
+            except InventoryError as exc:
+                problems.extend(exc.problems)
+                continue
+        hosts.append(inv)
     if only is not None:
         known = {h.name for h in hosts} | {
             p.file.split("/")[1]

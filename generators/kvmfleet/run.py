@@ -18,6 +18,7 @@ from kvmfleet.inventory import (
     HOST_FILE,
     HOSTS_DIR,
     SITE_FILE,
+    HostInventory,
     Table,
     entry_kind,
     load,
@@ -27,6 +28,8 @@ from kvmfleet.inventory import (
 from kvmfleet.locate import own_paths
 from kvmfleet.output import Planned, Status, classify, classify_orphan
 from kvmfleet.problems import InventoryError, Problem, Severity
+from kvmfleet.sopsconfig import ADMINS_FILE, SOPS_CONFIG, Recipient, load_admins
+from kvmfleet.sopsconfig import render as render_sops_config
 from kvmfleet.summary import BadSummaryError, HostSummary, data_digest, decode, encode
 
 
@@ -39,6 +42,7 @@ class Outcome:
     render_problems: dict[str, Problem]
     stray_dirs: tuple[str, ...]
     warnings: tuple[Problem, ...]
+    sops: str | None = None  # .sops.yaml, when a host has a host key
 
 
 def _sha(data: bytes) -> str:
@@ -107,7 +111,9 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
             continue  # unreadable: reported
         file = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
         digests[name] = _sha(raw)
-        reused = _reusable(old.get(name), raw, digests[name], layers)
+        reused = _reusable(
+            old.get(name), raw, digests[name], layers, inputs.host_keys.get(name, "missing")
+        )
         summary = None if reused is None else _decoded(name, file, reused[0])
         if reused is not None and summary is not None and summary.output is not None:
             known, text = _on_disk(root, name, summary.output, disk.get(name))
@@ -124,7 +130,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
     if todo:
         from kvmfleet.host_pass import Task, compute_all  # the models: only when needed
 
-        for done in compute_all([Task(n, r) for n, r in todo], site, site_file):
+        for done in compute_all([Task(n, r) for n, r in todo], site, site_file, root):
             if done.summary is None:
                 earlier.extend(done.problems)
                 continue
@@ -134,6 +140,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
             entries[done.name] = json.dumps(
                 {
                     "bytes": digests[done.name],
+                    "host_key": inputs.host_keys.get(done.name, "missing"),
                     "data": done.data,
                     "layers": list(done.layers),
                     "site": layers.digest(list(done.layers)),
@@ -143,6 +150,11 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
             )
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
     site_problems = _site_problems(store, site, site_file, inputs.site)
+    admins: tuple[Recipient, ...] = ()
+    try:
+        admins = load_admins(root)
+    except InventoryError as exc:
+        earlier.extend(exc.problems)
     warnings = settle(
         site=site,
         site_file=site_file,
@@ -164,7 +176,17 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
         render_problems={s.name: s.render_problem for s in ordered if s.render_problem is not None},
         stray_dirs=scan.stray,
         warnings=warnings,
+        sops=_sops_config(root, [s for s in ordered if s.valid], admins),
     )
+
+
+def _sops_config(root: Path, valid: list[HostSummary], admins: tuple[Recipient, ...]) -> str | None:
+    """`.sops.yaml`'s text (generate.sops_config), from the summaries' host keys."""
+    if not any(s.host_key is not None for s in valid):
+        return None
+    # The rules read a host's name and host key only.
+    hosts = [HostInventory(s.name, s.file, {}, {}, (), s.host_key) for s in valid]
+    return render_sops_config(hosts, admins, entry_kind(root / ADMINS_FILE) == "file")
 
 
 def _full(root: Path) -> None:
@@ -175,7 +197,7 @@ def _full(root: Path) -> None:
 
 
 def _reusable(
-    text: str | None, raw: bytes, digest: str, layers: _SiteLayers
+    text: str | None, raw: bytes, digest: str, layers: _SiteLayers, host_key: str
 ) -> tuple[dict[str, Any], str] | None:
     """The cache entry (and its text to keep), when the host's inputs are those it was computed
     from."""
@@ -187,7 +209,7 @@ def _reusable(
     roles = entry.get("layers")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         return None
-    if entry.get("site") != layers.digest(roles):
+    if entry.get("site") != layers.digest(roles) or entry.get("host_key") != host_key:
         return None
     if entry.get("bytes") == digest:
         return entry, text
@@ -277,6 +299,9 @@ def plan(outcome: Outcome, only: list[str] | None = None) -> list[Planned]:
             planned.append(Planned(path, Status.UNCHANGED, text))
         else:
             planned.append(classify(root, path, text))
+    if outcome.sops is not None:
+        # fleet-wide: written whatever hosts are named
+        planned.append(classify(root, SOPS_CONFIG, outcome.sops))
     if only is None:
         for name in outcome.stray_dirs:
             path = f"{HOSTS_DIR}/{name}/{GENERATED_FILE}"

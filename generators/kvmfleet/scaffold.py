@@ -100,8 +100,12 @@ def new_host(root: Path, name: str, like: str) -> Scaffolded:
         dropped: list[str] = []
         own: list[str] = []
         done: set[tuple[str | int, ...]] = set()
+        # declared both unique and the machine's own (a disk by id): said as the machine's own
+        own_paths = {v.path for v, _ in changes if isinstance(v, HostValue)}
         for identity, fresh in changes:
-            if identity.path in done:  # declared both unique and the machine's own
+            if identity.path in done or (
+                isinstance(identity, Identity) and identity.path in own_paths
+            ):
                 continue
             done.add(identity.path)
             if isinstance(fresh, Drop):

@@ -47,6 +47,7 @@ class HostSummary:
     name: str
     file: str
     roles: tuple[str, ...] | None  # host.roles as listed (locate.listed_roles)
+    host_key: str | None  # its public host key's line (the .sops.yaml rules read it)
     problems: tuple[Problem, ...]  # its own values' validation
     missing: tuple[Missing, ...]  # required keys no layer sets, located by the fleet stage
     findings: tuple[Problem, ...]  # the capabilities' findings
@@ -82,6 +83,7 @@ def data_digest(table: dict[str, Any]) -> str:
 def encode(summary: HostSummary) -> dict[str, Any]:
     return {
         "roles": None if summary.roles is None else list(summary.roles),
+        "host_key": summary.host_key,
         "problems": [_problem(p) for p in summary.problems],
         "missing": [
             [list(m.finding.path), m.finding.message, m.layer.file, m.layer.role, m.own]
@@ -114,6 +116,7 @@ def decode(name: str, file: str, doc: Any) -> HostSummary:
             name=name,
             file=file,
             roles=None if doc["roles"] is None else tuple(_str(r) for r in _list(doc["roles"])),
+            host_key=None if doc["host_key"] is None else _str(doc["host_key"]),
             problems=tuple(_to_problem(p) for p in _list(doc["problems"])),
             missing=tuple(_to_missing(m) for m in _list(doc["missing"])),
             findings=tuple(_to_problem(p) for p in _list(doc["findings"])),

@@ -9,11 +9,13 @@ tpacpi-bat batteries are 0 (every battery), 1 (main) or 2 (secondary), percentag
 the firmware default. natacpi batteries are power_supply names (BAT0) or indexes (0 = BAT0), start
 0-99, stop 1-100 (100 = default).
 
-The kernel refuses a start threshold above the current stop and a stop below the current start,
-so each battery's pair is written in the order that works from its current values: stop first,
-unless the new stop is below the current start (both lowered), then start first. tpacpi-bat gets
-the same order. Exit status 1 when a battery refuses a value or reads back something else, 2 on
-bad arguments.
+thinkpad_acpi (drivers/platform/x86/lenovo/thinkpad_acpi.c, Linux 6.18) refuses a start above its
+cached stop and a stop below its cached start. That cache is filled once, when the battery is
+probed, and follows only writes through sysfs: after the embedded controller forgets its values
+(battery pulled, EC reset) sysfs reads the EC while the kernel still checks the old pair. So the
+order never depends on what can be read: start 0, then stop, then start, which every cached pair
+accepts. tpacpi-bat gets the same order. Exit status 1 when a battery refuses a value or reads back
+something else, 2 on bad arguments.
 """
 
 from __future__ import annotations
@@ -72,21 +74,25 @@ def parse_limit(text: str, driver: str) -> Limit:
     return Limit(battery, start, stop)
 
 
-def write_order(current_start: int | None, limit: Limit) -> list[tuple[str, int]]:
-    """The two writes for one battery, in an order the kernel accepts from any current pair:
-    stop first unless that stop is below the current start (then start first, which is then at
-    most the new stop and so below the current one)."""
-    stop = limit.stop or 100  # tpacpi-bat's 0 is the firmware default: no limit
-    if current_start is not None and stop < current_start:
-        return [("start", limit.start), ("stop", limit.stop)]
-    return [("stop", limit.stop), ("start", limit.start)]
+def write_order(limit: Limit) -> list[tuple[str, int]]:
+    """The writes for one battery, accepted from any pair the kernel has cached: start 0 is at
+    most every stop, then any stop is at least 0, then the start is below the new stop."""
+    writes = [("start", 0), ("stop", limit.stop)]
+    if limit.start != 0:
+        writes.append(("start", limit.start))
+    return writes
 
 
 Run = Callable[[Sequence[str]], "subprocess.CompletedProcess[str]"]
 
 
 def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    try:
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, errors="replace", check=False
+        )
+    except OSError as err:  # no such program, or not executable: the battery is refused
+        return subprocess.CompletedProcess(list(argv), 127, "", f"cannot run {argv[0]}: {err}")
 
 
 class TpacpiBat:
@@ -102,12 +108,6 @@ class TpacpiBat:
         if result.returncode != 0 or match is None:
             return None
         return int(match.group(1))
-
-    def current_start(self, battery: str) -> int | None:
-        # tpacpi-bat cannot read "both" (battery 0): take the higher of the two batteries.
-        batteries = ("1", "2") if battery == "0" else (battery,)
-        values = [v for v in (self._get("start", b) for b in batteries) if v is not None]
-        return max(values) if values else None
 
     def set(self, battery: str, what: str, value: int) -> None:
         argv = [self.program, "-s", _METHOD[what], battery, str(value)]
@@ -146,15 +146,16 @@ class Natacpi:
         except (OSError, ValueError) as err:
             raise RefusedError(f"cannot read {path}: {err}") from None
 
-    def current_start(self, battery: str) -> int | None:
-        return self._read(battery, "start")
-
     def set(self, battery: str, what: str, value: int) -> None:
         path = self._path(battery, what)
         try:
             # One write(2) of the whole value, as `echo N >` does: sysfs parses each write.
             with path.open("w") as file:
                 file.write(f"{value}\n")
+        except FileNotFoundError:
+            raise RefusedError(
+                f"{path} does not exist (no battery {battery}, or no natacpi support)"
+            ) from None
         except OSError as err:
             raise RefusedError(f"writing {value} to {path} failed: {err.strerror or err}") from None
 
@@ -172,8 +173,7 @@ def apply(backend: Backend, limits: Sequence[Limit], log: Callable[[str], None])
     failures = []
     for limit in limits:
         try:
-            before = backend.current_start(limit.battery)
-            for what, value in write_order(before, limit):
+            for what, value in write_order(limit):
                 backend.set(limit.battery, what, value)
             for what, value in (("start", limit.start), ("stop", limit.stop)):
                 backend.verify(limit.battery, what, value)

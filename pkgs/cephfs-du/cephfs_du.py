@@ -32,6 +32,8 @@ from typing import TextIO
 XattrReader = Callable[[str, str], bytes]
 
 ATTRIBUTES = ("rbytes", "rfiles", "rsubdirs", "rctime")
+MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
+MAX_COUNT = 2**64 - 1  # Ceph's counters are unsigned 64-bit
 UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -58,7 +60,8 @@ def read_xattr(path: str, name: str) -> bytes:
 def parse_rctime(raw: str) -> float:
     """`1700000000.123456789` (seconds.nanoseconds) -> seconds since the epoch."""
     seconds, _, fraction = raw.strip().partition(".")
-    if not seconds.isdigit():
+    # ASCII digits, and a time a date can show (Python's datetime ends in year 9999)
+    if not (seconds.isascii() and seconds.isdigit()) or int(seconds) > MAX_SECONDS:
         raise ValueError(f"unexpected ceph.dir.rctime {raw!r}")
     digits = "".join(ch for ch in fraction if ch.isdigit())
     return int(seconds) + (int(digits[:9].ljust(9, "0")) / 1e9 if digits else 0.0)
@@ -82,13 +85,20 @@ def directory_usage(path: str, name: str, reader: XattrReader) -> Usage:
         return Usage(
             name=name,
             kind="dir",
-            bytes=int(values["rbytes"]),
-            files=int(values["rfiles"]),
-            subdirs=int(values["rsubdirs"]),
+            bytes=_count(values["rbytes"]),
+            files=_count(values["rfiles"]),
+            subdirs=_count(values["rsubdirs"]),
             rctime=parse_rctime(values["rctime"]),
         )
     except ValueError as exc:
         raise NotCephFSError(f"{path}: unreadable CephFS statistics ({exc})") from None
+
+
+def _count(text: str) -> int:
+    """A counter as Ceph prints it: decimal digits of an unsigned 64-bit number."""
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_COUNT:
+        raise ValueError(f"unexpected counter {text!r}")
+    return int(text)
 
 
 def _entry_usage(path: str, name: str, reader: XattrReader) -> Usage:

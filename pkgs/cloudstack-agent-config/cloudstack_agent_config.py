@@ -13,6 +13,10 @@ The declaration is a JSON file: {"set": {key: value}, "seed": {key: value}}. A "
 gets the declared value. A "seed" key (the management server list, which the management server
 rewrites) gets it when the key is missing, on the first merge, and when the declared value changed since the
 last merge (remembered in a state file next to agent.properties); otherwise the file's value stays.
+
+Exit status: 0 on success; 1 when a file cannot be read or written, or the declaration is invalid
+(one line naming the file, nothing half-written: agent.properties and the state file are replaced
+atomically); 2 on a usage error. `service` passes systemctl's exit status on.
 """
 
 from __future__ import annotations
@@ -214,7 +218,15 @@ class Properties:
 
 def atomic_write(path: Path, text: str, mode: int = 0o600) -> None:
     """Write next to the real file (through symlinks), fsync, rename over it, fsync the directory.
-    An existing file keeps its mode."""
+    An existing file keeps its mode. A directory that is missing or not writable is a
+    ConfigError naming the file."""
+    try:
+        _atomic_write(path, text, mode)
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot write: {err.strerror or err}") from None
+
+
+def _atomic_write(path: Path, text: str, mode: int) -> None:
     real = Path(os.path.realpath(path))
     with contextlib.suppress(FileNotFoundError):
         mode = real.stat().st_mode & 0o7777
@@ -261,7 +273,7 @@ class Declared:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"{path}: no such file") from None
-        except (OSError, ValueError) as err:
+        except (OSError, ValueError, RecursionError) as err:
             raise ConfigError(f"{path}: not a declaration file: {err}") from None
         if not isinstance(data, dict) or set(data) - {"set", "seed"}:
             raise ConfigError(f'{path}: expected an object with "set" and "seed"')
@@ -296,8 +308,10 @@ def merge(
     current = read_properties(properties, template)
     try:
         previous = json.loads(state.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        previous = {}
+    except (FileNotFoundError, NotADirectoryError, ValueError, RecursionError):
+        previous = {}  # no state (or a broken one): as on the first merge
+    except OSError as err:
+        raise ConfigError(f"{state}: cannot read: {err.strerror}") from None
     if not isinstance(previous, dict):
         previous = {}
     changes = dict(declared.set)
@@ -363,7 +377,7 @@ def setup(argv: Sequence[str], run: Runner = system_run) -> int:
     if unknown:
         print(f"cloudstack-setup-agent: ignoring {' '.join(unknown)}", file=sys.stderr)
     if args.hypervisor != "kvm":
-        raise ConfigError(f'hypervisor "{args.hypervisor}" is not supported here (only kvm)')
+        raise ConfigError(f"hypervisor {args.hypervisor!r} is not supported here (only kvm)")
     wanted = {
         SETUP_KEYS[name]: getattr(args, name).strip()
         for name in SETUP_KEYS
@@ -454,7 +468,9 @@ def merge_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     changed = merge(args.properties, Declared.load(args.declared), args.template)
     if changed:
-        print(f"{args.properties}: set {', '.join(changed)}")
+        keys = ", ".join(escape(key, key=True) for key in changed)  # ASCII, as in the file
+        line = f"{args.properties}: set {keys}"
+        print(line.encode("utf-8", "backslashreplace").decode("utf-8"))
     return 0
 
 

@@ -9,7 +9,7 @@
 #   share/cloudstack-agent/lib/libvirtqemuhook, rolling-maintenance
 #   share/cloudstack-common/scripts/   the shell and Python scripts the agent runs
 #   share/cloudstack-common/vms/       system VM payload (agent.zip, cloud-scripts.tgz, ...)
-#   share/cloudstack-common/python-site/cloudutils
+#   share/cloudstack-common/python-site/   cloudutils, cloud_utils (also in passthru.python)
 #
 # The launcher (java, class path, JNA library path) is the NixOS service's: it
 # depends on the libvirt and Ceph packages the host configuration chooses.
@@ -55,11 +55,40 @@ let
     hash = lib.fakeHash;
   };
 
-  # The scripts' interpreter: security_group.py and friends import these.
+  # CloudStack's own Python modules (python/lib: cloudutils, cloud_utils), which the qemu hook
+  # and security_group.py import. Debian's packages copy them into the system's site-packages;
+  # here they are a package of the scripts' interpreter, so that no path needs patching.
+  cloudutils = python3.pkgs.buildPythonPackage {
+    pname = "cloudstack-cloudutils";
+    inherit version src;
+    format = "other";
+    dontBuild = true;
+    installPhase = ''
+      runHook preInstall
+      mkdir -p $out/${python3.sitePackages}
+      cp -r python/lib/cloudutils python/lib/cloud_utils.py $out/${python3.sitePackages}/
+      runHook postInstall
+    '';
+  };
+
+  # The scripts' interpreter (patchShebangs points them here): security_group.py and the qemu
+  # hook import these.
   python = python3.withPackages (ps: [
     ps.libvirt
     ps.netaddr
+    cloudutils
   ]);
+
+  # uefi.properties (agent/conf/uefi.properties.in; Debian's values name /usr/share/OVMF): NixOS's
+  # libvirtd links the firmware images QEMU ships, as its firmware descriptors name them, under
+  # /run/libvirt/nix-ovmf (nixos/modules/virtualisation/libvirtd.nix, libvirtd-config).
+  uefi = {
+    "guest.loader.legacy" = "/run/libvirt/nix-ovmf/edk2-x86_64-code.fd";
+    "guest.nvram.template.legacy" = "/run/libvirt/nix-ovmf/edk2-i386-vars.fd";
+    "guest.loader.secure" = "/run/libvirt/nix-ovmf/edk2-x86_64-secure-code.fd";
+    "guest.nvram.template.secure" = "/run/libvirt/nix-ovmf/edk2-i386-vars.fd";
+    "guest.nvram.path" = "/var/lib/libvirt/qemu/nvram/";
+  };
 
   # What keystore-setup / keystore-cert-import call. The management server runs
   # them over SSH by absolute path, with a login shell's PATH; cloudstack-setup-agent
@@ -99,6 +128,7 @@ maven.buildMavenPackage {
   ];
 
   nativeBuildInputs = [ makeWrapper ];
+  nativeInstallCheckInputs = [ python3 ];
   # patchShebangs resolves the scripts' interpreters from these.
   buildInputs = [
     bash
@@ -114,8 +144,10 @@ maven.buildMavenPackage {
 
     # NixOS has no /bin/bash: commands run "bash" from the agent's PATH. The same
     # jars run inside the Debian system VMs, where that resolves too.
-    grep -rlZ --include='*.java' --exclude-dir=test -F '"/bin/bash"' . \
-      | xargs -0 --no-run-if-empty sed -i 's|"/bin/bash"|"bash"|g'
+    # Like --replace-fail: a release without the string fails the build (review the patch).
+    files=$(grep -rl --include='*.java' --exclude-dir=test -F '"/bin/bash"' . || true)
+    [ -n "$files" ] || { echo 'no "/bin/bash" in the Java sources: review this patch' >&2; exit 1; }
+    echo "$files" | xargs sed -i 's|"/bin/bash"|"bash"|g'
 
     # Config drives are built on the host with genisoimage, found on PATH.
     substituteInPlace engine/storage/configdrive/src/main/java/org/apache/cloudstack/storage/configdrive/ConfigDriveBuilder.java \
@@ -137,16 +169,22 @@ maven.buildMavenPackage {
     install -Dm644 -t $agent/conf \
       $transformed/agent.properties \
       $transformed/environment.properties \
-      $transformed/log4j-cloud.xml \
-      $transformed/uefi.properties
+      $transformed/log4j-cloud.xml
+    # Upstream's keys, NixOS's paths: the build fails if the release has other keys.
+    keys=$(grep -v '^#' $transformed/uefi.properties | grep = | cut -d= -f1 | sort | tr '\n' ' ')
+    if [ "$keys" != "${lib.concatStringsSep " " (lib.attrNames uefi)} " ]; then
+      echo "uefi.properties has the keys $keys; package.nix sets ${toString (lib.attrNames uefi)}" >&2
+      exit 1
+    fi
+    cat > $agent/conf/uefi.properties <<EOF
+    ${lib.concatStrings (lib.mapAttrsToList (k: v: "${k}=${v}\n") uefi)}EOF
 
     mkdir -p $common
     cp -r scripts $common/scripts
     install -Dm644 -t $common/vms systemvm/dist/*
+    # Upstream's layout; the scripts import these from passthru.python.
     mkdir -p $common/python-site
-    cp -r python/lib/cloudutils $common/python-site/
-    substituteInPlace $agent/lib/libvirtqemuhook \
-      --replace-warn '"/usr/lib/python3/site-packages/"' "\"$common/python-site\""
+    cp -r python/lib/cloudutils python/lib/cloud_utils.py $common/python-site/
 
     # keystore-cert-import links the certificates for libvirt only where
     # /etc/libvirt/libvirtd.conf exists, under /etc/pki. On NixOS libvirt reads
@@ -165,9 +203,25 @@ maven.buildMavenPackage {
     runHook postInstall
   '';
 
+  # What the host needs of the installed files, checked where a patch or a convention could
+  # silently miss: the Python scripts run the interpreter that has cloudutils, and every command
+  # the agent's scripts run is on the agent's PATH (path.toml) or allowlisted there.
+  doInstallCheck = true;
+  installCheckPhase = ''
+    runHook preInstallCheck
+    for script in $out/share/cloudstack-agent/lib/libvirtqemuhook \
+        $out/share/cloudstack-common/scripts/vm/network/security_group.py; do
+      head -n1 "$script" | grep -qF '#!${python}/bin/python' \
+        || { echo "$script: shebang $(head -n1 "$script") is not ${python}" >&2; exit 1; }
+    done
+    python3 ${./agent_path.py} scripts --data ${./path.toml} --root $out/share
+    runHook postInstallCheck
+  '';
+
   passthru = {
     jre = jdk17_headless;
-    inherit python;
+    inherit python uefi;
+    pathData = ./path.toml;
   };
 
   meta = {

@@ -8,22 +8,39 @@ configuration, changing only what differs, so running it again changes nothing:
      not hide the targets the other one sees);
   3. every discovered node record has the wanted session settings (a short
      `node.session.timeo.replacement_timeout` for multipath, CHAP);
-  4. every node record without a session is logged in.
+  4. every node record without a session is logged in;
+  5. every live session gets the wanted `replacement_timeout` in the kernel too (sysfs
+     `recovery_tmo`): open-iscsi applies the node record's value only when it logs in.
+`start` succeeds once every target has at least one session: a host on one of two paths is
+degraded, not down. Each missing path is logged (`path missing: ...`) and written, one per line,
+to STATE_DIR/missing; `retry` then logs in the missing paths every INTERVAL seconds until none is
+left (its unit status says which are still missing). `start` fails only when a target has no
+session at all (nothing reachable yet: its unit restarts it).
 `stop` logs out the sessions that run over the configured ifaces (at shutdown, before the network
 goes down). CHAP credentials are read at run time from a file (`username = …`, `password = …`, and
 for mutual CHAP `username_in`/`password_in`) that is never copied into the Nix store.
 
 The configuration is JSON: {"ifaces": {NAME: {"interface": DEV}}, "targets": [{"portal": "ADDR:PORT",
 "ifaces": [NAME, ...], "target": IQN or null, "chapSecretFile": PATH or null}],
-"nodeSettings": {KEY: VALUE}}.
+"nodeSettings": {KEY: VALUE}, "discoverySettings": {KEY: VALUE}}.
+
+Exit status: 0 when every target has a session (start: missing paths are listed and retried, see
+above), every missing path is back (retry) or every session logged out (stop); 1 when a target has
+no session at all or a session could not be logged out (each problem is reported in one line,
+naming the target or the CHAP file, and the other targets are still set up); 2 when the
+configuration file is unreadable or invalid (one line naming it, nothing done).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +49,13 @@ from typing import Any
 # iscsiadm exit codes (open-iscsi include/iscsi_err.h)
 SESSION_EXISTS = 15
 NO_OBJECTS_FOUND = 21
+# A logout of a session that vanished meanwhile (its sysfs entry is gone): seen with Debian's
+# open-iscsi 2.1.8 and with the pinned 2.1.11 built from its source.
+SYSFS_LOOKUP = 22
+
+REPLACEMENT_TIMEOUT = "node.session.timeo.replacement_timeout"
+SESSIONS_SYSFS = Path("/sys/class/iscsi_session")
+STATE_DIR = Path("/run/iscsi-ifaces")
 
 CHAP_KEYS = ("username", "password", "username_in", "password_in")
 
@@ -63,6 +87,7 @@ class Config:
     ifaces: Mapping[str, str]  # iface name -> network interface
     targets: tuple[Target, ...]
     node_settings: Mapping[str, str] = field(default_factory=dict)
+    discovery_settings: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, order=True)
@@ -96,13 +121,14 @@ def load_config(text: str) -> Config:
             for t in raw.get("targets", [])
         )
         settings = {str(k): _setting(v) for k, v in raw.get("nodeSettings", {}).items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        discovery = {str(k): _setting(v) for k, v in raw.get("discoverySettings", {}).items()}
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
         raise ConfigError(f"invalid configuration: {e!r}") from e
     for t in targets:
         for name in t.ifaces:
             if name not in ifaces:
                 raise ConfigError(f"target {t.portal} uses iface {name!r}, which is not configured")
-    return Config(ifaces, targets, settings)
+    return Config(ifaces, targets, settings, discovery)
 
 
 def _setting(value: Any) -> str:
@@ -116,9 +142,12 @@ def _setting(value: Any) -> str:
 def read_chap(path: str) -> dict[str, str]:
     """`key = value` lines; `#` comments and blank lines are ignored."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8-sig")  # an editor's BOM is no key
     except OSError as e:
         raise ConfigError(f"cannot read CHAP secret file {path}: {e.strerror}") from e
+    except UnicodeDecodeError:
+        # never echo the bytes: they may be the secret
+        raise ConfigError(f"CHAP secret file {path} is not UTF-8 text") from None
     values: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
@@ -274,8 +303,14 @@ def ensure_ifaces(adm: Iscsiadm, config: Config) -> None:
             adm.log(f"bound iface {name} to {interface}")
 
 
-def discover(adm: Iscsiadm, target: Target, chap: Mapping[str, str] | None) -> list[Node]:
-    """Discovery through each of the target's ifaces; a failing iface is logged and skipped."""
+def discover(
+    adm: Iscsiadm,
+    target: Target,
+    chap: Mapping[str, str] | None,
+    settings: Mapping[str, str] | None = None,
+) -> list[Node]:
+    """Discovery through each of the target's ifaces; a failing iface is logged and skipped.
+    `settings` (the record's timeouts) bound how long a dead path delays the run."""
     selector = ["-m", "discoverydb", "-t", "sendtargets", "-p", target.portal]
     shown = adm(*selector, "-S", ok=None)
     if shown.code != 0:  # no such record (the exit code varies with the reason)
@@ -283,10 +318,12 @@ def discover(adm: Iscsiadm, target: Target, chap: Mapping[str, str] | None) -> l
         adm.log(f"created discovery record {target.portal}")
         shown = adm(*selector, "-S")
     changed = adm.update(
-        selector, parse_settings(shown.out), auth_settings("discovery.sendtargets", chap)
+        selector,
+        parse_settings(shown.out),
+        dict(settings or {}) | auth_settings("discovery.sendtargets", chap),
     )
     if changed:
-        adm.log(f"set discovery authentication of {target.portal}")
+        adm.log(f"set {', '.join(_shown_keys(changed))} of discovery record {target.portal}")
     nodes: list[Node] = []
     for iface in target.ifaces:
         try:
@@ -307,38 +344,91 @@ def sessions(adm: Iscsiadm) -> list[Session]:
     return parse_sessions(result.out) if result.code == 0 else []
 
 
-def start(adm: Iscsiadm, config: Config) -> int:
-    """Returns the number of wanted sessions that could not be established."""
-    failures = 0
+@dataclass(frozen=True)
+class Outcome:
+    """What a `start` left undone: paths without a session, and targets without any."""
+
+    missing: tuple[str, ...] = ()
+    unserved: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every target has a session (some paths may be missing: degraded, not down)."""
+        return not self.unserved
+
+
+def start(adm: Iscsiadm, config: Config, sysfs: Path | None = SESSIONS_SYSFS) -> Outcome:
     ensure_ifaces(adm, config)
     live = {s.node for s in sessions(adm)}
+    missing: list[str] = []
+    unserved: list[str] = []
     for target in config.targets:
+        wanted_name = target.target or "any target"
         try:
             chap = read_chap(target.chap_secret_file) if target.chap_secret_file else None
-            nodes = discover(adm, target, chap)
+            nodes = discover(adm, target, chap, config.discovery_settings)
         except (ConfigError, IscsiadmError) as e:
             adm.log(str(e))
-            failures += len(target.ifaces)
+            unserved.append(f"{wanted_name} at {target.portal}")
+            missing.extend(
+                f"{wanted_name} at {target.portal} through {_via(config, i)}" for i in target.ifaces
+            )
             continue
         reached = {n.iface for n in nodes}
         for iface in target.ifaces:
             if iface not in reached:
-                adm.log(f"no target found at {target.portal} through {iface}")
-                failures += 1
+                missing.append(f"{wanted_name} at {target.portal} through {_via(config, iface)}")
         wanted = dict(config.node_settings) | auth_settings("node.session", chap)
         for node in sorted(set(nodes)):
             try:
                 shown = adm(*node_selector(node), "-S")
                 changed = adm.update(node_selector(node), parse_settings(shown.out), wanted)
                 if changed:
-                    adm.log(f"set {', '.join(changed)} on {_describe(node)}")
+                    adm.log(f"set {', '.join(_shown_keys(changed))} on {_describe(node)}")
                 if node not in live:
                     adm(*node_selector(node), "--login", ok=(0, SESSION_EXISTS))
                     adm.log(f"logged in to {_describe(node)}")
+                    live.add(node)
             except IscsiadmError as e:
                 adm.log(str(e))
-                failures += 1
-    return failures
+                missing.append(_describe(node, config))
+        # a target counts as served once one of its paths has a session
+        names = {n.target.lower() for n in nodes}
+        served = {n.target.lower() for n in live if n.iface in target.ifaces}
+        if not names and not any(
+            n.portal == target.portal and n.iface in target.ifaces and _wanted(target, n)
+            for n in live
+        ):
+            # nothing discovered and no session left from before (a reload while the portal
+            # does not answer keeps the sessions it has: degraded, not down)
+            unserved.append(f"{wanted_name} at {target.portal}")
+        unserved.extend(f"{name} at {target.portal}" for name in sorted(names - served))
+    for line in missing:
+        adm.log(f"path missing: {line}")
+    if sysfs is not None and REPLACEMENT_TIMEOUT in config.node_settings:
+        apply_live_timeout(adm, config, sysfs)
+    return Outcome(tuple(missing), tuple(unserved))
+
+
+def apply_live_timeout(adm: Iscsiadm, config: Config, sysfs: Path) -> None:
+    """open-iscsi sets a session's recovery_tmo from the node record at login only: write the
+    wanted value to the live sessions of the configured ifaces. (iscsid sets its login-time value
+    again when it reconnects a session after a path failure: the next run corrects it.)"""
+    wanted = config.node_settings[REPLACEMENT_TIMEOUT]
+    for session in sessions(adm):
+        if session.node.iface not in config.ifaces:
+            continue
+        attribute = sysfs / f"session{session.sid}" / "recovery_tmo"
+        try:
+            if attribute.read_text().strip() == wanted:
+                continue
+            attribute.write_text(wanted)
+            adm.log(
+                f"set recovery_tmo {wanted} on live session {session.sid} ({_describe(session.node)})"
+            )
+        except OSError as e:
+            # EBUSY while the session is failed (recovering): the next run sets it
+            adm.log(f"cannot set recovery_tmo of session {session.sid}: {e.strerror}")
 
 
 def stop(adm: Iscsiadm, config: Config) -> int:
@@ -347,43 +437,146 @@ def stop(adm: Iscsiadm, config: Config) -> int:
         if session.node.iface not in config.ifaces:
             continue
         try:
-            adm("-m", "session", "-r", session.sid, "--logout", ok=(0, NO_OBJECTS_FOUND))
-            adm.log(f"logged out of {_describe(session.node)}")
+            result = adm(
+                "-m",
+                "session",
+                "-r",
+                session.sid,
+                "--logout",
+                ok=(0, NO_OBJECTS_FOUND, SYSFS_LOOKUP),
+            )
+            if result.code == 0:
+                adm.log(f"logged out of {_describe(session.node)}")
         except IscsiadmError as e:
             adm.log(str(e))
             failures += 1
     return failures
 
 
-def _describe(node: Node) -> str:
-    return f"{node.target} at {node.portal} through {node.iface}"
+def _via(config: Config, iface: str) -> str:
+    return f"{iface} ({config.ifaces.get(iface, '?')})"
+
+
+def _shown_keys(keys: Sequence[str]) -> list[str]:
+    """Changed keys for a message: CHAP values are named only as a group."""
+    shown = [k for k in keys if ".auth." not in k]
+    return shown + (["authentication"] if len(shown) < len(keys) else [])
+
+
+def _describe(node: Node, config: Config | None = None) -> str:
+    via = _via(config, node.iface) if config is not None else node.iface
+    return f"{node.target} at {node.portal} through {via}"
+
+
+def write_missing(state_dir: Path, outcome: Outcome) -> None:
+    """STATE_DIR/missing lists the missing paths, one per line; absent when none is missing."""
+    path = state_dir / "missing"
+    if not outcome.missing:
+        path.unlink(missing_ok=True)
+        return
+    state_dir.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".new")
+    staged.write_text("".join(f"{line}\n" for line in outcome.missing))
+    staged.replace(path)
+
+
+def notify(message: str) -> None:
+    """sd_notify(3) without libsystemd: a datagram to $NOTIFY_SOCKET, if systemd gave one."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    # status reporting is best effort
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, contextlib.suppress(OSError):
+        sock.sendto(message.encode(), address)
+
+
+def retry(
+    adm: Iscsiadm,
+    config: Config,
+    state_dir: Path,
+    interval: float,
+    sysfs: Path | None = SESSIONS_SYSFS,
+    sleep: Callable[[float], None] = time.sleep,
+    rounds: int | None = None,
+) -> int:
+    """While STATE_DIR/missing lists paths, run `start` every `interval` seconds; returns the
+    number of paths still missing (0: all back) after `rounds` rounds (None: until none is)."""
+    path = state_dir / "missing"
+    done = 0
+    while path.exists():
+        waiting = path.read_text().splitlines()
+        notify(f"STATUS=missing {len(waiting)} path(s): {'; '.join(waiting)}")
+        if rounds is not None and done >= rounds:
+            return len(waiting)
+        sleep(interval)
+        outcome = start(adm, config, sysfs)
+        write_missing(state_dir, outcome)
+        done += 1
+    adm.log("every path has a session")
+    notify("STATUS=every path has a session")
+    return 0
 
 
 def run_process(args: Sequence[str]) -> Result:
-    done = subprocess.run(list(args), capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(
+            list(args), capture_output=True, text=True, errors="replace", check=False
+        )
+    except (OSError, ValueError) as e:  # no iscsiadm, or a NUL byte in an argument
+        return Result(127, "", f"cannot run {args[0]}: {e}")
     return Result(done.returncode, done.stdout, done.stderr)
 
 
 def main(argv: Sequence[str] | None = None, run: Runner = run_process) -> int:
     parser = argparse.ArgumentParser(prog="iscsi-ifaces", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path, help="JSON configuration file")
-    parser.add_argument("action", choices=("start", "stop"))
+    parser.add_argument(
+        "--state-dir", type=Path, default=STATE_DIR, help="where the missing paths are listed"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=30.0, help="seconds between two retries (retry)"
+    )
+    parser.add_argument(
+        "--sessions-sysfs",
+        type=Path,
+        default=SESSIONS_SYSFS,
+        help="the kernel's iSCSI sessions (for their live recovery_tmo)",
+    )
+    parser.add_argument("action", choices=("start", "retry", "stop"))
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config.read_text())
+        config = load_config(args.config.read_bytes().decode("utf-8"))
     except OSError as e:
         print(f"iscsi-ifaces: cannot read {args.config}: {e.strerror}", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError:
+        print(f"iscsi-ifaces: {args.config}: not UTF-8 text", file=sys.stderr)
         return 2
     except ConfigError as e:
         print(f"iscsi-ifaces: {args.config}: {e}", file=sys.stderr)
         return 2
     adm = Iscsiadm(run, lambda message: print(f"iscsi-ifaces: {message}", flush=True))
     try:
-        failures = start(adm, config) if args.action == "start" else stop(adm, config)
+        if args.action == "stop":
+            failures = stop(adm, config)
+            write_missing(args.state_dir, Outcome())  # nothing to retry once logged out
+            return 1 if failures else 0
+        if args.action == "retry":
+            left = retry(adm, config, args.state_dir, args.interval, args.sessions_sysfs)
+            return 1 if left else 0
+        outcome = start(adm, config, args.sessions_sysfs)
+        write_missing(args.state_dir, outcome)
     except IscsiadmError as e:
         print(f"iscsi-ifaces: {e}", file=sys.stderr)
         return 1
-    return 1 if failures else 0
+    except OSError as e:
+        print(f"iscsi-ifaces: {args.state_dir}: {e.strerror}", file=sys.stderr)
+        return 1
+    for line in outcome.unserved:
+        print(f"iscsi-ifaces: no session to {line}", file=sys.stderr)
+    return 0 if outcome.ok else 1
 
 
 if __name__ == "__main__":

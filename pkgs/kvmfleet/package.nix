@@ -29,6 +29,7 @@ python3Packages.buildPythonApplication {
     pydantic
     tomlkit
     tzdata
+    pyyaml
     (callPackage ../python-cs/package.nix { })
   ];
 

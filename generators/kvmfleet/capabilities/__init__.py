@@ -12,6 +12,7 @@ from kvmfleet.capabilities import (
     network,
     printing,
     quassel,
+    sops,
     storage,
     users,
 )
@@ -28,6 +29,8 @@ REGISTRY: tuple[Capability, ...] = (
     printing.CAPABILITY,
     quassel.CAPABILITY,
     install.CAPABILITY,
+    # last: it reads every other capability's secret files
+    sops.CAPABILITY,
 )
 
 # Users the services of any capability define: a [users] entry of that name would be merged into

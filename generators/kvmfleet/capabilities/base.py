@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, Peer, SecretFile, Settings
+from kvmfleet.capability import (
+    HOST_NAME,
+    Capability,
+    HostContext,
+    Identity,
+    Peer,
+    PortUse,
+    SecretFile,
+    Settings,
+)
 from kvmfleet.problems import Finding, error, warning
 
 
@@ -118,7 +127,22 @@ def _hypervisor_findings(ctx: HostContext) -> Iterator[Finding]:
 
 def peers(ctx: HostContext) -> Iterator[Peer]:
     for index, server in enumerate(ctx.host.time.servers):
-        yield Peer("time server", server, ("time", "servers", index))
+        # timesyncd is a client only: the host itself serves no time either.
+        yield Peer("time server", server, ("time", "servers", index), itself=True)
+
+
+def identities(ctx: HostContext) -> Iterator[Identity]:
+    """The host's names, bare and fully qualified: what a peer (a deployment target, a management
+    server, a time server) must not name. Unique by construction (one directory per host)."""
+    yield Identity(HOST_NAME, ctx.name, (), derived=True)
+    if ctx.host.host.domain is not None:
+        fqdn = f"{ctx.name}.{ctx.host.host.domain}"
+        yield Identity(HOST_NAME, fqdn, ("host", "domain"), derived=True)
+
+
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    # services.openssh's defaults (modules/base.nix keeps them): port 22 on every address.
+    yield PortUse("sshd", "tcp", 22, 22, ("0.0.0.0", "::"), ("ssh",))
 
 
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
@@ -149,7 +173,9 @@ CAPABILITY = Capability(
     ("host", "boot", "ssh", "packages", "sysctl", "firewall", "time"),
     settings,
     findings,
+    identities,
     pitfalls=pitfalls,
     peers=peers,
     secret_files=secret_files,
+    ports=ports,
 )

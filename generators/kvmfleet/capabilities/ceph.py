@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
+from kvmfleet.capability import Capability, HostContext, Peer, SecretFile, Settings
 from kvmfleet.model.ceph import (
     MSGR1_PORT,
     MSGR2_PORT,
@@ -105,6 +105,16 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         yield from _protocol_findings(ceph, index, mount)
     # Last: it reads other tables, and a broken one ends a capability's findings.
     yield from _secrets_on_cephfs(ctx, ceph)
+
+
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    ceph = ctx.host.ceph
+    if ceph is None:
+        return
+    for index, value in enumerate(ceph.monitors):
+        # kvmfleet sets up Ceph clients only: no fleet host runs a monitor, this one included.
+        address = monitor_address(value)[0]
+        yield Peer("Ceph monitor", address, ("ceph", "monitors", index), itself=True)
 
 
 def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
@@ -218,6 +228,7 @@ CAPABILITY = Capability(
     settings,
     findings,
     pitfalls=pitfalls,
+    peers=peers,
     secret_files=secret_files,
     service_users=frozenset({"ceph"}),
 )

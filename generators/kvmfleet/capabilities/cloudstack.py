@@ -14,10 +14,21 @@ import hashlib
 import ipaddress
 import uuid
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
-from kvmfleet.capability import DROP, Capability, Drop, HostContext, Identity, Peer, Settings
+from kvmfleet.capability import (
+    DROP,
+    Capability,
+    Drop,
+    HostContext,
+    Identity,
+    Peer,
+    PortUse,
+    Settings,
+)
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
+from kvmfleet.model.types import link_local_reason
 from kvmfleet.problems import Finding, error, warning
 
 LIBVIRT_PORTS = {"tls": 16514, "tcp": 16509}
@@ -41,10 +52,13 @@ def management_server_guid(address: str) -> str:
 
 
 def _private_addresses(host: Host, cs: CloudStack) -> list[str]:
+    """The private bridge's addresses the management server can reach and libvirt can listen on:
+    an IPv6 link-local one would need a zone none of them can be given."""
     bridge = host.network.bridges.get(cs.private_nic)
     if bridge is None:
         return []
-    return [str(ipaddress.ip_interface(a).ip) for a in bridge.addresses]
+    ips = [ipaddress.ip_interface(a).ip for a in bridge.addresses]
+    return [str(ip) for ip in ips if not link_local_reason(ip)]
 
 
 def add_host_address(host: Host, cs: CloudStack) -> str | None:
@@ -137,10 +151,20 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             )
     addresses = _private_addresses(host, cs)
     if cs.private_nic in host.network.bridges and not addresses:
+        only_link_local = bool(host.network.bridges[cs.private_nic].addresses)
         yield error(
             ("cloudstack", "private_nic"),
-            f'"{cs.private_nic}" has no static address: the management server adds the host, '
-            "and libvirt listens, on it",
+            f'"{cs.private_nic}" has no static address'
+            + (" but IPv6 link-local ones, which need a zone" if only_link_local else "")
+            + ": the management server adds the host, and libvirt listens, on it",
+        )
+    elif cs.add_host_address is not None and link_local_reason(
+        ipaddress.ip_address(cs.add_host_address)
+    ):
+        # the management server connects to it, libvirt and VNC listen on it: none has a zone
+        yield error(
+            ("cloudstack", "add_host_address"),
+            f'"{cs.add_host_address}" {link_local_reason(ipaddress.ip_address(cs.add_host_address))}',
         )
     elif cs.add_host_address is not None and addresses and cs.add_host_address not in addresses:
         yield error(
@@ -155,7 +179,9 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             yield warning(
                 ("cloudstack", "guid"),
                 f'differs from the GUID the management server derives on Add Host of "{address}" '
-                f"({derived}): Add Host waits for that GUID and fails; remove guid to use it",
+                f"({derived}): Add Host would wait for that GUID and fail. Keep guid only for a "
+                "host CloudStack already holds under it (added at an earlier address: its "
+                "record keeps that GUID and the agent reconnects with it); otherwise remove it",
             )
     if cs.libvirt_transport == "tcp":
         yield warning(
@@ -186,7 +212,45 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
     if cs is None:
         return
     for index, server in enumerate(cs.management_servers):
-        yield Peer("management server", server, ("cloudstack", "management_servers", index))
+        # The management server runs elsewhere: not on a hypervisor, this one included.
+        yield Peer(
+            "management server", server, ("cloudstack", "management_servers", index), itself=True
+        )
+    if cs.api is not None:
+        host = api_host(cs.api.url)
+        if host is not None:
+            # Reached from the administrator's machine (a tunnel on loopback is fine there), but
+            # never a fleet host.
+            yield Peer("management server", host, ("cloudstack", "api", "url"))
+
+
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    """libvirt's remote socket on the management addresses (modules/hypervisor.nix), QEMU's VNC
+    consoles on the Add Host address (qemu.conf vnc_listen; the range the firewall opens), and
+    incoming migrations on every address (qemu.conf migration_address's default). The agent
+    itself only connects out (to the management servers' port)."""
+    host, cs = ctx.host, ctx.host.cloudstack
+    if cs is None or "hypervisor" not in host.host.roles:
+        return
+    port = LIBVIRT_PORTS[cs.libvirt_transport]
+    here = ("cloudstack", "libvirt_transport")
+    yield PortUse("libvirtd", "tcp", port, port, tuple(_private_addresses(host, cs)), here)
+    vnc = add_host_address(host, cs)
+    if vnc is not None:
+        yield PortUse("QEMU VNC consoles", "tcp", *VNC_PORTS, (vnc,), ("cloudstack",))
+    yield PortUse("QEMU migrations", "tcp", *MIGRATION_PORTS, ("0.0.0.0", "::"), ("cloudstack",))
+
+
+def api_host(url: str) -> str | None:
+    """The API URL's host, normalised as the inventory's addresses are (IPs compressed, names in
+    lower case)."""
+    host = urlsplit(url).hostname
+    if host is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower().rstrip(".")
 
 
 def _new_guid(like: str, name: str) -> Drop:
@@ -201,6 +265,7 @@ CAPABILITY = Capability(
     findings,
     identities,
     peers=peers,
+    ports=ports,
     # libvirtd runs guests as qemu-libvirtd; rpcbind (the NFS client of primary storage) as rpc.
     service_users=frozenset({"qemu-libvirtd", "rpc"}),
 )

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from kvmfleet.capability import Capability, HostContext, HostValue, Identity, Peer, Settings
-from kvmfleet.model.install import swap_mib
+from kvmfleet.model.install import disk_identity, swap_mib
 from kvmfleet.problems import Finding, error, warning
 
 DISK = "main"  # disko's name for the system disk: partition labels are disk-main-<partition>
@@ -97,9 +97,10 @@ def _msdos(ctx: HostContext, root: Settings, swap: Settings) -> Settings:
     return {"type": "table", "format": "msdos", "partitions": partitions}
 
 
-def target_host(ctx: HostContext) -> str | None:
+def target_host(ctx: HostContext) -> str:
     """`[deploy] target_host`, else the CloudStack management NIC's first IPv4 address (its first
-    address without one), else <name>.<domain>; None leaves colmena's default (the host's name)."""
+    address without one), else <name>.<domain>, else the host's name. Always a value: colmena reads
+    a null deployment.targetHost as "local deployment only" and skips the node on `apply`."""
     host = ctx.host
     if host.deploy.target_host is not None:
         return host.deploy.target_host
@@ -113,7 +114,7 @@ def target_host(ctx: HostContext) -> str | None:
                 return next((ip for ip in ips if ":" not in ip), ips[0])
     if host.host.domain is not None:
         return f"{ctx.name}.{host.host.domain}"
-    return None
+    return ctx.name
 
 
 def tags(ctx: HostContext) -> list[str]:
@@ -127,11 +128,7 @@ def tags(ctx: HostContext) -> list[str]:
 
 
 def deploy(ctx: HostContext) -> Settings:
-    out: Settings = {"tags": tags(ctx)}
-    target = target_host(ctx)
-    if target is not None:
-        out["targetHost"] = target
-    return out
+    return {"tags": tags(ctx), "targetHost": target_host(ctx)}
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
@@ -156,6 +153,10 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
 
 
 def identities(ctx: HostContext) -> Iterator[Identity]:
+    disk = disk_identity(ctx.host.disk.device)
+    if disk is not None:
+        # One physical disk (a SAN LUN, a disk moved between machines) installed on by two hosts.
+        yield Identity("install disk", disk, ("disk", "device"))
     if ctx.host.deploy.target_host is not None:
         yield Identity("deployment target", ctx.host.deploy.target_host, ("deploy", "target_host"))
 
@@ -179,6 +180,7 @@ def peers(ctx: HostContext) -> Iterator[Peer]:
             target,
             ("deploy", "target_host"),
             ": a rollout would put this host's system on that host",
+            not_roles=("management server",),
         )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kvmfleet.capability import Capability, HostContext, Settings
+from kvmfleet.capability import Capability, HostContext, Peer, PortUse, Settings
 from kvmfleet.problems import Finding, error, quote, warning
 
 # Each protocol's well-known port: another protocol's port is most likely a mix-up.
@@ -110,6 +110,26 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         )
 
 
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    printing = ctx.host.printing
+    if printing is None:
+        return
+    for index, printer in enumerate(printing.printers):
+        # Fleet hosts print through CUPS; none is a printer, this one included.
+        yield Peer("printer", printer.host, ("printing", "printers", index, "host"), itself=True)
+
+
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    printing = ctx.host.printing
+    if printing is None:
+        return
+    # services.printing's listenAddresses default, "localhost:631": cupsd binds both loopbacks.
+    yield PortUse("cupsd", "tcp", 631, 631, ("127.0.0.1", "::1"), ("printing",))
+    if printing.browse:
+        # avahi-daemon's mDNS socket, on every address.
+        yield PortUse("avahi-daemon", "udp", 5353, 5353, ("0.0.0.0", "::"), ("printing", "browse"))
+
+
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
     table = layer.get("printing")
     if isinstance(table, dict) and isinstance(table.get("printers"), dict):
@@ -125,5 +145,7 @@ CAPABILITY = Capability(
     settings,
     findings,
     pitfalls=pitfalls,
+    peers=peers,
     service_users=frozenset({"cups"}),
+    ports=ports,
 )

@@ -6,8 +6,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from kvmfleet.capability import Capability, HostContext, SecretFile, Settings
-from kvmfleet.problems import Finding, error, quote, warning
+from kvmfleet.capability import Capability, HostContext, PortUse, SecretFile, Settings
+from kvmfleet.problems import Finding, error, format_keypath, quote, warning
 
 
 def settings(ctx: HostContext) -> Settings:
@@ -69,6 +69,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             "would own it (systemd-tmpfiles sets its owner and mode 0755 at every boot); give "
             'the core a directory of its own, e.g. "/var/lib/quassel"',
         )
+    yield from _secrets_in_data_dir(ctx, quassel.data_dir)
     if _exposed(quassel.listen) and not ctx.host.firewall.trusted_networks:
         yield warning(
             ("quassel", "port"),
@@ -93,6 +94,8 @@ _SYSTEM_TREES = (
     "/lib64",
     "/var/lib/nixos",
     "/var/lib/systemd",
+    "/var/empty",
+    "/root",  # root's home: its SSH keys
 )
 
 
@@ -102,7 +105,39 @@ def _shared_directory(path: str) -> bool:
     parts = path.strip("/").split("/")
     if len(parts) < 2 or (parts[0] in ("var", "home") and len(parts) == 2):
         return True
+    if parts[0] == "home" and parts[2].startswith("."):
+        return True  # a user's dot directory (~/.ssh: their keys)
     return any(path == tree or path.startswith(tree + "/") for tree in _SYSTEM_TREES)
+
+
+def ports(ctx: HostContext) -> Iterator[PortUse]:
+    quassel = ctx.host.quassel
+    if quassel is not None:
+        address = tuple(quassel.listen)
+        path = ("quassel", "port")
+        yield PortUse(
+            "quasselcore", "tcp", quassel.port, quassel.port, address, path, ("quassel", "listen")
+        )
+
+
+def _secrets_in_data_dir(ctx: HostContext, data_dir: str) -> Iterator[Finding]:
+    """The quassel user owns its data directory (tmpfiles.d `d` line): a secret file someone else
+    reads may not be under it (the owner of a directory can replace the files in it and in its
+    subdirectories: root's password hash, a keyring)."""
+    # The registry imports this module: read every capability's declarations at run time.
+    from kvmfleet.capabilities import secret_files as every_secret_file
+
+    for secret in every_secret_file(ctx):
+        if secret.owner == "quassel" or not secret.file.startswith(data_dir + "/"):
+            continue  # its own certificate may live in its own directory
+        yield error(
+            ("quassel", "data_dir"),
+            f"{quote(data_dir)} holds {secret.file} ({format_keypath(secret.path)}), a secret "
+            f"file read by {secret.reader}: the quassel service owns its data directory and "
+            "could replace the secret; give the core a directory of its own, e.g. "
+            '"/var/lib/quassel"',
+        )
+        return
 
 
 def secret_files(ctx: HostContext) -> Iterator[SecretFile]:
@@ -125,4 +160,5 @@ CAPABILITY = Capability(
     findings,
     secret_files=secret_files,
     service_users=frozenset({"quassel"}),
+    ports=ports,
 )

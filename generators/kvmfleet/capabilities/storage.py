@@ -4,10 +4,11 @@ dm-multipath.
 NixOS settings:
 - `services.openiscsi` (iscsid, the initiator name) and `services.iscsi-ifaces`
   (modules/iscsi-ifaces.nix: ifaces bound to the NICs, discovery, session settings, login at boot,
-  logout at shutdown, reload on `switch` without logging out);
+  degraded rather than failed with a path missing, logout at shutdown, reload on `switch` without
+  logging out);
 - `services.multipath`: the inventory's device stanzas, `find_multipaths`, a blacklist (every
   non-iSCSI path, local disks by WWID, local controllers); modules/multipath.nix starts multipathd
-  at boot;
+  at boot, installs multipath-tools' udev rules and fixes its multipathd-queueing unit;
 - storage NICs in one subnet (one portal IP, as an EqualLogic group has): ARP replies and
   announcements from the NIC that owns the address (`arp_ignore = 1`, `arp_announce = 2`, per NIC
   and `all`), and the firewall's reverse-path check exempts those NICs. Two NICs in two subnets
@@ -23,7 +24,15 @@ from dataclasses import dataclass
 
 from kvmfleet.capabilities.network import interface_names
 from kvmfleet.capabilities.network.topology import layer3_of, topology
-from kvmfleet.capability import Capability, HostContext, Identity, Renew, SecretFile, Settings
+from kvmfleet.capability import (
+    Capability,
+    HostContext,
+    Identity,
+    Peer,
+    Renew,
+    SecretFile,
+    Settings,
+)
 from kvmfleet.model.storage import Iscsi, IscsiTarget, Multipath, MultipathDevice
 from kvmfleet.model.types import split_host_port
 from kvmfleet.problems import Finding, error, warning
@@ -45,6 +54,8 @@ SELECTOR_MODULES = {
 BUILTIN_NO_PATH_RETRY = {("EQLOGIC", "100E-00"): "30"}
 # open-iscsi's built-in ifaces (usr/iface.c): not stored in /etc/iscsi/ifaces, not bindable.
 BUILTIN_IFACES = frozenset({"default", "iser"})
+# The identity kind of a host's own IQN.
+INITIATOR_NAME = "iSCSI initiator name"
 KERNEL_NAME = re.compile(r"(sd|vd|hd|xvd|nvme|mmcblk|dm-)[a-z0-9]*")
 
 
@@ -392,7 +403,27 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
     if ctx.host.iscsi is not None:
         iqn = ctx.host.iscsi.initiator_name
         # fleet.py compares identities case-insensitively, as iSCSI names compare (RFC 3722)
-        yield Identity("iSCSI initiator name", iqn, ("iscsi", "initiator_name"), _renew_iqn(iqn))
+        yield Identity(INITIATOR_NAME, iqn, ("iscsi", "initiator_name"), _renew_iqn(iqn))
+
+
+def peers(ctx: HostContext) -> Iterator[Peer]:
+    """The SAN's portals and target names: a fleet host is never the storage array, and an
+    initiator's own IQN named as a target is a copied line."""
+    if ctx.host.iscsi is None:
+        return
+    for index, target in enumerate(ctx.host.iscsi.targets):
+        base = ("iscsi", "targets", index)
+        address = split_host_port(target.portal)[0]
+        yield Peer("iSCSI portal", address, (*base, "portal"), itself=True)
+        if target.target is not None:
+            yield Peer(
+                "iSCSI target",
+                target.target,
+                (*base, "target"),
+                ": an initiator's name is not a target's; take the target's IQN from the array",
+                matches=(INITIATOR_NAME,),
+                itself=True,
+            )
 
 
 def _renew_iqn(iqn: str) -> Renew:
@@ -422,5 +453,6 @@ CAPABILITY = Capability(
     settings,
     findings,
     identities,
+    peers=peers,
     secret_files=secret_files,
 )

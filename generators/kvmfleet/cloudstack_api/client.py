@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import re
 import time
 from base64 import b64encode
 from collections.abc import Callable, Mapping
@@ -23,7 +24,9 @@ ParamValue = str | int | bool | None
 DEFAULT_TIMEOUT = 30.0
 # addHost waits for the agent to connect; CloudStack itself allows several minutes for that.
 ADD_HOST_TIMEOUT = 900.0
-PAGE_SIZE = 500
+PAGE_SIZE = 500  # default.page.size's default, the most BaseListCmd allows unless configured
+# BaseListCmd.getPageSize when a zone lowered default.page.size: page with that size instead.
+_PAGE_SIZE_LIMIT = re.compile(r"Page size can't exceed max allowed page size value: (\d+)")
 RETRIES = 3
 RETRY_BACKOFF = 1.0  # seconds before the first retry; doubles for each further one
 
@@ -119,6 +122,7 @@ class Client:
         self._retries = retries
         self._backoff = RETRY_BACKOFF if backoff is None else backoff
         self._sleep = sleep
+        self._page_size = PAGE_SIZE
 
     def call(
         self,
@@ -177,14 +181,25 @@ class Client:
         items: list[JsonObject] = []
         page = 1
         while True:
-            answer = self.call(
-                command, {**(params or {}), "page": page, "pagesize": PAGE_SIZE}, safe=True
-            )
+            size = self._page_size
+            try:
+                answer = self.call(
+                    command, {**(params or {}), "page": page, "pagesize": size}, safe=True
+                )
+            except ApiError as exc:
+                limit = _PAGE_SIZE_LIMIT.search(exc.message) if exc.code == 431 else None
+                if limit is None or not 0 < int(limit.group(1)) < size:
+                    raise
+                self._page_size = int(limit.group(1))
+                items, page = [], 1
+                continue
             batch = answer.get(key, [])
             if not isinstance(batch, list):
                 raise ApiError(command, f"unexpected answer ({key} is not a list)")
             items += [item for item in batch if isinstance(item, dict)]
+            # count is the total (ListResponse), not the page's length; a page past the end has
+            # no items.
             count = answer.get("count", 0)
-            if not batch or len(batch) < PAGE_SIZE or len(items) >= int(count):
+            if not batch or len(batch) < size or len(items) >= int(count):
                 return items
             page += 1

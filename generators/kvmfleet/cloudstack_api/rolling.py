@@ -30,6 +30,13 @@ from kvmfleet.cloudstack_api.targets import CommandError, Target, version_matche
 from kvmfleet.output import write_atomic
 
 STEPS = ("prepare", "maintenance", "deploy", "agent", "cancel")
+# ResourceState.canAttemptMaintenance: CloudStack refuses prepareHostForMaintenance in these (the
+# job fails: "Host is already in state X. Cannot recall for maintenance until resolved.").
+NO_MAINTENANCE_ATTEMPT = ("Maintenance", "PrepareForMaintenance", "ErrorInPrepareForMaintenance")
+WAIT_ADVICE = (
+    "the host is left as it is (CloudStack keeps migrating): migrate or stop its guests, then "
+    "--resume (it waits again) or cancelHostMaintenance to give up"
+)
 STATE_DIR = ".kvmfleet"
 
 
@@ -213,10 +220,12 @@ class Rolling:
         step = state.step or "prepare"
         if rs == "Enabled":
             return "done" if step == "cancel" else "prepare"
-        if rs == "PrepareForMaintenance":
+        if rs in ("PrepareForMaintenance", "ErrorInPrepareForMaintenance"):
+            # Not final: ResourceManagerImpl.attemptMaintain keeps retrying the migrations, and
+            # a second prepareHostForMaintenance would be refused. Wait again.
             return "maintenance"
-        if rs == "ErrorInPrepareForMaintenance":
-            return "prepare"
+        if rs == "ErrorInMaintenance":
+            return "prepare"  # CloudStack gave up; it accepts a new prepare (AdminAskMaintenance)
         if rs == "Maintenance":
             return "cancel" if step == "cancel" else "deploy"
         raise Stopped(
@@ -255,7 +264,7 @@ class Rolling:
 
     def step_prepare(self, m: Member) -> None:
         rs = get_host(self.client, m.record.id).resource_state
-        if rs in ("PrepareForMaintenance", "Maintenance"):
+        if rs in NO_MAINTENANCE_ATTEMPT:
             return
         self.say(f"{m.target.name}: prepareHostForMaintenance")
         run_async(
@@ -275,13 +284,19 @@ class Rolling:
             rs = host.resource_state
             if rs == "Maintenance":
                 return "ok"
-            if rs in ("ErrorInPrepareForMaintenance", "ErrorInMaintenance"):
+            if rs == "ErrorInMaintenance":
+                # UnableToMaintain: attemptMaintain has run out of migration retries.
                 guests = running_guests(self.client, host.id)
                 raise Stopped(
-                    f"{name}: {rs}: {guests} guest(s) still on the host could not be migrated away; "
-                    "the host is left as it is: migrate or stop them, then --resume "
-                    "(or cancelHostMaintenance to give up)"
+                    f"{name}: ErrorInMaintenance: CloudStack gave up migrating {guests} guest(s) "
+                    "away; the host is left as it is: migrate or stop them, then --resume "
+                    "(prepareHostForMaintenance again) or cancelHostMaintenance to give up"
                 )
+            if rs == "ErrorInPrepareForMaintenance":
+                # UnableToMigrate: not final, attemptMaintain retries and may still reach
+                # Maintenance (or go back to PrepareForMaintenance, or give up).
+                guests = running_guests(self.client, host.id)
+                return f"{rs} (CloudStack retries the migrations), {guests} guest(s) still running"
             if rs != "PrepareForMaintenance":
                 raise Stopped(
                     f"{name}: left maintenance ({rs}) while guests migrated; --resume starts over"
@@ -289,14 +304,7 @@ class Rolling:
             return f"{rs}, {running_guests(self.client, host.id)} guest(s) still running"
 
         # The prepare job finishing is not enough: the guests migrate after it.
-        self.wait(
-            m,
-            self.options.maintenance_timeout,
-            done,
-            "Maintenance",
-            "the host is left as it is: migrate or stop its guests, then --resume "
-            "(or cancelHostMaintenance to give up)",
-        )
+        self.wait(m, self.options.maintenance_timeout, done, "Maintenance", WAIT_ADVICE)
         self.say(f"{name}: in maintenance")
 
     def step_deploy(self, m: Member) -> None:

@@ -49,7 +49,7 @@ class Target:
     def ssh_target(self) -> str:
         """Where the deploy step connects: `[deploy] target_host` or its default, as colmena's
         targetHost is generated."""
-        return target_host(HostContext(self.name, self.host)) or self.address
+        return target_host(HostContext(self.name, self.host))
 
     def names(self) -> set[str]:
         return {self.name, *([self.fqdn] if self.fqdn else [])}

@@ -13,6 +13,7 @@ from kvmfleet.model.types import (
     Uuid,
     constrained,
     matching,
+    refuse_credentials,
     split_host_port,
 )
 from kvmfleet.problems import quote
@@ -42,6 +43,7 @@ def monitor_address(value: str) -> tuple[str, int]:
 
 
 def _monitor(value: str) -> str:
+    refuse_credentials(value)
     try:
         monitor_address(value)
     except ValueError as exc:
@@ -57,8 +59,8 @@ Monitor = Annotated[str, constrained("Ceph monitor address ([v6]:port or v4:port
 # Directories a network file system must never cover: the system itself lives there.
 _SYSTEM_TREES = ("/nix", "/boot", "/etc", "/usr", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin")
 # /var/empty (sshd's privilege separation: must stay root's and read-only, or sshd refuses every
-# login), NixOS's uid/gid maps, systemd's state.
-_STATE_TREES = ("/lib", "/lib64", "/var/empty", "/var/lib/nixos", "/var/lib/systemd")
+# login), NixOS's uid/gid maps, systemd's state, root's home (its SSH keys).
+_STATE_TREES = ("/lib", "/lib64", "/var/empty", "/var/lib/nixos", "/var/lib/systemd", "/root")
 _SYSTEM_DIRS = ("/", "/var", "/root", "/tmp")
 
 

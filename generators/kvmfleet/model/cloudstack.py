@@ -89,7 +89,9 @@ class CloudStack(Model):
         default=None,
         description=(
             "The agent's host GUID, unique in the fleet. Default: the one the management server "
-            "derives from add_host_address on Add Host (a different value is warned about)."
+            "derives from add_host_address on Add Host. A different value makes Add Host fail "
+            "(warned about); it is right only for a host CloudStack already holds under it, "
+            "added at an earlier address."
         ),
     )
     private_nic: InterfaceName = Field(

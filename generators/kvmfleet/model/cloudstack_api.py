@@ -4,6 +4,7 @@ files on the administrator's machine, never values."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated
 from urllib.parse import SplitResult, urlsplit
@@ -16,6 +17,7 @@ from kvmfleet.model.types import (
     SecretFile,
     _secret_path,
     constrained,
+    link_local_reason,
     matching,
 )
 from kvmfleet.problems import quote
@@ -55,6 +57,13 @@ def _api_url(value: str) -> str:
             "has a user name or password in it: credentials never go in the inventory "
             "(the value is not repeated here); use api_key_file and secret_key_file"
         )
+    if parts is not None and parts.hostname:
+        try:
+            local = link_local_reason(ipaddress.ip_address(parts.hostname))
+        except ValueError:
+            local = None
+        if local:
+            raise ValueError(f"{quote(value)}: its host {local}")
     if (
         parts is None
         or parts.scheme not in ("http", "https")

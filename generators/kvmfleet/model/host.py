@@ -12,6 +12,7 @@ from kvmfleet.model.install import Deploy, Disk
 from kvmfleet.model.network import Network
 from kvmfleet.model.printing import Printing
 from kvmfleet.model.quassel import Quassel
+from kvmfleet.model.sops import Secrets
 from kvmfleet.model.storage import Iscsi, Multipath
 from kvmfleet.model.types import Model
 from kvmfleet.model.users import Users
@@ -46,3 +47,6 @@ class Host(Model):
     printing: Printing | None = Field(default=None, description="CUPS printers (IPP, LPD, socket).")
     quassel: Quassel | None = Field(default=None, description="A Quassel IRC core.")
     deploy: Deploy = Field(default_factory=Deploy, description="How rollout tools reach the host.")
+    secrets: Secrets = Field(
+        default_factory=Secrets, description="Secret files from the host's sops file, or by hand."
+    )

@@ -17,16 +17,54 @@ _WHOLE_DISK = re.compile(
     r"/dev/(?:(?:sd|vd|xvd|hd)[a-z]+|nvme[0-9]+n[0-9]+|mmcblk[0-9]+"
     r"|disk/by-(?:id|path|diskseq)/[A-Za-z0-9#+.:=@_-]+)\Z"
 )
-_PARTITION_LINK = re.compile(r"/dev/disk/by-[a-z]+/.*-part[0-9]+\Z")
+# Partitions in the kernel's and udev's names: sda1, nvme0n1p2, mmcblk0p1, by-*/...-part1.
+_PARTITION = re.compile(
+    r"/dev/(?:(?:sd|vd|xvd|hd)[a-z]+[0-9]+|(?:nvme[0-9]+n[0-9]+|mmcblk[0-9]+)p[0-9]+"
+    r"|disk/by-[a-z]+/.*-part[0-9]+)\Z"
+)
+# Device-mapper (LVM, LUKS, multipath and its kpartx partitions), MD RAID and LVM physical
+# volumes: layers on top of disks, which disko's disk type does not partition.
+_STACKED = re.compile(
+    r"/dev/(?:mapper/.*|dm-[0-9]+|md[0-9a-z_/-]*|disk/by-id/(?:dm-|md-|lvm-).*)\Z"
+)
+# Links to file systems and partitions, never to a disk.
+_FILESYSTEM_LINK = re.compile(r"/dev/disk/by-(?:uuid|label|partuuid|partlabel)/.*\Z")
+_EXAMPLES = '(e.g. "/dev/sda", "/dev/nvme0n1", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4")'
 
 
 def _whole_disk(value: str) -> str:
-    if _PARTITION_LINK.match(value) or not _WHOLE_DISK.match(value):
+    if _PARTITION.match(value):
         raise ValueError(
-            f"{quote(value)} is not a whole disk (e.g. "
-            '"/dev/sda", "/dev/nvme0n1", "/dev/disk/by-id/wwn-0x5000c500a1b2c3d4")'
+            f"{quote(value)} is a partition, not a whole disk: disko partitions the whole disk "
+            f"{_EXAMPLES}"
         )
+    if _STACKED.match(value):
+        raise ValueError(
+            f"{quote(value)} is a device-mapper, multipath or RAID device, not a whole disk: "
+            f"give the disk itself {_EXAMPLES}"
+        )
+    if _FILESYSTEM_LINK.match(value):
+        raise ValueError(
+            f"{quote(value)} names a file system or partition, not a whole disk {_EXAMPLES}"
+        )
+    if not _WHOLE_DISK.match(value):
+        raise ValueError(f"{quote(value)} is not a whole disk {_EXAMPLES}")
     return value
+
+
+_WWN = re.compile(r"(?:wwn-0x|scsi-3)([0-9a-f]+)\Z")
+
+
+def disk_identity(device: str) -> str | None:
+    """What names the disk itself in a fleet, if the path does: a /dev/disk/by-id name, with the
+    two names udev gives one NAA WWN (wwn-0x<naa>, scsi-3<naa>) taken as one. Kernel names
+    (/dev/sda) and by-path/by-diskseq names are per machine."""
+    prefix = "/dev/disk/by-id/"
+    if not device.startswith(prefix):
+        return None
+    name = device[len(prefix) :]
+    match = _WWN.match(name.lower())
+    return f"WWN 0x{match[1]}" if match else name
 
 
 DiskDevice = Annotated[AbsolutePath, constrained("whole-disk device path", _whole_disk)]
@@ -88,5 +126,5 @@ class Deploy(Model):
     target_host: TargetHost | None = Field(
         default=None,
         description="SSH address for deployment; default: the CloudStack management NIC's "
-        "first address, else <name>.<domain>.",
+        "first address, else <name>.<domain>, else the host's name.",
     )

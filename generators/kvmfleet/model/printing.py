@@ -8,7 +8,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kvmfleet.model.types import Model, PackageName, Port, constrained, matching, parse_ip
+from kvmfleet.model.types import (
+    Model,
+    PackageName,
+    Port,
+    constrained,
+    link_local_reason,
+    matching,
+    parse_ip,
+    refuse_credentials,
+    without_credentials,
+)
 from kvmfleet.problems import quote
 
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
@@ -17,6 +27,7 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
 def _printer_host(value: str) -> str:
     """A DNS name (resolved by CUPS, AAAA records included) or an IP address, without brackets
     or port: the URI is built from the protocol, host and port."""
+    refuse_credentials(value)
     if value.startswith("[") or "]" in value:
         raise ValueError(f"{quote(value)}: write the IPv6 address without brackets")
     if "%" in value:
@@ -28,8 +39,16 @@ def _printer_host(value: str) -> str:
             raise ValueError(
                 f"{quote(value)} is not an IP address (put a port in `port`, not in `host`)"
             ) from None
-        if ip.is_unspecified or ip.is_multicast or ip.is_link_local:
+        if ip.is_unspecified or ip.is_multicast:
             raise ValueError(f"{quote(value)} is not a unicast address a printer can have")
+        local = link_local_reason(ip)
+        if local:
+            raise ValueError(f"{quote(value)} {local}")
+        if ip.is_link_local:
+            raise ValueError(
+                f"{quote(value)} is a self-assigned link-local address: it changes and is not "
+                "routed; give the printer a fixed address or use its DNS name"
+            )
         return str(ip)
     labels = value.rstrip(".").split(".") if value != "." else [""]
     if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
@@ -39,18 +58,28 @@ def _printer_host(value: str) -> str:
 
 PrinterHost = Annotated[str, constrained("host name or IP address", _printer_host)]
 
-# CUPS queue names: printable ASCII without space, '/', '#' (and NixOS's printerName type);
-# at most 127 characters.
+# CUPS queue names, by lpadmin's validate_name (systemv/lpadmin.c): no control characters, space,
+# DEL, '/', '\\', '?', "'", '"' or '#', and '@' ends the name (the rest names a server); fewer
+# than 128 bytes. NixOS's printerName type adds printable, and ensureDefaultPrinter quotes the
+# name in '...' for the shell. Kept to ASCII: names are typed on every client.
+_CUPS_REFUSED = "\"#'/?@\\"
+_CUPS_NAME = (
+    "["
+    + "".join(re.escape(chr(c)) for c in range(0x21, 0x7F) if chr(c) not in _CUPS_REFUSED)
+    + "]{1,127}"
+)
 PrinterName = Annotated[
     str,
     matching(
-        r"[!-\"$-.0-~]{1,127}",
-        "a CUPS queue name (printable ASCII, no spaces, '/' or '#', at most 127 characters)",
+        _CUPS_NAME,
+        "a CUPS queue name (lpadmin's rule: printable ASCII without spaces, / \\ ? ' \" # or @, "
+        "at most 127 characters)",
         "CUPS queue name",
     ),
 ]
 QueuePath = Annotated[
     str,
+    constrained("queue path", without_credentials),
     matching(
         r"[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*",
         'a queue or resource path on the printer (e.g. "ipp/print" or "lp")',

@@ -6,12 +6,21 @@ from typing import Annotated
 
 from pydantic import Field
 
-from kvmfleet.model.types import AbsolutePath, Model, Port, SecretFile, constrained, parse_ip
+from kvmfleet.model.types import (
+    AbsolutePath,
+    Model,
+    Port,
+    SecretFile,
+    constrained,
+    parse_ip,
+    refuse_credentials,
+)
 from kvmfleet.problems import quote
 
 
 def _listen_address(value: str) -> str:
     """An address quasselcore can bind: unicast, loopback or the wildcard of one family."""
+    refuse_credentials(value)
     try:
         ip = parse_ip(value)
     except ValueError:

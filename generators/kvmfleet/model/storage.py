@@ -112,7 +112,14 @@ class MultipathDevice(Model):
             "tur", "readsector0", "emc_clariion", "hp_sw", "rdac", "directio", "cciss_tur", "none"
         ]
         | None
-    ) = Field(default=None, description="multipath.conf path_checker.")
+    ) = Field(
+        default=None,
+        description=(
+            "multipath.conf path_checker. Unset, the stanza still says tur: nixpkgs' "
+            "services.multipath writes its option's default into every device stanza, so a "
+            "built-in entry's checker is not kept (multipath-tools' own default is tur too)."
+        ),
+    )
     failback: Literal["immediate", "manual", "followover"] | Annotated[int, Field(ge=0)] | None = (
         Field(default=None, description="multipath.conf failback (a mode or seconds).")
     )

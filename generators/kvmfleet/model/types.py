@@ -151,6 +151,41 @@ def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     return None
 
 
+def link_local_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why an IPv6 link-local address cannot name a server. IPv4 link-local servers are reached
+    on the link without a zone (a cloud's time or name service at 169.254.169.x): as for name
+    servers, they stay allowed."""
+    if ip.version != 6 or not ip.is_link_local:
+        return None
+    return (
+        "is an IPv6 link-local address: it is reachable only through a named interface (a "
+        "zone, %eth0), which this setting cannot carry, and is not routed; give a global or "
+        "unique local address"
+    )
+
+
+def refuse_credentials(value: str) -> None:
+    """An address or host with `user:password@` (or `user@`) in it: refused without repeating the
+    value, which may hold a password (terminals, CI logs, tickets keep what is printed)."""
+    if "@" not in value:
+        return
+    userinfo = value.split("://", 1)[-1].rsplit("@", 1)[0]
+    if ":" in userinfo:
+        raise ValueError(
+            "holds a user name and password (user:password@...; the value is not shown): "
+            "credentials never go in the inventory; give the host alone"
+        )
+    raise ValueError(
+        "holds a user name (user@...; the value is not shown): give the host or address alone"
+    )
+
+
+def without_credentials(value: str) -> str:
+    """`refuse_credentials` as a check of its own, before a pattern that would quote the value."""
+    refuse_credentials(value)
+    return value
+
+
 def _no_zone(value: str) -> None:
     if "%" in value:
         raise ValueError(
@@ -159,6 +194,7 @@ def _no_zone(value: str) -> None:
 
 
 def _ip(value: str) -> str:
+    refuse_credentials(value)
     _no_zone(value)
     try:
         ip = parse_ip(value)
@@ -174,6 +210,7 @@ IpAddress = Annotated[str, constrained("IP address", _ip)]
 
 
 def _interface_address(value: str) -> str:
+    refuse_credentials(value)
     if "/" not in value:
         raise ValueError(f'{quote(value)} needs a prefix length (e.g. "10.0.10.21/24")')
     _no_zone(value)
@@ -210,6 +247,7 @@ InterfaceAddress = Annotated[str, constrained("address/prefix", _interface_addre
 
 
 def _network(value: str) -> str:
+    refuse_credentials(value)
     _no_zone(value)
     try:
         net = ipaddress.ip_network(value, strict=True)
@@ -241,6 +279,7 @@ _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def _domain(value: str) -> str:
+    refuse_credentials(value)
     labels = value.split(".")
     if len(value) > 253 or not all(_LABEL.match(label) for label in labels):
         raise ValueError(
@@ -256,7 +295,9 @@ def _domain(value: str) -> str:
 
 
 def _host_or_address(value: str) -> str:
-    """A DNS name or an IP address (IPv6 without brackets), never something in between."""
+    """A server's DNS name or IP address (IPv6 without brackets), never something in between, and
+    never a link-local address (every use names a server: NTP, management, deployment)."""
+    refuse_credentials(value)
     try:
         ip = parse_ip(value)
     except ValueError:
@@ -265,6 +306,9 @@ def _host_or_address(value: str) -> str:
         why = _unusable(ip)
         if why:
             raise ValueError(f"{quote(value)} is {why}")
+        local = link_local_reason(ip)
+        if local:
+            raise ValueError(f"{quote(value)} {local}")
         return str(ip)
     if re.fullmatch(r"[0-9.]+", value) or re.fullmatch(r"0[xX][0-9a-fA-F.]*", value):
         # inet_aton would read "010.0.10.5" as octal 8.0.10.5; resolvers differ: refuse it.
@@ -351,8 +395,32 @@ SysctlName = Annotated[
 SshPublicKey = Annotated[str, constrained("SSH public key", check_public_key)]
 
 
+# Characters a path's consumers read as syntax, not as part of the name: every path of the
+# inventory lands in at least one of fstab (mountpoints, devices), tmpfiles.d (state
+# directories), unit files and their command lines (ExecStart=, LoadCredential=, mount units).
+_INTERPRETED = {
+    "%": "systemd and tmpfiles.d read % as a specifier (%h, %n, ...)",
+    "\\": "fstab and systemd read a backslash as an escape (\\040 is a space)",
+    '"': "tmpfiles.d and systemd command lines read quotes",
+    "'": "tmpfiles.d and systemd command lines read quotes",
+    "$": "systemd command lines expand $VARIABLES",
+}
+
+
+def interpreted_character(value: str) -> str | None:
+    """Why a path cannot be passed on as it is, if it cannot: the first character its consumers
+    would interpret, with the consumer."""
+    for ch in value:
+        if ch in _INTERPRETED:
+            return f"contains {ch!r}: {_INTERPRETED[ch]}"
+        if not ch.isprintable():
+            return "contains a control or invisible character"
+    return None
+
+
 def _absolute_path(value: str) -> str:
-    """An absolute, normalised path: no `//`, `.`, `..`, trailing `/` or whitespace."""
+    """An absolute, normalised path: no `//`, `.`, `..`, trailing `/` or whitespace, and no
+    character its consumers (fstab, tmpfiles.d, systemd) would interpret."""
     if (
         not value.startswith("/")
         or value.startswith("//")
@@ -363,6 +431,9 @@ def _absolute_path(value: str) -> str:
             f"{quote(value)} is not an absolute, normalised path "
             '(no "//", ".", "..", trailing "/" or spaces)'
         )
+    why = interpreted_character(value)
+    if why:
+        raise ValueError(f"{quote(value)} {why}; name the path without it")
     return value
 
 
@@ -378,8 +449,11 @@ def _secret_path(value: str) -> str:
     try:
         _absolute_path(value)
     except ValueError:
+        why = interpreted_character(value)
         raise ValueError(
-            "is not an absolute, normalised path to a file "
+            f"{why}; name the path without it (the value is not shown)"
+            if why
+            else "is not an absolute, normalised path to a file "
             '(no "//", ".", "..", trailing "/" or spaces; the value is not shown)'
         ) from None
     if value == "/":
@@ -449,11 +523,19 @@ def split_host_port(value: str) -> tuple[str, int | None]:
         host, port_text = value.split(":")
         port = _port(port_text)
     elif value.count(":") > 1:
-        raise ValueError('an IPv6 address with a port needs brackets: "[2001:db8::1]:3260"')
+        # the example is the value itself, bracketed: this parser serves iSCSI portals and Ceph
+        # monitors alike, so a fixed example would name the other protocol's port
+        address, _, last = value.rpartition(":")
+        raise ValueError(
+            f"an IPv6 address with a port needs brackets: {quote(f'[{address}]:{last}')}"
+        )
     ip = parse_ip(host)
     why = _unusable(ip)
     if why:
         raise ValueError(f"{host} is {why}")
+    local = link_local_reason(ip)
+    if local:
+        raise ValueError(f"{host} {local}")
     return str(ip), port
 
 
@@ -464,11 +546,12 @@ def _port(text: str) -> int:
 
 
 def _endpoint(value: str) -> str:
+    refuse_credentials(value)
     try:
         split_host_port(value)
     except ValueError as exc:
         raise ValueError(
-            f'{quote(value)} is not an address with optional port ("10.1.0.100:3260" or "[2001:db8::1]:6789"): {exc}'
+            f'{quote(value)} is not an address with optional port ("10.1.0.100:3260" or "[2001:db8::1]:3260"): {exc}'
         ) from None
     return value
 

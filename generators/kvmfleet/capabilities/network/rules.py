@@ -24,7 +24,7 @@ from kvmfleet.capabilities.network.topology import (
     reachable_families,
     topology,
 )
-from kvmfleet.capability import HostContext, Identity, Renew
+from kvmfleet.capability import IP_ADDRESS, HostContext, Identity, Renew
 from kvmfleet.model.network import Bond, Bridge, Layer3, Network
 from kvmfleet.model.types import ip_address, ip_interface, ip_network
 from kvmfleet.problems import Finding, KeyPath, error, format_keypath, quote, warning
@@ -61,7 +61,7 @@ def identities(ctx: HostContext) -> Iterator[Identity]:
             ip = ip_interface(address).ip
             if ip.is_link_local:
                 continue  # fe80::/10 and 169.254.0.0/16 are per link: other hosts may use them too
-            yield Identity("IP address", str(ip), (*base, "addresses", index))
+            yield Identity(IP_ADDRESS, str(ip), (*base, "addresses", index))
 
 
 def _bond_port_macs(net: Network, bridge: Bridge) -> set[str]:

@@ -1,0 +1,455 @@
+"""Hostile inputs to the host programs (pkgs/*/*.py): whatever bytes their files hold (any encoding,
+line endings, sizes, structure), each program ends with an exit code it documents, never an
+exception (a traceback in the journal), reports a bad file in one line naming it, goes on with
+what it can, and never prints a secret it read."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import REPO, host_program
+from fake_iscsiadm import FakeIscsiadm
+
+iscsi = host_program("iscsi-ifaces")
+agent_config = host_program("cloudstack-agent-config")
+battery = host_program("battery-thresholds")
+cephfs_du = host_program("cephfs-du")
+
+FUZZ = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1", "utf-16", "utf-32", "cp1252")
+NEWLINES = ("\n", "\r\n", "\r")
+
+
+@st.composite
+def encoded_text(draw: st.DrawFn, lines: st.SearchStrategy[str] | None = None) -> bytes:
+    """Text lines joined with any line ending, in any encoding (where it can be encoded)."""
+    parts = draw(st.lists(lines if lines is not None else st.text(max_size=80), max_size=20))
+    text = draw(st.sampled_from(NEWLINES)).join(parts)
+    encoding = draw(st.sampled_from(ENCODINGS))
+    return text.encode(encoding, "replace")
+
+
+# Raw bytes, encoded text, and large inputs (a file a program must not choke on).
+FILE_BYTES = st.one_of(
+    st.binary(max_size=512),
+    encoded_text(),
+    st.builds(lambda b, n: b * n, st.binary(min_size=1, max_size=8), st.integers(1, 20000)),
+)
+
+
+def run_main(main: Any, *args: Any) -> tuple[int, str, str]:
+    """A program's main in-process, with its output captured; argparse's exit is its status."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(*args)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 2
+    return code, out.getvalue(), err.getvalue()
+
+
+# --- iscsi-ifaces ----------------------------------------------------------------------------------
+
+SAN = "10.1.0.100:3260"
+OTHER_SAN = "10.1.0.101:3260"
+VOLUME = "iqn.2001-05.com.equallogic:0-af1ff6-vol1"
+OTHER = "iqn.2001-05.com.equallogic:0-af1ff6-vol2"
+SECRET = "Sup3rS3cretChap"
+
+
+def _two_targets(secret: Path) -> dict[str, Any]:
+    return {
+        "ifaces": {"ieth0": {"interface": "san0"}},
+        "targets": [
+            {"portal": OTHER_SAN, "ifaces": ["ieth0"], "chapSecretFile": str(secret)},
+            {"portal": SAN, "ifaces": ["ieth0"]},
+        ],
+    }
+
+
+def _fake() -> FakeIscsiadm:
+    return FakeIscsiadm(offers={SAN: [[VOLUME, SAN]], OTHER_SAN: [[OTHER, OTHER_SAN]]})
+
+
+@FUZZ
+@given(content=FILE_BYTES)
+def test_iscsi_ifaces_any_chap_file_fails_its_target_only(tmp_path: Path, content: bytes) -> None:
+    secret = tmp_path / "chap"
+    secret.write_bytes(content + SECRET.encode())
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_two_targets(secret)))
+    fake = _fake()
+    code, out, err = run_main(iscsi.main, ["--config", str(config), "start"], fake.run)
+    assert code in (0, 1)
+    # the target without CHAP is logged in whatever the other's file holds
+    assert any(session[1] == VOLUME for session in fake.sessions)
+    assert SECRET not in out + err
+    if code == 1:
+        assert str(secret) in out + err
+
+
+def test_iscsi_ifaces_a_non_utf8_chap_file_is_one_line(tmp_path: Path) -> None:
+    """The reported case: a CHAP file in Latin-1 stopped the program with a traceback."""
+    secret = tmp_path / "chap"
+    secret.write_bytes("username = kvm01\npassword = gehe\xefm\n".encode("latin-1"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(_two_targets(secret)))
+    fake = _fake()
+    code, out, _ = run_main(iscsi.main, ["--config", str(config), "start"], fake.run)
+    assert code == 1
+    assert [line for line in out.splitlines() if "chap" in line] == [
+        f"iscsi-ifaces: CHAP secret file {secret} is not UTF-8 text"
+    ]
+    assert [s[1] for s in fake.sessions] == [VOLUME]
+
+
+def test_iscsi_ifaces_a_bom_is_not_part_of_the_first_key(tmp_path: Path) -> None:
+    secret = tmp_path / "chap"
+    secret.write_bytes(b"\xef\xbb\xbfusername = kvm01\r\npassword = s3cret-s3cret\r\n")
+    assert iscsi.read_chap(str(secret)) == {"username": "kvm01", "password": "s3cret-s3cret"}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def iscsi_configs(draw: st.DrawFn) -> bytes:
+    """Configuration files: any bytes, deep nesting, or JSON of roughly the right shape with wrong
+    types and values in it."""
+    shaped = {
+        "ifaces": draw(st.one_of(json_values, st.just({"ieth0": {"interface": "san0"}}))),
+        "targets": draw(
+            st.one_of(
+                json_values,
+                st.lists(
+                    st.fixed_dictionaries(
+                        {"portal": json_values, "ifaces": json_values},
+                        optional={"target": json_values, "chapSecretFile": json_values},
+                    ),
+                    max_size=3,
+                ),
+            )
+        ),
+        "nodeSettings": draw(json_values),
+    }
+    return draw(
+        st.one_of(
+            FILE_BYTES,
+            st.just(b"[" * 100000),
+            st.just(json.dumps(shaped).encode()),
+            st.just(json.dumps(draw(json_values)).encode()),
+        )
+    )
+
+
+@FUZZ
+@given(content=iscsi_configs())
+def test_iscsi_ifaces_any_configuration_ends_with_a_documented_code(
+    tmp_path: Path, content: bytes
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_bytes(content)
+    fake = _fake()
+    for action in ("start", "stop"):
+        code, _, err = run_main(iscsi.main, ["--config", str(config), action], fake.run)
+        assert code in (0, 1, 2)
+        if code == 2:
+            assert len(err.splitlines()) == 1 and str(config) in err
+
+
+def test_iscsi_ifaces_process_reports_a_bad_configuration_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "config.json"
+    config.write_bytes(b"\xff\xfe{")
+    script = REPO / "pkgs" / "iscsi-ifaces" / "iscsi_ifaces.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--config", str(config), "start"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"iscsi-ifaces: {config}: not UTF-8 text\n"
+
+
+def test_iscsi_ifaces_without_iscsiadm_reports_and_exits_1(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"ifaces": {"ieth0": {"interface": "san0"}}, "targets": []}))
+    result = iscsi.run_process(["/nonexistent/iscsiadm", "-m", "iface"])
+    assert result.code == 127 and "cannot run /nonexistent/iscsiadm" in result.err
+    assert iscsi.run_process(["iscsiadm", "a\0b"]).code == 127
+
+
+# --- cloudstack-agent-config -----------------------------------------------------------------------
+
+
+def _merge(properties: Path, declared: Path, *extra: str) -> tuple[int, str, str]:
+    argv = ["merge", "--properties", str(properties), "--declared", str(declared), *extra]
+    return run_main(agent_config.main, argv)
+
+
+DECLARED = {"set": {"zone": "1", "pod": "1"}, "seed": {"host": "10.0.10.5"}}
+
+
+@FUZZ
+@given(properties=FILE_BYTES, state=FILE_BYTES, template=FILE_BYTES)
+def test_agent_config_merge_takes_any_properties_state_and_template(
+    tmp_path: Path, properties: bytes, state: bytes, template: bytes
+) -> None:
+    folder = tmp_path / "agent"
+    folder.mkdir(exist_ok=True)
+    props = folder / "agent.properties"
+    props.write_bytes(properties)
+    (folder / agent_config.STATE_NAME).write_bytes(state)
+    (folder / "template").write_bytes(template)
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps(DECLARED))
+    code, _, err = _merge(props, declared, "--template", str(folder / "template"))
+    assert (code, err) == (0, "")
+    merged = agent_config.Properties.parse(props.read_text(encoding="latin-1"))
+    assert merged.get("zone") == "1" and merged.get("pod") == "1"
+
+
+@FUZZ
+@given(
+    content=st.one_of(
+        FILE_BYTES, st.just(b"{" * 50000), st.builds(lambda v: json.dumps(v).encode(), json_values)
+    )
+)
+def test_agent_config_any_declaration_ends_with_a_documented_code(
+    tmp_path: Path, content: bytes
+) -> None:
+    declared = tmp_path / "declared.json"
+    declared.write_bytes(content)
+    props = tmp_path / "agent.properties"
+    props.unlink(missing_ok=True)
+    code, out, err = _merge(props, declared)
+    assert code in (0, 1)
+    if code == 1:
+        assert len(err.splitlines()) == 1 and str(declared) in err
+        assert not props.exists()
+    out.encode("ascii")  # keys are shown as the file holds them, escaped
+
+
+@FUZZ
+@given(
+    command=st.sampled_from(["setup", "service"]),
+    args=st.lists(
+        st.one_of(
+            st.sampled_from(["-a", "-m", "-z", "-p", "-c", "-g", "-s", "-t", "start", "--prvNic"]),
+            st.text(max_size=12),
+        ),
+        max_size=8,
+    ),
+)
+def test_agent_config_any_setup_or_service_arguments_end_with_a_documented_code(
+    tmp_path: Path, command: str, args: list[str]
+) -> None:
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps(DECLARED))
+    props = tmp_path / "agent.properties"
+    extra = ["--properties", str(props), "--declared", str(declared)] if command == "setup" else []
+    calls: list[list[str]] = []
+
+    def run(cmd: Sequence[str]) -> int:
+        calls.append(list(cmd))
+        return 0
+
+    code, _, err = run_main(agent_config.main, [command, *args, *extra], run)
+    assert code in (0, 1, 2)
+    if code == 1:  # one line of its own (after a notice of ignored arguments, if any)
+        assert err.splitlines()[-1].startswith(f"{command}: ")
+
+
+@pytest.mark.parametrize("where", ["missing", "file"])
+def test_agent_config_merge_into_a_directory_that_cannot_hold_it(
+    tmp_path: Path, where: str
+) -> None:
+    """The reported case: merge on a missing directory printed a 25-line traceback."""
+    parent = tmp_path / "etc-cloudstack"
+    if where == "file":
+        parent.write_text("not a directory\n")
+    props = parent / "agent.properties"
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps(DECLARED))
+    code, out, err = _merge(props, declared)
+    assert code == 1
+    assert out == ""
+    assert len(err.splitlines()) == 1 and err.startswith(f"merge: {props}: cannot ")
+
+
+def test_agent_config_merge_into_a_read_only_directory(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a read-only directory")
+    folder = tmp_path / "agent"
+    folder.mkdir()
+    props = folder / "agent.properties"
+    declared = tmp_path / "declared.json"
+    declared.write_text(json.dumps(DECLARED))
+    folder.chmod(0o555)
+    try:
+        code, _, err = _merge(props, declared)
+    finally:
+        folder.chmod(0o755)
+    assert code == 1
+    assert err == f"merge: {props}: cannot write: Permission denied\n"
+
+
+# --- battery-thresholds ----------------------------------------------------------------------------
+
+
+@FUZZ
+@given(start=FILE_BYTES, stop=FILE_BYTES)
+def test_battery_thresholds_any_sysfs_content_is_one_line_per_battery(
+    tmp_path: Path, start: bytes, stop: bytes
+) -> None:
+    root = tmp_path / "sys"
+    for name in ("BAT0", "BAT1"):
+        folder = root / "class" / "power_supply" / name
+        folder.mkdir(parents=True, exist_ok=True)
+    bat0 = root / "class" / "power_supply" / "BAT0"
+    (bat0 / "charge_control_start_threshold").write_bytes(start)
+    (bat0 / "charge_control_end_threshold").write_bytes(stop)
+    bat1 = root / "class" / "power_supply" / "BAT1"
+    (bat1 / "charge_control_start_threshold").write_text("0\n")
+    (bat1 / "charge_control_end_threshold").write_text("100\n")
+    argv = ["--driver", "natacpi", "--sysfs-root", str(root), "BAT0:40:80", "BAT1:40:80"]
+    code, out, err = run_main(battery.main, argv)
+    assert code in (0, 1)
+    # BAT1 is set whatever BAT0's files held
+    assert "battery BAT1: charge thresholds set to start 40, stop 80" in out
+    assert all(line.startswith("battery-thresholds: battery BAT0: ") for line in err.splitlines())
+
+
+@FUZZ
+@given(
+    limits=st.lists(st.text(max_size=30), min_size=1, max_size=3),
+    driver=st.sampled_from(battery.DRIVERS),
+)
+def test_battery_thresholds_any_argument_ends_with_a_documented_code(
+    tmp_path: Path, limits: list[str], driver: str
+) -> None:
+    limits = [limit for limit in limits if not limit.startswith("-")] or ["x"]
+    argv = [
+        "--driver",
+        driver,
+        "--sysfs-root",
+        str(tmp_path),
+        "--tpacpi-bat",
+        "/nonexistent",
+        *limits,
+    ]
+    code, _, _ = run_main(battery.main, argv)
+    assert code in (1, 2)  # nothing exists to take a value here
+
+
+def test_battery_thresholds_without_tpacpi_bat_refuses_the_battery(tmp_path: Path) -> None:
+    argv = ["--driver", "tpacpi-bat", "--tpacpi-bat", str(tmp_path / "none"), "1:40:80"]
+    code, _, err = run_main(battery.main, argv)
+    assert code == 1
+    assert (
+        err.startswith("battery-thresholds: battery 1: ")
+        and f"cannot run {tmp_path / 'none'}" in err
+    )
+    assert len(err.splitlines()) == 1
+
+
+def test_battery_thresholds_reads_tpacpi_bat_output_that_is_not_utf8(tmp_path: Path) -> None:
+    fake = tmp_path / "tpacpi-bat"
+    fake.write_text("#!/bin/sh\nprintf '\\377\\376 garbage\\n'\n")
+    fake.chmod(0o755)
+    argv = ["--driver", "tpacpi-bat", "--tpacpi-bat", str(fake), "1:40:80"]
+    code, _, _ = run_main(battery.main, argv)
+    assert code in (0, 1)
+
+
+# --- cephfs-du -------------------------------------------------------------------------------------
+
+
+def _reader(values: dict[str, bytes]) -> Any:
+    def read(path: str, name: str) -> bytes:
+        return values[name.removeprefix("ceph.dir.")]
+
+    return read
+
+
+@FUZZ
+@given(
+    values=st.fixed_dictionaries(dict.fromkeys(cephfs_du.ATTRIBUTES, FILE_BYTES)),
+    as_json=st.booleans(),
+)
+def test_cephfs_du_any_statistics_end_with_a_documented_code(
+    tmp_path: Path, values: dict[str, bytes], as_json: bool
+) -> None:
+    (tmp_path / "child").mkdir(exist_ok=True)
+    argv = [str(tmp_path), *(["--json"] if as_json else [])]
+    out, err = io.StringIO(), io.StringIO()
+    code = cephfs_du.main(argv, _reader(values), out, err)
+    assert code in (0, 1)
+    if code == 1:
+        assert err.getvalue().count("\n") >= 1
+    out.getvalue().encode("utf-8")  # printable: no lone surrogate reaches the terminal
+    err.getvalue().encode("utf-8")
+
+
+@FUZZ
+@given(names=st.lists(st.binary(min_size=1, max_size=40), max_size=5))
+def test_cephfs_du_any_file_names(tmp_path: Path, names: list[bytes]) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir(exist_ok=True)
+    made = []
+    for raw in names:
+        name = raw.replace(b"/", b"_").replace(b"\0", b"_")
+        if name in (b".", b".."):
+            continue
+        try:
+            (folder / os.fsdecode(name)).write_bytes(b"x")
+        except OSError:  # too long for the file system, ...
+            continue
+        made.append(name)
+    good = {"rbytes": b"1", "rfiles": b"1", "rsubdirs": b"1", "rctime": b"1700000000.5"}
+    for as_json in (False, True):
+        out, err = io.StringIO(), io.StringIO()
+        code = cephfs_du.main(
+            [str(folder), *(["--json"] if as_json else [])], _reader(good), out, err
+        )
+        assert code == 0, err.getvalue()
+        out.getvalue().encode("utf-8")
+    for path in folder.iterdir():
+        path.unlink()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [("rctime", b"99999999999999999"), ("rbytes", b"9" * 400)],
+    ids=["rctime-after-year-9999", "rbytes-400-digits"],
+)
+def test_cephfs_du_out_of_range_statistics_are_unreadable_not_a_crash(
+    tmp_path: Path, attribute: str, value: bytes
+) -> None:
+    values = {"rbytes": b"1", "rfiles": b"1", "rsubdirs": b"1", "rctime": b"1.0", attribute: value}
+    out, err = io.StringIO(), io.StringIO()
+    assert cephfs_du.main([str(tmp_path)], _reader(values), out, err) == 1
+    assert err.getvalue().startswith(f"cephfs-du: {tmp_path}: unreadable CephFS statistics")
