@@ -34,19 +34,29 @@ def _cache_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)  # CI disables the cache; this tests it
 
 
+# What a run reads and writes: the inventory, the secrets' admins, the generated .sops.yaml.
+FLEET = ("hosts", "secrets", ".sops.yaml")
+
+
+def _copy(src: Path, dst: Path) -> None:
+    for name in FLEET:
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dst / name)
+        elif (src / name).is_file():
+            dst.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / name, dst / name)
+
+
 def _fleet(tmp_path: Path) -> Path:
     root = tmp_path / "cached"
-    shutil.copytree(REPO / "hosts", root / "hosts")
+    _copy(REPO, root)
     git_init(root)
     return root
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes()
-        for p in sorted((root / "hosts").rglob("*"))
-        if p.is_file()
-    }
+    paths = [p for name in FLEET for p in [root / name, *(root / name).rglob("*")]]
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(paths) if p.is_file()}
 
 
 def _leaves(table: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -70,8 +80,44 @@ def _edit(root: Path, data: st.DataObject) -> str:
     hosts = sorted(p.name for p in (root / "hosts").iterdir() if (p / "host.toml").is_file())
     files = ["hosts/site.toml", *(f"hosts/{h}/host.toml" for h in hosts)]
     op = data.draw(
-        st.sampled_from(["comment", "set", "set", "delete", "table", "roles", "restore", "copy"])
+        st.sampled_from(
+            [
+                "comment",
+                "set",
+                "set",
+                "delete",
+                "table",
+                "roles",
+                "restore",
+                "copy",
+                "key",
+                "admins",
+            ]
+        )
     )
+    if op == "key":
+        # A host key moved to another host, removed, or broken (the .sops.yaml rules, headers).
+        source = REPO / "hosts" / "kvm01" / "ssh_host_ed25519_key.pub"
+        host = data.draw(st.sampled_from(hosts))
+        target = root / "hosts" / host / "ssh_host_ed25519_key.pub"
+        how = data.draw(st.sampled_from(["copy", "remove", "break"]))
+        if how == "copy":
+            shutil.copy(source, target)
+        elif how == "remove":
+            target.unlink(missing_ok=True)
+        else:
+            target.write_text("ssh-ed25519 not-a-key\n")
+        return f"{how} the host key of {host}"
+    if op == "admins":
+        admins = root / "secrets" / "admins.txt"
+        how = data.draw(st.sampled_from(["remove", "restore", "break"]))
+        if how == "remove":
+            admins.unlink(missing_ok=True)
+        elif how == "restore":
+            shutil.copy(REPO / "secrets" / "admins.txt", admins)
+        else:
+            admins.write_text("age1nope someone\n")
+        return f"{how} secrets/admins.txt"
     name = data.draw(st.sampled_from(files))
     path = root / name
     if op == "copy":
@@ -146,7 +192,7 @@ def test_reusing_per_host_results_changes_nothing(
     for step in range(data.draw(st.integers(1, 4))):
         done = _edit(root, data)
         clean = base / f"clean{step}"
-        shutil.copytree(root / "hosts", clean / "hosts")
+        _copy(root, clean)
         git_init(clean)
         for args in (["check"], ["generate", "--check"], ["generate"]):
             cached = run_cli(*args, root=root)
