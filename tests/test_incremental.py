@@ -202,3 +202,21 @@ def test_reusing_per_host_results_changes_nothing(
             _same(cached, reference, f"{' '.join(args)} after: {done}")
         assert _files(root) == _files(clean), done
         assert not (clean / CACHE_FILE).exists()
+
+
+def test_a_pool_that_cannot_start_leaves_the_work_to_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing.context
+
+    root = _fleet(tmp_path)
+    reference = run_cli("generate", "--check", "--no-cache", root=root)
+
+    def no_pool(*_: object, **__: object) -> None:
+        raise OSError(38, "Function not implemented")  # SemLock without /dev/shm
+
+    monkeypatch.setattr(kvmfleet.host_pass, "MIN_PARALLEL", 2)
+    monkeypatch.setenv("KVMFLEET_JOBS", "2")
+    monkeypatch.setattr(multiprocessing.context.ForkContext, "Pool", no_pool)
+    result = run_cli("generate", "--check", "--no-cache", root=root)
+    assert (result.code, result.out, result.err) == (reference.code, reference.out, reference.err)

@@ -244,7 +244,11 @@ def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) 
     _shared = (site, site_file, root)
     try:
         context = multiprocessing.get_context("fork")
-        with context.Pool(workers) as pool:
+        try:
+            pool = context.Pool(workers)
+        except OSError:  # no semaphores here (a sandbox without /dev/shm): one process
+            return [compute(task, site, site_file, root) for task in tasks]
+        with pool:
             # Small chunks keep both workers busy to the end; each result travels as plain data.
             chunk = max(1, len(tasks) // (workers * 8))
             encoded = pool.map(_compute_encoded, tasks, chunksize=chunk)
