@@ -35,6 +35,8 @@ def test_kvm01_bond_has_the_fixed_mac_and_its_options() -> None:
         "netdevConfig": {"Kind": "bond", "Name": "bond0", "MACAddress": "fe:80:12:04:6d:6f"},
         "bondConfig": {
             "Mode": "802.3ad",
+            # the LACP system id the switch sees: the bond's MAC, whatever the slaves do
+            "AdActorSystem": "fe:80:12:04:6d:6f",
             "LACPTransmitRate": "fast",
             "TransmitHashPolicy": "layer3+4",
             "MIIMonitorSec": "100ms",
