@@ -179,13 +179,14 @@ class Keeper:
         self.targets = targets
         self.log = log
         self.seq = 0
-        self.pending: dict[int, str] = {}  # seq of a RTM_SETLINK -> what it did, for its ACK
+        self.pending: dict[int, tuple[str, str]] = {}  # RTM_SETLINK seq -> (bond, what it did)
 
     def _next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     def resync(self) -> None:
+        self.pending.clear()  # an ACK may have been lost with the notifications
         self.sock.send(dump_request(self._next_seq()))
 
     def handle(self, data: bytes) -> None:
@@ -201,9 +202,13 @@ class Keeper:
         wanted = self.targets.get(link.name or "")
         if wanted is None or link.kind != "bond" or link.mac is None or link.mac == wanted:
             return
+        if any(bond == link.name for bond, _ in self.pending.values()):
+            # The kernel sends several notifications for one change (address, carrier, ...), all
+            # queued before our request: one RTM_SETLINK at a time, the ACK tells the outcome.
+            return
         seq = self._next_seq()
         what = f"{link.name}: MAC {link.mac}, setting the configured {wanted} again"
-        self.pending[seq] = what
+        self.pending[seq] = (link.name or "", what)
         self.log(what)
         self.sock.send(set_mac_request(seq, link.index, wanted))
 
@@ -211,11 +216,11 @@ class Keeper:
         if len(message.payload) < NLMSGERR.size:
             return
         (error,) = NLMSGERR.unpack_from(message.payload)
-        what = self.pending.pop(message.seq, None)
-        if error == 0 or what is None:
+        request = self.pending.pop(message.seq, None)
+        if error == 0 or request is None:
             return  # an ACK, or not ours (a failed dump is retried on the next ENOBUFS)
         # ENODEV: the bond went away meanwhile; a new one sends RTM_NEWLINK of its own.
-        self.log(f"{what}: the kernel refused: {os.strerror(-error)}")
+        self.log(f"{request[1]}: the kernel refused: {os.strerror(-error)}")
 
     def run(self, *, resync: bool = True) -> None:
         """Read every link (unless `resync` is false), then handle notifications until the socket
