@@ -205,6 +205,7 @@
         kvmfleet = pkgs.callPackage ./pkgs/kvmfleet/package.nix { };
         cephfs-du = pkgs.callPackage ./pkgs/cephfs-du/package.nix { };
         iscsi-ifaces = pkgs.callPackage ./pkgs/iscsi-ifaces/package.nix { };
+        bond-macs = pkgs.callPackage ./pkgs/bond-macs/package.nix { };
         cloudstack-agent-config = pkgs.callPackage ./pkgs/cloudstack-agent-config/package.nix { };
         cloudstack-agent = pkgs.callPackage ./pkgs/cloudstack-agent/package.nix {
           inherit (self.packages.${system}) cloudstack-agent-config;

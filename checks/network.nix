@@ -8,7 +8,13 @@
 # its bridge cloudbr0 shares, lacp2's derived one), ping across the bond
 # (untagged IPv4/IPv6 and a tagged VLAN), lacp1's default routes, SSH only from
 # the trusted networks, the server defaults for links networkd does not manage,
-# linux-firmware, ping with one slave's link cut, and lacp1's MACs after a cold
+# linux-firmware; every slave leaving (released, and lacp1's NICs' driver
+# unbound and bound again) and coming back: each bond keeps its MAC (set, not
+# random or a slave's), the VLAN on it and the bridge over it theirs, and the
+# 802.3ad system id, ours and as the partner sees it (bond-macs and
+# AdActorSystem=; with bond-macs stopped, the bond shows the kernel's stolen
+# MAC and only AdActorSystem= keeps the system id); ping with one slave's link
+# cut, and lacp1's MACs after a cold
 # reboot with a new machine id (from which networkd derives the MAC of a netdev
 # without MACAddress=). Then lacp1 boots with lan1's cable out from the start:
 # networkd must count the host fully "online" (slaves and ports are
@@ -242,6 +248,91 @@ in
             for interface in interfaces:
                 out = machine.succeed(f"ip -o addr show dev {interface}").strip()
                 assert out == "", f"{machine.name} {interface}: {out}"
+
+    def assert_fixed_identity(machine, partner, mac_wanted, vlan=True):
+        """bond0 (and the VLAN on it) has `mac_wanted`, set rather than
+        random or a slave's; LACP runs with both slaves, with that system id on
+        our side and as the partner's view of us."""
+        assert_lacp(machine, EXPECTED[partner.name]["bond0"])
+        machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/bond0/address)\" = {mac_wanted}", timeout=30)
+        # include/linux/netdevice.h: 3 = NET_ADDR_SET (1 random, 2 stolen from a slave)
+        assert machine.succeed("cat /sys/class/net/bond0/addr_assign_type").strip() == "3"
+        if vlan:
+            assert mac(machine, "vlan200") == mac_wanted
+        head, _ = bonding(machine)
+        assert head.get("System MAC address") == mac_wanted, head
+        # LACPDUs go out every second (lacp_rate "fast"): the partner's view follows
+        retry(
+            lambda _: bonding(partner)[0].get("Partner Mac Address") == mac_wanted,
+            timeout_seconds=30,
+        )
+
+
+    def release_all(machine):
+        """Both slaves leave bond0, as when both NICs are unplugged or their
+        driver resets: the kernel gives the bond a random MAC (bond_main.c,
+        __bond_release_one)."""
+        machine.succeed("ip link set lan0 nomaster", "ip link set lan1 nomaster")
+        machine.succeed("test -z \"$(cat /sys/class/net/bond0/bonding/slaves)\"")
+
+
+    with subtest("every slave released and back: the bonds keep MAC, VLAN MAC and LACP system id"):
+        for machine in (lacp1, lacp2):
+            machine.succeed("systemctl is-active bond-macs.service")
+            release_all(machine)
+        # bond-macs sets the configured MAC again while the bond has no slave ...
+        for machine, wanted in ((lacp1, EXPECTED["fixed"]), (lacp2, EXPECTED["lacp2"]["bond0"])):
+            machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/bond0/address)\" = {wanted}", timeout=30)
+            assert mac(machine, "vlan200") == wanted
+            machine.succeed("networkctl reconfigure lan0 lan1")
+        # ... so the slaves coming back take the bond's MAC, not the other way round
+        assert_fixed_identity(lacp1, lacp2, EXPECTED["fixed"])
+        assert_fixed_identity(lacp2, lacp1, EXPECTED["lacp2"]["bond0"])
+        assert mac(lacp1, "cloudbr0") == EXPECTED["fixed"]
+        lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.10.2", timeout=60)
+        lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.200.2", timeout=60)
+
+    with subtest("both NICs' driver unbound and bound again: lacp1 keeps its identity"):
+        # The NICs disappear (their netdevs are unregistered, which releases
+        # them) and come back as new netdevs that udev renames and networkd
+        # enslaves: what a hot-unplug and replug or a driver reload does.
+        devices = {n: lacp1.succeed(f"basename $(readlink /sys/class/net/{n}/device)").strip() for n in ("lan0", "lan1")}
+        for device in devices.values():
+            lacp1.succeed(f"echo {device} > /sys/bus/virtio/drivers/virtio_net/unbind")
+        lacp1.wait_until_succeeds("test ! -e /sys/class/net/lan0 && test ! -e /sys/class/net/lan1")
+        lacp1.wait_until_succeeds(f"test \"$(cat /sys/class/net/bond0/address)\" = {EXPECTED['fixed']}", timeout=30)
+        for device in devices.values():
+            lacp1.succeed(f"echo {device} > /sys/bus/virtio/drivers/virtio_net/bind")
+        lacp1.wait_until_succeeds("grep -qw lan0 /sys/class/net/bond0/bonding/slaves", timeout=60)
+        lacp1.wait_until_succeeds("grep -qw lan1 /sys/class/net/bond0/bonding/slaves", timeout=60)
+        # virtio-net's unknown speed again (the test's .link units set it on "add")
+        lacp1.succeed("ethtool lan0 | grep -q 'Duplex: Full'", "ethtool lan1 | grep -q 'Duplex: Full'")
+        assert_fixed_identity(lacp1, lacp2, EXPECTED["fixed"])
+        lacp1.wait_until_succeeds("ping -c 1 -W 1 10.0.10.2", timeout=60)
+
+    with subtest("without bond-macs the kernel's MAC shows; AdActorSystem keeps the LACP system id"):
+        # The slaves return before anything sets the MAC: the bond takes the
+        # first one's (addr_assign_type 2). The system id stays the configured
+        # one only because networkd set AdActorSystem=.
+        lacp1.succeed("systemctl stop bond-macs.service")
+        release_all(lacp1)
+        lacp1.succeed("networkctl reconfigure lan0 lan1")
+        lacp1.wait_until_succeeds("test \"$(cat /sys/class/net/bond0/addr_assign_type)\" = 2", timeout=30)
+        stolen = mac(lacp1, "bond0")
+        assert stolen in EXPECTED["links"]["lacp1"].values(), stolen
+        assert mac(lacp1, "vlan200") == stolen
+        assert_lacp(lacp1, EXPECTED["lacp2"]["bond0"])
+        assert bonding(lacp1)[0].get("System MAC address") == EXPECTED["fixed"]
+        # a restart of networkd does not set it (netdev_can_set_mac: only
+        # while the bond is down without carrier) ...
+        lacp1.succeed("systemctl restart systemd-networkd")
+        lacp1.wait_for_unit("systemd-networkd.service")
+        lacp1.sleep(3)
+        assert mac(lacp1, "bond0") == stolen
+        # ... bond-macs does, at start
+        lacp1.succeed("systemctl start bond-macs.service")
+        assert_fixed_identity(lacp1, lacp2, EXPECTED["fixed"])
+        assert mac(lacp1, "cloudbr0") == EXPECTED["fixed"]
 
     with subtest("one slave's link cut: the bond carries on"):
         out = lacp1.send_monitor_command(f"set_link {LAN1_NETDEV} off")

@@ -6,7 +6,8 @@
 # (services.target) exporting one LUN on one portal address, 10.1.0.100.
 #
 # Asserts: one session per iface, each bound to its NIC and leaving from its
-# address; each storage address answered by its own NIC only (arp_ignore);
+# address; each storage address answered by its own NIC only (arp_ignore), and
+# the replies to a ping of it leaving by that NIC (routing table per NIC);
 # multipathd running from boot with one map over both paths; data written
 # through the map reads back; I/O continues, checksum intact, while san0's
 # cable is out and after it is back; `switch-to-configuration test`, with the
@@ -257,6 +258,23 @@ in
             out = target.succeed(f"arping -c 3 -w 10 -I br0 {address}")
             macs = {m.lower() for m in re.findall(r"\[([0-9A-Fa-f:]{17})\]", out)}
             assert macs == {EXPECTED["macs"][nic]}, out
+
+    def tx_packets(nic):
+        return int(initiator.succeed(f"cat /sys/class/net/{nic}/statistics/tx_packets"))
+
+
+    with subtest("each storage NIC answers from its own link (a routing table per NIC)"):
+        # Both NICs have the subnet in the main table with equal metrics: without
+        # the per-NIC rule and table, every reply would leave by the same NIC.
+        for nic, address in EXPECTED["addresses"].items():
+            route = initiator.succeed(f"ip -o route get 10.1.0.100 from {address}")
+            assert f" dev {nic} " in route, route
+            before = {n: tx_packets(n) for n in EXPECTED["addresses"]}
+            target.succeed(f"ping -c 50 -i 0.1 -W 2 {address}")
+            sent = {n: tx_packets(n) - before[n] for n in EXPECTED["addresses"]}
+            # the 50 echo replies, plus a little iSCSI traffic on each NIC
+            assert sent[nic] >= 50, sent
+            assert all(count < 50 for n, count in sent.items() if n != nic), sent
 
     with subtest("multipathd runs from boot; one map over both paths, both active"):
         assert "sysinit.target" in initiator.succeed("systemctl show -P WantedBy multipathd.service")

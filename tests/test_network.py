@@ -35,6 +35,8 @@ def test_kvm01_bond_has_the_fixed_mac_and_its_options() -> None:
         "netdevConfig": {"Kind": "bond", "Name": "bond0", "MACAddress": "fe:80:12:04:6d:6f"},
         "bondConfig": {
             "Mode": "802.3ad",
+            # the LACP system id the switch sees: the bond's MAC, whatever the slaves do
+            "AdActorSystem": "fe:80:12:04:6d:6f",
             "LACPTransmitRate": "fast",
             "TransmitHashPolicy": "layer3+4",
             "MIIMonitorSec": "100ms",
@@ -212,6 +214,34 @@ mtu = 9000
     assert units["networks"]["10-bond0"]["linkConfig"] == {"MTUBytes": 9000}
     # a named NIC that nothing uses is renamed, and otherwise left alone
     assert "10-unused" in units["links"] and "10-unused" not in units["networks"]
+
+
+def test_every_bond_is_kept_at_its_mac_through_slave_loss_fixed_or_derived() -> None:
+    assert fleet_settings(REPO, "kvm01")["services"]["bond-macs"] == {
+        "enable": True,
+        "bonds": {"bond0": "fe:80:12:04:6d:6f"},
+    }
+    network = LAN + (
+        'lan2 = "02:00:00:00:00:03"\n'
+        '[network.bonds.bond0]\nslaves = ["lan0", "lan1"]\naddresses = ["192.0.2.10/24"]\n'
+        '[network.bonds.bond1]\nslaves = ["lan2"]\nmode = "active-backup"\n'
+        'hwaddress = "02:00:00:00:01:01"\n'
+    )
+    s = settings_of(host_toml(network, host={"roles": ["laptop"]}, network={"dns": ["192.0.2.53"]}))
+    derived = cap.derived_mac("a", "bond0")
+    assert s["services"]["bond-macs"] == {
+        "enable": True,
+        "bonds": {"bond0": derived, "bond1": "02:00:00:00:01:01"},
+    }
+    # beside a laptop's resolver settings, not instead of them
+    assert s["services"]["resolved"]["settings"]["Resolve"]["FallbackDNS"] == ["192.0.2.53"]
+    netdevs = s["systemd"]["network"]["netdevs"]
+    # 802.3ad (the default mode): the LACP system id is the bond's MAC; the kernel refuses
+    # ad_actor_system in any other mode
+    assert netdevs["10-bond0"]["bondConfig"]["AdActorSystem"] == derived
+    assert "AdActorSystem" not in netdevs["10-bond1"]["bondConfig"]
+    # no bond, no bond-macs
+    assert "bond-macs" not in settings_of(host_toml(LAN)).get("services", {})
 
 
 def test_only_interfaces_with_addresses_count_for_wait_online() -> None:

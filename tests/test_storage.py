@@ -148,11 +148,81 @@ def test_one_subnet_single_portal() -> None:
     assert _warnings(ONE_SUBNET + IFACES + SINGLE_PORTAL + EQLOGIC) == []
 
 
+def _source_routing(s: dict[str, Any]) -> dict[str, Any]:
+    """Per network unit: its routing policy rules and routes, where it has any."""
+    networks = s["systemd"]["network"]["networks"]
+    return {
+        name: {k: unit[k] for k in ("routingPolicyRules", "routes") if k in unit}
+        for name, unit in networks.items()
+        if "routingPolicyRules" in unit or "routes" in unit
+    }
+
+
+def test_one_subnet_each_nic_answers_from_its_own_table() -> None:
+    s = _settings(ONE_SUBNET + IFACES + SINGLE_PORTAL + EQLOGIC)
+    assert _source_routing(s) == {
+        "10-san0": {
+            "routingPolicyRules": [{"From": "10.1.0.21/32", "Table": 1001, "Priority": 1001}],
+            "routes": [{"Destination": "10.1.0.0/24", "Table": 1001}],
+        },
+        "10-san1": {
+            "routingPolicyRules": [{"From": "10.1.0.22/32", "Table": 1002, "Priority": 1002}],
+            "routes": [{"Destination": "10.1.0.0/24", "Table": 1002}],
+        },
+    }
+    # the network capability's own settings of those units stay
+    assert s["systemd"]["network"]["networks"]["10-san0"]["networkConfig"]["Address"] == [
+        "10.1.0.21/24"
+    ]
+
+
+def test_source_routing_covers_ipv6_and_only_addresses_in_a_shared_subnet() -> None:
+    net = (
+        LINKS.replace('"02:00:00:00:00:03"\n', '"02:00:00:00:00:03"\nsan2 = "02:00:00:00:00:04"\n')
+        + '[network.interfaces.san0]\naddresses = ["10.1.0.21/24", "fd00:1::21/64", "10.9.0.1/24"]\n'
+        + '[network.interfaces.san1]\naddresses = ["10.1.0.22/24", "fd00:1::22/64"]\n'
+        + '[network.interfaces.san2]\naddresses = ["10.2.0.23/24"]\n'
+    )
+    text = (
+        net
+        + '[iscsi]\ninitiator_name = "iqn.2026-11.net.example:a"\n'
+        + '[iscsi.ifaces.ieth0]\ninterface = "san0"\n[iscsi.ifaces.ieth1]\ninterface = "san1"\n'
+        + '[iscsi.ifaces.ieth2]\ninterface = "san2"\n'
+        + SINGLE_PORTAL
+        + EQLOGIC
+    )
+    routing = _source_routing(_settings(text))
+    # san2 shares no subnet: no table; san0's 10.9.0.1 is in no shared subnet: no rule
+    assert routing == {
+        "10-san0": {
+            "routingPolicyRules": [
+                {"From": "10.1.0.21/32", "Table": 1001, "Priority": 1001},
+                {"From": "fd00:1::21/128", "Table": 1001, "Priority": 1001},
+            ],
+            "routes": [
+                {"Destination": "10.1.0.0/24", "Table": 1001},
+                {"Destination": "fd00:1::/64", "Table": 1001},
+            ],
+        },
+        "10-san1": {
+            "routingPolicyRules": [
+                {"From": "10.1.0.22/32", "Table": 1002, "Priority": 1002},
+                {"From": "fd00:1::22/128", "Table": 1002, "Priority": 1002},
+            ],
+            "routes": [
+                {"Destination": "10.1.0.0/24", "Table": 1002},
+                {"Destination": "fd00:1::/64", "Table": 1002},
+            ],
+        },
+    }
+
+
 def test_two_subnets_need_no_arp_or_reverse_path_settings() -> None:
     text = TWO_SUBNETS + IFACES + TWO_PORTALS + EQLOGIC
     s = _settings(text)
     assert "sysctl" not in s["boot"].get("kernel", {})
     assert "extraReversePathFilterRules" not in s["networking"].get("firewall", {})
+    assert _source_routing(s) == {}
     assert s["services"]["iscsi-ifaces"]["targets"] == [
         {"portal": "10.1.0.100:3260", "ifaces": ["ieth0"]},
         {"portal": "10.2.0.100:3260", "ifaces": ["ieth1"]},

@@ -11,8 +11,10 @@ NixOS settings:
   at boot, installs multipath-tools' udev rules and fixes its multipathd-queueing unit;
 - storage NICs in one subnet (one portal IP, as an EqualLogic group has): ARP replies and
   announcements from the NIC that owns the address (`arp_ignore = 1`, `arp_announce = 2`, per NIC
-  and `all`), and the firewall's reverse-path check exempts those NICs. Two NICs in two subnets
-  need neither.
+  and `all`), the firewall's reverse-path check exempts those NICs, and each NIC answers from its
+  own link: a routing policy rule per address (`from <address> lookup <table>`) and a table per NIC
+  holding only the shared subnet on that NIC (SAN_TABLE_BASE). Two NICs in two subnets need none
+  of this.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from kvmfleet.capabilities.network import interface_names
+from kvmfleet.capabilities.network import UNIT_PREFIX, interface_names
 from kvmfleet.capabilities.network.topology import layer3_of, topology
 from kvmfleet.capability import (
     Capability,
@@ -56,6 +58,10 @@ BUILTIN_NO_PATH_RETRY = {("EQLOGIC", "100E-00"): "30"}
 BUILTIN_IFACES = frozenset({"default", "iser"})
 # The identity kind of a host's own IQN.
 INITIATOR_NAME = "iSCSI initiator name"
+# Storage NICs in one subnet: the n-th of them (1-based, by interface name) gets routing table
+# SAN_TABLE_BASE + n and its rules that priority (before the main table's rule at 32766; networkd
+# and the kernel use no table or priority in this range by themselves).
+SAN_TABLE_BASE = 1000
 KERNEL_NAME = re.compile(r"(sd|vd|hd|xvd|nvme|mmcblk|dm-)[a-z0-9]*")
 
 
@@ -146,6 +152,7 @@ def settings(ctx: HostContext) -> Settings:
                 f"iifname {{ {names} }} accept\n"
             )
             out["networking"] = {"firewall": {"extraReversePathFilterRules": rules}}
+            out["systemd"] = {"network": {"networks": _source_routing(ctx, shared)}}
     if multipath is not None:
         out.setdefault("services", {})["multipath"] = _multipath(multipath)
         modules = sorted(
@@ -171,6 +178,37 @@ def _iscsi_ifaces(iscsi: Iscsi) -> Settings:
         "targets": targets,
         "replacementTimeout": iscsi.replacement_timeout_s,
     }
+
+
+def _source_routing(ctx: HostContext, shared: list[str]) -> Settings:
+    """Per storage NIC in a shared subnet: its own routing table with that subnet on the NIC, and a
+    rule sending what leaves from its addresses there. The main table has the subnet once per NIC
+    with equal metrics, so without this everything to the SAN, replies to a peer on the other link
+    included, leaves by whichever NIC networkd configured first; iSCSI sessions bound to an iface
+    are not affected either way."""
+    nics = {nic.interface: nic for nic in storage_nics(ctx)}
+    net = ctx.host.network
+    topo = topology(net)
+    out: Settings = {}
+    for position, interface in enumerate(shared, start=1):
+        table = SAN_TABLE_BASE + position
+        others = [s for other in shared if other != interface for s in nics[other].subnets]
+        l3 = layer3_of(net, interface, topo)
+        rules: list[Settings] = []
+        routes: list[Settings] = []
+        for address in l3.addresses if l3 is not None else []:
+            ip = ipaddress.ip_interface(address)
+            if not any(ip.version == o.version and ip.network.overlaps(o) for o in others):
+                continue  # an address outside the shared subnets keeps the main table
+            rules.append(
+                {"From": str(ipaddress.ip_network(ip.ip)), "Table": table, "Priority": table}
+            )
+            route: Settings = {"Destination": str(ip.network), "Table": table}
+            if route not in routes:
+                routes.append(route)
+        if rules:
+            out[f"{UNIT_PREFIX}{interface}"] = {"routingPolicyRules": rules, "routes": routes}
+    return out
 
 
 def _sysctl_name(interface: str) -> str:

@@ -46,6 +46,13 @@ def settings(ctx: HostContext) -> Settings:
     if networks:
         units["networks"] = networks
     out["systemd"] = {"network": units}
+    if net.bonds:
+        # The kernel replaces a bond's MAC when its last slave leaves, and networkd does not set
+        # it again (docs/network.md, "When every slave leaves"): modules/bond-macs.nix does.
+        out.setdefault("services", {})["bond-macs"] = {
+            "enable": True,
+            "bonds": {name: netdev_mac(ctx, name) for name in net.bonds},
+        }
     return out
 
 
@@ -64,7 +71,7 @@ def _netdevs(ctx: HostContext) -> Settings:
     for name, bond in net.bonds.items():
         out[f"{UNIT_PREFIX}{name}"] = {
             "netdevConfig": {"Kind": "bond", "Name": name, "MACAddress": netdev_mac(ctx, name)},
-            "bondConfig": _bond_config(bond),
+            "bondConfig": _bond_config(bond, netdev_mac(ctx, name)),
         }
     for name, vlan in net.vlans.items():
         out[f"{UNIT_PREFIX}{name}"] = {
@@ -83,8 +90,14 @@ def _netdevs(ctx: HostContext) -> Settings:
     return out
 
 
-def _bond_config(bond: Bond) -> Settings:
+def _bond_config(bond: Bond, mac: str) -> Settings:
     config: Settings = {"Mode": bond.mode}
+    if bond.mode == "802.3ad":
+        # The LACP system id the switch sees. Unset, the kernel takes the bond's MAC when the first
+        # slave is enslaved, which is a slave's own after the bond lost every slave; setting the
+        # bond's MAC again later does not change it (bond_3ad_initialize). The kernel accepts it
+        # only in 802.3ad mode.
+        config["AdActorSystem"] = mac
     if bond.lacp_rate is not None:
         config["LACPTransmitRate"] = bond.lacp_rate
     if bond.xmit_hash_policy is not None:
