@@ -5,35 +5,8 @@
   stdenvNoCC,
   python3,
 }:
-stdenvNoCC.mkDerivation {
-  pname = "cephfs-du";
-  version = "0.1.0";
-
-  src = lib.fileset.toSource {
-    root = ./.;
-    fileset = ./cephfs_du.py;
-  };
-
-  # patchShebangs points the script's `#!/usr/bin/env python3` at this Python.
-  buildInputs = [ python3 ];
-
-  installPhase = ''
-    runHook preInstall
-    install -Dm755 cephfs_du.py $out/bin/cephfs-du
-    runHook postInstall
-  '';
-
-  doInstallCheck = true;
-  installCheckPhase = ''
-    runHook preInstallCheck
-    $out/bin/cephfs-du --help >/dev/null
-    runHook postInstallCheck
-  '';
-
-  meta = {
-    description = "Recursive size of each entry of a CephFS directory, from CephFS's recursive statistics";
-    license = lib.licenses.asl20;
-    platforms = lib.platforms.linux;
-    mainProgram = "cephfs-du";
-  };
+import ../host-program.nix { inherit lib stdenvNoCC python3; } {
+  name = "cephfs-du";
+  script = ./cephfs_du.py;
+  description = "Recursive size of each entry of a CephFS directory, from CephFS's recursive statistics";
 }
