@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +27,8 @@ iscsi = host_program("iscsi-ifaces")
 agent_config = host_program("cloudstack-agent-config")
 battery = host_program("battery-thresholds")
 cephfs_du = host_program("cephfs-du")
+printers = host_program("ensure-printers")
+bond_macs = host_program("bond-macs")
 
 FUZZ = settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -453,3 +456,200 @@ def test_cephfs_du_out_of_range_statistics_are_unreadable_not_a_crash(
     out, err = io.StringIO(), io.StringIO()
     assert cephfs_du.main([str(tmp_path)], _reader(values), out, err) == 1
     assert err.getvalue().startswith(f"cephfs-du: {tmp_path}: unreadable CephFS statistics")
+
+
+# --- ensure-printers -------------------------------------------------------------------------------
+
+OFFICE_URI = "ipp://[2001:db8:1::2]/printers/sink"
+
+
+def _lpadmin(folder: Path, code: int = 0, stderr: bytes = b"", stdout: bytes = b"") -> Path:
+    """A stand-in lpadmin (a real program, so the program's own process handling is what runs):
+    prints the given bytes and exits with the given status."""
+    (folder / "lpadmin.err").write_bytes(stderr)
+    (folder / "lpadmin.out").write_bytes(stdout)
+    script = folder / "lpadmin"
+    script.write_text(f'#!/bin/sh\ncat "$0.out"; cat "$0.err" >&2\nexit {code}\n')
+    script.chmod(0o755)
+    return script
+
+
+def _printers(
+    config: Path, conf: Path, state: Path, lpadmin: Path
+) -> tuple[int, str, str, list[list[str]]]:
+    """ensure-printers' main, recording each lpadmin command it runs (the real runner runs it)."""
+    calls: list[list[str]] = []
+    real = printers._run
+
+    def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv[1:]))
+        result: subprocess.CompletedProcess[str] = real(argv)
+        return result
+
+    argv = ["--config", str(config), "--printers-conf", str(conf), "--state", str(state)]
+    with mock.patch.object(printers, "_run", run):
+        code, out, err = run_main(printers.main, [*argv, "--lpadmin", str(lpadmin)])
+    return code, out, err, calls
+
+
+def _office_config(folder: Path, remove: bool = False) -> Path:
+    config = folder / "printers.json"
+    office = {"name": "office", "deviceUri": OFFICE_URI, "model": "everywhere"}
+    config.write_text(json.dumps({"printers": [office], "removeUndeclared": remove}))
+    return config
+
+
+# printers.conf blocks as cupsd writes them, with any name and device URI in them
+printers_conf_blocks = st.builds(
+    lambda tag, name, uri, newline: newline.join(
+        [f"<{tag} {name}>", "PrinterId 1", f"DeviceURI {uri}", f"</{tag}>", ""]
+    ),
+    st.sampled_from(["Printer", "DefaultPrinter", "Class"]),
+    st.one_of(st.just("office"), st.text(min_size=1, max_size=20)),
+    st.one_of(st.just(OFFICE_URI), st.text(max_size=40)),
+    st.sampled_from(NEWLINES),
+)
+
+
+@st.composite
+def printers_confs(draw: st.DrawFn) -> bytes:
+    blocks = "".join(draw(st.lists(printers_conf_blocks, max_size=4)))
+    return draw(
+        st.one_of(
+            FILE_BYTES,
+            st.sampled_from(ENCODINGS).map(lambda enc: blocks.encode(enc, "replace")),
+            st.builds(lambda raw: blocks.encode("utf-8", "surrogatepass") + raw, FILE_BYTES),
+        )
+    )
+
+
+@FUZZ
+@given(
+    conf=printers_confs(),
+    state=st.one_of(
+        FILE_BYTES,
+        st.just(b"[" * 100000),
+        st.builds(lambda v: json.dumps({"printers": v}).encode(), json_values),
+    ),
+    remove=st.booleans(),
+)
+def test_ensure_printers_any_printers_conf_and_state_file(
+    tmp_path: Path, conf: bytes, state: bytes, remove: bool
+) -> None:
+    folder = tmp_path / "printers"
+    folder.mkdir(exist_ok=True)
+    (folder / "printers.conf").write_bytes(conf)
+    (folder / "state.json").write_bytes(state)
+    code, out, err, calls = _printers(
+        _office_config(folder, remove),
+        folder / "printers.conf",
+        folder / "state.json",
+        _lpadmin(folder),
+    )
+    # lpadmin takes everything; a queue name lpadmin cannot be given (a NUL in it) is that
+    # queue's failure alone
+    assert code in (0, printers.EX_TEMPFAIL), err
+    assert err == ""
+    assert calls[0][:2] == ["-p", "office"]
+    assert "printer office: " in out
+    assert json.loads((folder / "state.json").read_text())["printers"]["office"] == {
+        "deviceUri": OFFICE_URI,
+        "model": "everywhere",
+    }
+
+
+@st.composite
+def printer_configs(draw: st.DrawFn) -> bytes:
+    """Configuration files: any bytes, deep nesting, or JSON of roughly the right shape with odd
+    strings (NUL, lone surrogates, line breaks) and wrong types in it."""
+    odd = st.text(max_size=12) | st.sampled_from(["a\0b", "\ud800", "x\ny", "-x", " "])
+    printer = st.fixed_dictionaries(
+        {"name": odd | json_values, "deviceUri": odd | json_values, "model": odd | json_values},
+        optional={
+            "location": odd | json_values,
+            "description": odd | json_values,
+            "ppdOptions": st.dictionaries(odd, odd, max_size=2) | json_values,
+        },
+    )
+    shaped = {
+        "printers": draw(st.lists(printer, max_size=3) | json_values),
+        "defaultPrinter": draw(st.none() | odd | json_values),
+        "removeUndeclared": draw(st.booleans() | json_values),
+    }
+    return draw(
+        st.one_of(
+            FILE_BYTES,
+            st.just(b"[" * 100000),
+            st.just(json.dumps(shaped).encode()),
+            st.just(json.dumps(draw(json_values)).encode()),
+        )
+    )
+
+
+@FUZZ
+@given(content=printer_configs())
+def test_ensure_printers_any_configuration_ends_with_a_documented_code(
+    tmp_path: Path, content: bytes
+) -> None:
+    folder = tmp_path / "printers"
+    folder.mkdir(exist_ok=True)
+    config = folder / "printers.json"
+    config.write_bytes(content)
+    state = folder / "state.json"
+    state.unlink(missing_ok=True)
+    code, out, err, calls = _printers(config, folder / "printers.conf", state, _lpadmin(folder))
+    assert code in (0, 2, printers.EX_TEMPFAIL)
+    if code == 2:
+        assert len(err.splitlines()) == 1 and err.startswith(f"ensure-printers: {config}: ")
+        assert calls == [] and not state.exists()
+    else:
+        assert err == ""
+        # a printer lpadmin could not take is named on a line of its own
+        assert (code == printers.EX_TEMPFAIL) == ("\nnot set up now: " in "\n" + out)
+
+
+@FUZZ
+@given(
+    code=st.sampled_from([0, 1, 2, 126, 127]),
+    stderr=FILE_BYTES,
+    stdout=FILE_BYTES,
+)
+def test_ensure_printers_any_lpadmin_output_is_one_line_per_printer(
+    tmp_path: Path, code: int, stderr: bytes, stdout: bytes
+) -> None:
+    folder = tmp_path / "printers"
+    folder.mkdir(exist_ok=True)
+    state = folder / "state.json"
+    state.unlink(missing_ok=True)
+    lpadmin = _lpadmin(folder, code, stderr, stdout)
+    done, out, err, calls = _printers(
+        _office_config(folder), folder / "printers.conf", state, lpadmin
+    )
+    assert err == ""
+    assert [call[:2] for call in calls] == [["-p", "office"]]
+    if code == 0:
+        assert (done, out) == (0, "printer office: set up\n")
+    else:
+        assert done == printers.EX_TEMPFAIL
+        lines = out.splitlines()
+        assert len(lines) == 2, out
+        assert lines[0].startswith("<4>printer office: could not be set up now: ")
+        assert lines[1] == "not set up now: office"
+
+
+def test_ensure_printers_process_reports_a_bad_configuration_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    script = REPO / "pkgs" / "ensure-printers" / "ensure_printers.py"
+    for content in (b"\xff\xfe{", b"[" * 100000):
+        config = tmp_path / "printers.json"
+        config.write_bytes(content)
+        done = subprocess.run(
+            [sys.executable, str(script), "--config", str(config), "--state", str(tmp_path / "s")],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert len(done.stderr.splitlines()) == 1
+        assert done.stderr.startswith(f"ensure-printers: {config}: ")
