@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -653,3 +654,214 @@ def test_ensure_printers_process_reports_a_bad_configuration_without_a_traceback
         assert done.returncode == 2
         assert len(done.stderr.splitlines()) == 1
         assert done.stderr.startswith(f"ensure-printers: {config}: ")
+
+
+# --- bond-macs -------------------------------------------------------------------------------------
+
+BOND_MAC = "fe:80:12:04:6d:6f"
+
+bond_args = st.one_of(
+    st.builds(
+        lambda name, sep, mac: name + sep + mac,
+        st.sampled_from(["bond0", "bond1", "", ".", "..", "b" * 16, "bönd0"])
+        | st.text(max_size=16),
+        st.sampled_from(["=", "", "=="]),
+        st.sampled_from(
+            [BOND_MAC, BOND_MAC.upper(), "01:00:5e:00:00:01", "00:00:00:00:00:00", BOND_MAC[:-3]]
+        )
+        | st.text(max_size=20),
+    ),
+    st.binary(max_size=30).map(os.fsdecode),  # as Python decodes an argv that is not UTF-8
+    st.sampled_from(["-h", "--help", "--", "-x"]),
+)
+
+
+def _no_netlink() -> Any:
+    raise PermissionError(1, "Operation not permitted")
+
+
+@FUZZ
+@given(args=st.lists(bond_args, max_size=4))
+def test_bond_macs_any_arguments_end_with_a_documented_code(args: list[str]) -> None:
+    with mock.patch.object(bond_macs, "open_socket", _no_netlink):
+        code, out, err = run_main(bond_macs.main, args)
+    assert code in (0, 1, 2)
+    if code == 0:
+        assert args[0] in ("-h", "--help") and "bond-macs BOND=MAC" in out
+        return
+    assert len(err.splitlines()) == 1 and err.startswith("bond-macs: ")
+    err.encode("utf-8")  # printable: an undecodable argument is shown escaped
+    if code == 1:  # the arguments were good: only the socket failed
+        assert err == "bond-macs: cannot listen to rtnetlink: Operation not permitted\n"
+
+
+def _rtattr(kind: int, value: bytes) -> bytes:
+    length = 4 + len(value)
+    return struct.pack("=HH", length, kind) + value + b"\0" * (-length % 4)
+
+
+INT32 = st.integers(-(2**31), 2**31 - 1)
+
+# the attributes of an RTM_NEWLINK (include/uapi/linux/if_link.h), right and wrong
+link_attributes = st.lists(
+    st.one_of(
+        st.builds(
+            lambda name: _rtattr(3, name),  # IFLA_IFNAME
+            st.sampled_from([b"bond0\0", b"bond0", b"bond1\0", b"bond0\0x"])
+            | st.binary(max_size=20),
+        ),
+        st.builds(
+            lambda mac: _rtattr(1, mac),  # IFLA_ADDRESS
+            st.sampled_from([bytes.fromhex("fe8012046d6f"), bytes.fromhex("14feb5c662e0")])
+            | st.binary(max_size=10),
+        ),
+        st.builds(
+            lambda kind, nested: _rtattr(18 | nested, _rtattr(1, kind)),  # IFLA_LINKINFO
+            st.sampled_from([b"bond\0", b"bond", b"bridge\0"]) | st.binary(max_size=10),
+            st.sampled_from([0, 0x8000]),
+        ),
+        st.builds(_rtattr, st.integers(0, 0xFFFF), st.binary(max_size=16)),
+        st.binary(max_size=12),  # not an attribute at all
+    ),
+    max_size=5,
+)
+
+
+# a notification of the listed bond with another MAC, its attributes in any order among others
+bond0_elsewhere = st.builds(
+    lambda attrs, extra: attrs + extra,
+    st.permutations(
+        [
+            _rtattr(3, b"bond0\0"),
+            _rtattr(1, bytes.fromhex("14feb5c662e0")),
+            _rtattr(18, _rtattr(1, b"bond\0")),
+        ]
+    ),
+    link_attributes,
+)
+
+
+@st.composite
+def netlink_messages(draw: st.DrawFn) -> bytes:
+    """One netlink message (include/uapi/linux/netlink.h): a link notification, an error or ACK,
+    anything else; its length right, wrong or cut short."""
+    kind = draw(st.sampled_from([16, 16, 16, 2, 2, 3, 17, -1]))
+    if kind < 0:
+        kind = draw(st.integers(0, 0xFFFF))
+    seq = draw(st.integers(0, 4) | st.integers(0, 2**32 - 1))
+    if kind == 16:  # RTM_NEWLINK: ifinfomsg + attributes
+        payload = struct.pack("=BxHiII", 0, 1, draw(INT32), 0, 0)
+        payload += b"".join(draw(bond0_elsewhere | link_attributes))
+    elif kind == 2:  # NLMSG_ERROR: a (negative) errno, then the request's header
+        payload = struct.pack("=i", draw(st.sampled_from([0, -19, -99]) | INT32))
+        payload += draw(st.binary(max_size=16))
+    else:
+        payload = draw(st.binary(max_size=32))
+    # mostly well framed (so that what follows the framing is reached), else a wrong length or cut
+    length = 16 + len(payload)
+    if draw(st.integers(0, 3)) == 0:
+        length = draw(st.integers(0, 2**32 - 1))
+    message = struct.pack("=IHHII", length, kind, 0, seq, 0) + payload + b"\0" * (-len(payload) % 4)
+    if draw(st.integers(0, 3)) == 0:
+        message = message[: draw(st.integers(0, len(message)))]
+    return message
+
+
+ENOBUFS = OSError(105, "No buffer space available")
+
+
+@st.composite
+def netlink_reads(draw: st.DrawFn) -> list[bytes | OSError]:
+    """What the socket's reads return: datagrams of messages mostly, else any bytes or ENOBUFS."""
+    reads: list[bytes | OSError] = []
+    for what in draw(st.lists(st.sampled_from("mmmmbe"), max_size=6)):
+        if what == "m":
+            reads.append(b"".join(draw(st.lists(netlink_messages(), min_size=1, max_size=4))))
+        elif what == "b":
+            reads.append(draw(st.binary(min_size=1, max_size=64)))
+        else:
+            reads.append(ENOBUFS)
+    return reads
+
+
+class _Netlink:
+    """A netlink socket that delivers the given datagrams (or errors), then fails as a closed one
+    does; records what the program sends."""
+
+    def __init__(self, reads: list[bytes | OSError]) -> None:
+        self.reads = list(reads)
+        self.sent: list[bytes] = []
+
+    def __enter__(self) -> _Netlink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def send(self, data: bytes) -> int:
+        self.sent.append(data)
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        if not self.reads:
+            raise OSError(9, "Bad file descriptor")
+        read = self.reads.pop(0)
+        if isinstance(read, OSError):
+            raise read
+        return read
+
+
+@FUZZ
+@given(reads=netlink_reads())
+def test_bond_macs_any_netlink_messages_end_with_a_documented_code(
+    reads: list[bytes | OSError],
+) -> None:
+    sock = _Netlink(reads)
+    with mock.patch.object(bond_macs, "open_socket", lambda: sock):
+        code, _, err = run_main(bond_macs.main, [f"bond0={BOND_MAC}"])
+    # the socket ends failing (or empty): one line, exit 1 (systemd restarts the daemon)
+    assert code == 1
+    assert err.splitlines()[-1] in (
+        "bond-macs: rtnetlink failed: Bad file descriptor",
+        "bond-macs: rtnetlink failed: an empty read",
+    )
+    assert all(line.startswith("bond-macs: ") for line in err.splitlines())
+    for data in sock.sent:  # only link dumps, and the configured MAC set on some bond0
+        length, kind, flags, _seq, _pid = struct.unpack_from("=IHHII", data)
+        assert length == len(data)
+        if kind == 18:
+            assert flags == 0x301
+        else:
+            assert (kind, flags, len(data)) == (19, 0x5, 16 + 16 + 12)
+            assert data[32:42] == struct.pack("=HH", 10, 1) + bytes.fromhex("fe8012046d6f")
+
+
+def test_bond_macs_a_refusal_with_any_errno_is_one_line() -> None:
+    """An NLMSG_ERROR answering its RTM_SETLINK may hold any int: os.strerror(2**31) overflowed."""
+    for error in (-(2**31), 2**31 - 1, -1, -4096):
+        log: list[str] = []
+        sock = _Netlink([])
+        keeper = bond_macs.Keeper(sock, {"bond0": BOND_MAC}, log.append)
+        info = _rtattr(18, _rtattr(1, b"bond\0"))
+        body = struct.pack("=BxHiII", 0, 1, 5, 0, 0) + _rtattr(3, b"bond0\0") + info
+        body += _rtattr(1, bytes.fromhex("14feb5c662e0"))
+        keeper.handle(struct.pack("=IHHII", 16 + len(body), 16, 0, 0, 0) + body)
+        nack = struct.pack("=i", error) + b"\0" * 16
+        keeper.handle(struct.pack("=IHHII", 16 + len(nack), 2, 0, 1, 0) + nack)
+        assert len(log) == 2 and log[1].startswith("bond0: MAC 14:fe:b5:c6:62:e0, setting")
+        assert "the kernel refused: " in log[1]
+
+
+def test_bond_macs_process_reports_bad_arguments_without_a_traceback() -> None:
+    script = REPO / "pkgs" / "bond-macs" / "bond_macs.py"
+    done = subprocess.run(
+        [sys.executable, str(script), os.fsdecode(b"bond0=\xff\xfe")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "bond-macs: 'bond0=\\udcff\\udcfe': '\\udcff\\udcfe' is not a MAC address such as fe:80:12:04:6d:6f\n"
+    )
