@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -865,3 +866,65 @@ def test_bond_macs_process_reports_bad_arguments_without_a_traceback() -> None:
         done.stderr
         == "bond-macs: 'bond0=\\udcff\\udcfe': '\\udcff\\udcfe' is not a MAC address such as fe:80:12:04:6d:6f\n"
     )
+
+
+# --- every host program is fuzzed ------------------------------------------------------------------
+
+# pkgs/<name>/<module>.py programs the hosts run -> the hypothesis tests above that fuzz its inputs
+FUZZED: dict[str, tuple[Any, ...]] = {
+    "iscsi-ifaces/iscsi_ifaces.py": (
+        test_iscsi_ifaces_any_chap_file_fails_its_target_only,
+        test_iscsi_ifaces_any_configuration_ends_with_a_documented_code,
+    ),
+    "cloudstack-agent-config/cloudstack_agent_config.py": (
+        test_agent_config_merge_takes_any_properties_state_and_template,
+        test_agent_config_any_declaration_ends_with_a_documented_code,
+        test_agent_config_any_setup_or_service_arguments_end_with_a_documented_code,
+    ),
+    "battery-thresholds/battery_thresholds.py": (
+        test_battery_thresholds_any_sysfs_content_is_one_line_per_battery,
+        test_battery_thresholds_any_argument_ends_with_a_documented_code,
+    ),
+    "cephfs-du/cephfs_du.py": (
+        test_cephfs_du_any_statistics_end_with_a_documented_code,
+        test_cephfs_du_any_file_names,
+    ),
+    "ensure-printers/ensure_printers.py": (
+        test_ensure_printers_any_printers_conf_and_state_file,
+        test_ensure_printers_any_configuration_ends_with_a_documented_code,
+        test_ensure_printers_any_lpadmin_output_is_one_line_per_printer,
+    ),
+    "bond-macs/bond_macs.py": (
+        test_bond_macs_any_arguments_end_with_a_documented_code,
+        test_bond_macs_any_netlink_messages_end_with_a_documented_code,
+    ),
+}
+
+# Python under pkgs/ that no host runs (what it reads comes from the repository or the build)
+NOT_ON_HOSTS = {
+    "cloudstack-agent/agent_path.py": "runs at build time over the packaged agent's scripts",
+}
+
+
+def _installs(package: str, file: str) -> bool:
+    """Whether pkgs/<package>/package.nix ships `file`: it is the package's source (`src =
+    ./file`, a fileset) rather than only a build step's input (`${./file}`)."""
+    nix = (REPO / "pkgs" / package / "package.nix").read_text()
+    return re.search(rf"(?<!\$\{{)\./{re.escape(file)}\b", nix) is not None
+
+
+def test_every_host_program_is_fuzzed() -> None:
+    """A new program under pkgs/ fails here until its inputs are fuzzed above (or it is shown not
+    to be installed on hosts)."""
+    pkgs = REPO / "pkgs"
+    found = {path.relative_to(pkgs).as_posix() for path in pkgs.rglob("*.py")}
+    unknown = found - set(FUZZED) - set(NOT_ON_HOSTS)
+    assert not unknown, f"host programs without a fuzz test in {Path(__file__).name}: {unknown}"
+    assert set(FUZZED) | set(NOT_ON_HOSTS) <= found, "listed programs that no longer exist"
+    for path, tests in FUZZED.items():
+        package, file = path.split("/")
+        assert _installs(package, file), f"{path}: package.nix does not ship it"
+        assert tests and all(getattr(t, "is_hypothesis_test", False) for t in tests), path
+    for path in NOT_ON_HOSTS:
+        package, file = path.split("/")
+        assert not _installs(package, file), f"{path} is shipped: fuzz it like the others"
