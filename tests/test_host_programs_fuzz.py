@@ -10,9 +10,11 @@ import io
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -305,21 +307,66 @@ def test_agent_config_merge_into_a_directory_that_cannot_hold_it(
     assert len(err.splitlines()) == 1 and err.startswith(f"merge: {props}: cannot ")
 
 
-def test_agent_config_merge_into_a_read_only_directory(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes into a read-only directory")
-    folder = tmp_path / "agent"
-    folder.mkdir()
-    props = folder / "agent.properties"
-    declared = tmp_path / "declared.json"
-    declared.write_text(json.dumps(DECLARED))
-    folder.chmod(0o555)
+NOBODY = 65534  # nobody/nogroup (Debian, NixOS)
+
+
+def _python_for(user: dict[str, Any]) -> str:
+    """A Python the user can run (the program is stdlib only): this one, the one it is made from,
+    or the system's; a virtual environment or pyenv may lie under root's 0700 home."""
+    candidates = [
+        sys.executable,
+        os.path.realpath(sys.executable),
+        shutil.which("python3"),
+        shutil.which("python3", path=os.defpath),
+    ]
+    for python in filter(None, candidates):
+        with contextlib.suppress(OSError):
+            if subprocess.run([python, "-c", ""], capture_output=True, **user).returncode == 0:
+                return python
+    if os.environ.get("CI"):
+        pytest.fail(f"no Python runs as uid {NOBODY}, and CI is set: {candidates}")
+    pytest.skip(f"no Python runs as uid {NOBODY}: {candidates}")
+
+
+def test_agent_config_merge_into_a_read_only_directory() -> None:
+    """The program in its own process, as a user the directory does not let write: the directory
+    is that user's own, read-only (0555). Root writes anywhere (CAP_DAC_OVERRIDE), so as root (CI)
+    the program runs as nobody, with no supplementary groups."""
+    as_root = os.geteuid() == 0
+    user: dict[str, Any] = {"user": NOBODY, "group": NOBODY, "extra_groups": []} if as_root else {}
+    # under /tmp, not tmp_path: pytest makes root's base directory 0700
+    base = Path(tempfile.mkdtemp(prefix="agent-config-read-only-"))
+    folder = base / "agent"
     try:
-        code, _, err = _merge(props, declared)
+        base.chmod(0o755)
+        program = base / "cloudstack_agent_config.py"
+        shutil.copy(REPO / "pkgs" / "cloudstack-agent-config" / program.name, program)
+        program.chmod(0o644)
+        declared = base / "declared.json"
+        declared.write_text(json.dumps(DECLARED))
+        declared.chmod(0o644)
+        folder.mkdir()
+        if as_root:
+            os.chown(folder, NOBODY, NOBODY)
+        folder.chmod(0o555)
+        python = _python_for(user)
+        props = folder / "agent.properties"
+        argv = ["merge", "--properties", str(props), "--declared", str(declared)]
+        done = subprocess.run(
+            [python, "-I", str(program), *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=base,
+            **user,
+        )
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == f"merge: {props}: cannot write: Permission denied\n"
+        assert list(folder.iterdir()) == []  # nothing written, no temporary file left
     finally:
-        folder.chmod(0o755)
-    assert code == 1
-    assert err == f"merge: {props}: cannot write: Permission denied\n"
+        with contextlib.suppress(FileNotFoundError):
+            folder.chmod(0o755)
+        shutil.rmtree(base)
 
 
 # --- battery-thresholds ----------------------------------------------------------------------------
