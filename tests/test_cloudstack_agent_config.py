@@ -193,13 +193,13 @@ def test_bad_declaration_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 property_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 
 
-@given(key=property_text.filter(bool), value=property_text)
+@given(key=property_text.filter(lambda key: key not in ("", "other")), value=property_text)
 def test_escape_round_trips_through_the_parser(key: str, value: str) -> None:
     line = f"{cfg.escape(key, key=True)}={cfg.escape(value)}"
     assert line.isascii()
     props = cfg.Properties.parse(f"# c\n{line}\nother=1\n")
     assert props.get(key) == value
-    assert props.get("other") == "1" or key == "other"
+    assert props.get("other") == "1"
 
 
 # ---------------------------------------------------------------- cloudstack-setup-agent
