@@ -19,7 +19,8 @@ instead of giving it its own; set while slaves are enslaved, the kernel gives it
 VLANs on the bond follow its MAC themselves (net/8021q: vlan_sync_address). The 802.3ad system id
 the switch sees is not the MAC: networkd's `[Bond] AdActorSystem=` pins that one.
 
-Standard library only. Exit status 2 on bad arguments, 1 when netlink cannot be opened.
+Standard library only. Exit status 0 after --help, 2 on bad arguments, 1 when netlink cannot be
+opened, fails or ends (systemd restarts the daemon); each of these is one line.
 """
 
 from __future__ import annotations
@@ -220,7 +221,11 @@ class Keeper:
         if error == 0 or request is None:
             return  # an ACK, or not ours (a failed dump is retried on the next ENOBUFS)
         # ENODEV: the bond went away meanwhile; a new one sends RTM_NEWLINK of its own.
-        self.log(f"{request[1]}: the kernel refused: {os.strerror(-error)}")
+        try:
+            reason = os.strerror(-error)
+        except (OverflowError, ValueError):  # not an errno (beyond a C int)
+            reason = f"error {error}"
+        self.log(f"{request[1]}: the kernel refused: {reason}")
 
     def run(self, *, resync: bool = True) -> None:
         """Read every link (unless `resync` is false), then handle notifications until the socket
@@ -270,8 +275,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     _log("keeping " + ", ".join(f"{n} at {m}" for n, m in sorted(targets.items())))
     with sock:
-        Keeper(sock, targets, _log).run()
-    return 0
+        try:
+            Keeper(sock, targets, _log).run()
+        except OSError as exc:
+            _log(f"rtnetlink failed: {exc.strerror or exc}")
+            return 1
+    _log("rtnetlink failed: an empty read")  # a daemon has no reason to end
+    return 1
 
 
 if __name__ == "__main__":

@@ -68,6 +68,15 @@ def _continues(line: str) -> bool:
     return backslashes % 2 == 1
 
 
+def _continues_at_end(lines: list[str]) -> bool:
+    """Whether the last logical line is left open by a continuation backslash."""
+    if not lines:
+        return False
+    first, last = _logical_lines("\n".join(lines))[-1]
+    stripped = lines[first].lstrip(" \t\f")
+    return bool(stripped) and stripped[0] not in "#!" and _continues(lines[last])
+
+
 def _unescape(raw: str) -> str:
     out: list[str] = []
     i = 0
@@ -201,6 +210,11 @@ class Properties:
             for f, la in spans[1:]:
                 drop.update(range(f, la + 1))
         lines = [replace.get(i, line) for i, line in enumerate(self.lines) if i not in drop]
+        if _continues_at_end(lines):
+            # Java drops a backslash that ends the file; an empty line ends that logical line the
+            # same way, so a key appended after it stays a key of its own (java.util.Properties
+            # LineReader: a line break right after a continuation ends the line)
+            lines.append("")
         lines += [
             f"{escape(k, key=True)}={escape(v)}"
             for k, v in changed.items()

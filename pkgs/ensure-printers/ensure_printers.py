@@ -17,7 +17,9 @@ file), is not queried again: only its location, description and options are set.
 printer gets the full `lpadmin -p -v -m` (driver models are local files: nothing is asked).
 
 Exit status 0 when every printer is set up, 75 (EX_TEMPFAIL) when some could not be now (the
-caller retries), 1 when cupsd's files cannot be read, 2 on a bad config.
+caller retries; each is one line naming it), 1 when printers.conf cannot be read, 2 on bad
+arguments or a bad config (one line naming the file). A state file that cannot be read or written
+is one line and costs only a query of the printers it names.
 """
 
 from __future__ import annotations
@@ -61,12 +63,20 @@ class Config:
     remove_undeclared: bool
 
 
+def _passable(value: str) -> bool:
+    """A string a program can be given as an argument: UTF-8 (no lone surrogate), no NUL."""
+    try:
+        return "\0" not in value and bool(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+
+
 def _string(entry: Mapping[str, Any], key: str, where: str, optional: bool = False) -> str | None:
     value = entry.get(key)
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}.{key}: expected a non-empty string")
+    if not isinstance(value, str) or not value or not _passable(value):
+        raise ConfigError(f"{where}.{key}: expected a non-empty string (UTF-8, no NUL)")
     return value
 
 
@@ -80,9 +90,10 @@ def parse_config(data: Any) -> Config:
             raise ConfigError(f"{where}: expected an object")
         options = entry.get("ppdOptions") or {}
         if not isinstance(options, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in options.items()
+            isinstance(k, str) and isinstance(v, str) and _passable(k) and _passable(v or "x")
+            for k, v in options.items()
         ):
-            raise ConfigError(f"{where}.ppdOptions: expected an object of strings")
+            raise ConfigError(f"{where}.ppdOptions: expected an object of strings (UTF-8, no NUL)")
         printers.append(
             Printer(
                 name=str(_string(entry, "name", where)),
@@ -94,8 +105,8 @@ def parse_config(data: Any) -> Config:
             )
         )
     default = data.get("defaultPrinter")
-    if default is not None and not isinstance(default, str):
-        raise ConfigError("defaultPrinter: expected a string or null")
+    if default is not None and (not isinstance(default, str) or not _passable(default)):
+        raise ConfigError("defaultPrinter: expected a string (UTF-8, no NUL) or null")
     remove = data.get("removeUndeclared", False)
     if not isinstance(remove, bool):
         raise ConfigError("removeUndeclared: expected true or false")
@@ -144,7 +155,7 @@ def read_state(path: Path) -> dict[str, dict[str, str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         # A broken state file only costs a query of the printers it names: start afresh.
         print(f"<4>ignoring {path}: {err}", flush=True)
         return {}
@@ -219,9 +230,13 @@ def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
     # the C locale: lpadmin's messages as in CUPS's source, for the journal
     env = dict(os.environ, LC_ALL="C")
     try:
-        return subprocess.run(list(argv), capture_output=True, text=True, check=False, env=env)
+        return subprocess.run(
+            list(argv), capture_output=True, text=True, errors="replace", check=False, env=env
+        )
     except OSError as err:
         return subprocess.CompletedProcess(list(argv), 127, "", f"{argv[0]}: {err.strerror}")
+    except ValueError:  # a NUL in a queue name printers.conf holds: no program can be given it
+        return subprocess.CompletedProcess(list(argv), 127, "", "an argument holds a NUL")
 
 
 @dataclass
@@ -245,7 +260,11 @@ def ensure(
         result = run([lpadmin, *args])
         if result.returncode == 0:
             return True
-        detail = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        # one line: whatever lpadmin printed, its lines joined
+        detail = " / ".join(
+            line.strip() for line in (result.stderr or result.stdout).splitlines() if line.strip()
+        )
+        detail = detail or f"exit status {result.returncode}"
         out.log.append(f"<4>printer {name}: could not be set up now: {detail}")
         out.failed.append(name)
         return False
@@ -297,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = parse_config(json.loads(args.config.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ConfigError) as err:
+    except (OSError, ValueError, RecursionError, ConfigError) as err:
         print(f"ensure-printers: {args.config}: {err}", file=sys.stderr)
         return 2
     try:
