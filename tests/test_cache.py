@@ -66,7 +66,7 @@ def test_an_unchanged_fleet_is_answered_without_validating(
     again = run_cli("generate", root=fleet)
     assert again.code == 0
     # three generated.nix and .sops.yaml
-    assert again.out == "kvmfleet: 3 hosts, 0 written, 4 unchanged\n"
+    assert again.out == "kvmfleet: 3 hosts; files: 0 written, 4 unchanged\n"
     assert again.err == warnings  # the same warnings, every run
     check = run_cli("generate", "--check", root=fleet)
     assert (check.code, check.out) == (0, "kvmfleet: 4 generated files up to date\n")

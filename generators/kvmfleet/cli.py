@@ -256,7 +256,7 @@ def _generate(
                 print(f"kvmfleet: {files} generated files up to date")
             else:
                 _warn_untracked(root, list(state.hosts), None, tracked)
-                print(f"kvmfleet: {len(state.hosts)} hosts, 0 written, {files} unchanged")
+                print(f"kvmfleet: {len(state.hosts)} hosts; files: 0 written, {files} unchanged")
             return EXIT_OK
     from kvmfleet.run import plan, run
 
@@ -288,7 +288,9 @@ def _generate(
     _warn_untracked(root, hosts, only, tracked)
     written = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
     unchanged = sum(1 for p in planned if p.status is Status.UNCHANGED)
-    print(f"kvmfleet: {len(hosts)} hosts, {written - len(failed)} written, {unchanged} unchanged")
+    print(
+        f"kvmfleet: {len(hosts)} hosts; files: {written - len(failed)} written, {unchanged} unchanged"
+    )
     if failed:
         if store is not None:
             cache.forget(root)
