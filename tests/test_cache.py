@@ -181,20 +181,25 @@ def _break(root: Path) -> None:
     path.write_text(path.read_text().replace(ours[1], theirs[1]))
 
 
-def _forge(root: Path) -> None:
+def _forge(root: Path) -> str:
     """A cache that vouches for the inventory as it is now: the recorded run's, with every input
-    digest replaced by the current one (what someone who read this module could write)."""
-    text = (root / CACHE_FILE).read_text()
+    digest replaced by the current one (what someone who read this module could write), under
+    the old seal. Returns the forged body (to seal)."""
+    seal, body = (root / CACHE_FILE).read_text().split("\n", 1)
     key = kvmfleet.cache.input_key(root)
     assert key is not None
-    doc = json.loads(text)
-    cached = doc["cache"]
-    cached["fleet"]["key"] = key
-    for name, text in cached["hosts"].items():
-        entry = json.loads(text)
+    meta_line, *records = body.split("\n")
+    meta = json.loads(meta_line)
+    meta["fleet"]["key"] = key
+    lines = [json.dumps(meta)]
+    for record in records[:-1]:
+        name, head, declared = record.split("\t")
+        entry = json.loads(head)
         entry["bytes"] = kvmfleet.run._sha((root / "hosts" / name / "host.toml").read_bytes())
-        cached["hosts"][name] = json.dumps(entry)
-    (root / CACHE_FILE).write_text(json.dumps(doc))
+        lines.append(f"{name}\t{json.dumps(entry)}\t{declared}")
+    forged = "\n".join(lines) + "\n"
+    (root / CACHE_FILE).write_text(f"{seal}\n{forged}")
+    return forged
 
 
 def _invalid_reported(root: Path) -> None:
@@ -227,13 +232,8 @@ def test_a_tracked_cache_is_never_trusted(fleet: Path) -> None:
     subprocess.run(["git", "-C", str(fleet), "add", CACHE_FILE], check=True)
     _break(fleet)
     # Even the genuine seal of this clone does not help a committed cache.
-    doc = json.loads((fleet / CACHE_FILE).read_text())
     key = (fleet / ".git" / KEY_FILE).read_bytes()
-    _forge(fleet)
-    forged = json.loads((fleet / CACHE_FILE).read_text())["cache"]
-    body = json.dumps(forged, separators=(",", ":"))
-    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, body))
-    assert doc["hmac-sha256"]
+    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, _forge(fleet)))
     result = run_cli("check", root=fleet)
     assert result.code == 2
     assert f"warning: {CACHE_FILE}: tracked by git, so it is never trusted" in result.err
@@ -247,12 +247,8 @@ def test_the_seal_is_what_makes_the_cache_trusted(fleet: Path) -> None:
     around it are what stand between a written file and a skipped validation."""
     _generated_once(fleet)
     _break(fleet)
-    _forge(fleet)
     key = (fleet / ".git" / KEY_FILE).read_bytes()
-    forged = json.loads((fleet / CACHE_FILE).read_text())["cache"]
-    (fleet / CACHE_FILE).write_text(
-        kvmfleet.cache._sealed(key, json.dumps(forged, separators=(",", ":")))
-    )
+    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, _forge(fleet)))
     assert run_cli("check", root=fleet).code == 0
     assert run_cli("check", "--no-cache", root=fleet).code == 2
 

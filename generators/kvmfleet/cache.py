@@ -46,6 +46,7 @@ from kvmfleet.inventory import (
     SITE_FILE,
     HostDirs,
     entry_kind,
+    read_bytes,
     scan_hosts,
 )
 from kvmfleet.output import remove_file, write_atomic
@@ -55,7 +56,7 @@ from kvmfleet.problems import Problem
 ADMINS_FILE = "secrets/admins.txt"
 
 CACHE_FILE = ".kvmfleet-cache.json"
-_FORMAT = 2
+_FORMAT = 3
 _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose version can change what a run says (pydantic's messages are translated).
 _LIBRARIES = ("pydantic", "pydantic_core", "tomlkit")
@@ -92,10 +93,8 @@ class Store:
 
     def save(self, state: RunState | None) -> None:
         """Write the cache (only a speed-up: a read-only or full file system means no cache)."""
-        doc: dict[str, Any] = {
-            "format": _FORMAT,
+        meta: dict[str, Any] = {
             "generator": generator_digest(),
-            "hosts": self.hosts,
             "site": self.site,
             "disk": self.disk,
             "fleet": None
@@ -107,12 +106,21 @@ class Store:
                 "warnings": list(state.warnings),
             },
         }
+        lines = [json.dumps(meta, separators=(",", ":"))]
+        # A host's record is kept as the text it was read as: only hosts computed this run were
+        # encoded again.
+        lines += [f"{name}\t{record}" for name, record in self.hosts.items() if _one_line(name)]
         with contextlib.suppress(OSError):
             key = _key(self.key_file, create=True)
             if key is None:
                 return
-            body = json.dumps(doc, separators=(",", ":"))
-            write_atomic(self.root / CACHE_FILE, _sealed(key, body), root=self.root)
+            write_atomic(
+                self.root / CACHE_FILE, _sealed(key, "\n".join(lines) + "\n"), root=self.root
+            )
+
+
+def _one_line(text: str) -> bool:
+    return "\n" not in text and "\t" not in text
 
 
 def open_store(
@@ -144,13 +152,18 @@ def open_store(
         body = _opened(key, path.read_bytes()) if key is not None else None
         if body is None:
             return store, []
-        doc: Any = json.loads(body)
-        if doc.get("format") != _FORMAT or doc.get("generator") != generator_digest():
+        meta_line, *records = body.decode("utf-8").split("\n")
+        meta: Any = json.loads(meta_line)
+        if meta.get("generator") != generator_digest() or records.pop() != "":
             return store, []
-        hosts, site, disk, fleet = doc["hosts"], doc["site"], doc["disk"], doc["fleet"]
+        site, disk, fleet = meta["site"], meta["disk"], meta["fleet"]
         if not isinstance(site, dict | None):
             return store, []
-        store.hosts = {_text(k): _text(v) for k, v in hosts.items()}
+        for line in records:
+            name, tab, record = line.partition("\t")
+            if not tab:
+                return Store(root, store.key_file), []
+            store.hosts[name] = record
         store.disk = {_text(k): _text(v) for k, v in disk.items()}
         store.site = site
         if fleet is not None:
@@ -166,26 +179,28 @@ def open_store(
 
 
 KEY_FILE = "kvmfleet-cache.key"
-_SEAL = '{"hmac-sha256":"'
+# The file: this line with the HMAC of the rest, a line of JSON (the site's findings, the
+# generated files' signatures, the last clean run), then one line per host: its name, a tab, and
+# its record (kvmfleet.run: a line of JSON, a tab, its declarations' JSON). A line per host lets
+# a run read only the records it needs and write back the others as they were.
+_MAGIC = f"kvmfleet-cache {_FORMAT} hmac-sha256 "
 
 
 def _sealed(key: bytes, body: str) -> str:
-    """The cache file: its body with an HMAC in front, still one JSON document."""
+    """The cache file: its body under a first line holding the body's HMAC."""
     mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    return f'{_SEAL}{mac}","cache":{body}}}\n'
+    return f"{_MAGIC}{mac}\n{body}"
 
 
 def _opened(key: bytes, data: bytes) -> bytes | None:
     """The body of a sealed cache file whose HMAC is valid, else None."""
-    head = len(_SEAL) + 64
-    prefix, tail = _SEAL.encode(), b'","cache":'
-    if not data.startswith(prefix) or data[head : head + len(tail)] != tail:
+    magic = _MAGIC.encode()
+    head = len(magic) + 64
+    if not data.startswith(magic) or data[head : head + 1] != b"\n":
         return None
-    if not data.endswith(b"}\n"):
-        return None
-    body = data[head + len(tail) : -2]
+    body = data[head + 1 :]
     mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
-    return body if hmac.compare_digest(mac, data[len(prefix) : head]) else None
+    return body if hmac.compare_digest(mac, data[len(magic) : head]) else None
 
 
 def _key(path: Path, *, create: bool) -> bytes | None:
@@ -311,17 +326,20 @@ def read_inputs(root: Path) -> Inputs:
         clean = False
     hosts: dict[str, bytes] = {}
     problems: list[Problem] = []
+    base = os.fspath(root)  # plain strings: a thousand hosts
     for host in scan.hosts:
         name = f"{HOSTS_DIR}/{host}/{HOST_FILE}"
         try:
-            hosts[host] = data = (root / name).read_bytes()
+            hosts[host] = data = read_bytes(f"{base}/{name}")
         except OSError as exc:
             problems.append(Problem(name, (), f"cannot read: {exc.strerror or exc}"))
             clean = False
             continue
         digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     # Optional inputs: each host's public host key and the secrets' admins.
-    host_keys = {host: _optional(root / HOSTS_DIR / host / HOST_KEY_FILE) for host in scan.hosts}
+    host_keys = {
+        host: _optional(f"{base}/{HOSTS_DIR}/{host}/{HOST_KEY_FILE}") for host in scan.hosts
+    }
     for host, token in host_keys.items():
         digest.update(f"{HOSTS_DIR}/{host}/{HOST_KEY_FILE}\0{token}\0".encode())
     admins = _optional(root / ADMINS_FILE)
@@ -332,7 +350,7 @@ def read_inputs(root: Path) -> Inputs:
     return Inputs(scan, site, hosts, tuple(problems), key, host_keys)
 
 
-def _optional(path: Path) -> str:
+def _optional(path: str | Path) -> str:
     """What an optional input is: "missing", the digest of its bytes, or "kind:<kind>"."""
     kind = entry_kind(path)
     if kind == "missing":
@@ -340,7 +358,7 @@ def _optional(path: Path) -> str:
     if kind != "file":
         return f"kind:{kind}"
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashlib.sha256(read_bytes(path)).hexdigest()
     except OSError:
         return "kind:unreadable"
 
@@ -351,11 +369,11 @@ def input_key(root: Path) -> str | None:
     return read_inputs(root).key
 
 
-def signature(path: Path) -> str | None:
+def signature(path: str | Path) -> str | None:
     """A regular file's identity and last change (its ctime moves with any write, and no program
     can set it back): equal signatures mean the same bytes, without reading them."""
     try:
-        st = path.lstat()
+        st = os.lstat(path)
     except OSError:
         return None
     if not stat.S_ISREG(st.st_mode):
@@ -374,8 +392,9 @@ def unchanged(store: Store | None, inputs: Inputs) -> RunState | None:
     state = store.fleet
     if inputs.key is None or inputs.key != state.key:
         return None
+    root = os.fspath(store.root)  # plain strings: a thousand paths
     for path, recorded in state.outputs.items():
-        if signature(store.root / path) != recorded:
+        if signature(f"{root}/{path}") != recorded:
             return None
     return state
 
@@ -389,8 +408,9 @@ def fleet_state(
     if inputs.key is None:
         return None
     outputs: dict[str, str] = {}
+    root = os.fspath(store.root)
     for path in [*(generated_path(host) for host in hosts), *extra]:
-        sig = signature(store.root / path)
+        sig = signature(f"{root}/{path}")
         if sig is None:
             return None
         outputs[path] = sig

@@ -14,7 +14,7 @@ bool, None, tuples of those: the cache stores them as JSON), an entry in `DECLAR
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -55,8 +55,9 @@ class FleetCheck:
     name: str
     # (hook, item) -> the groups the item joins, each as (key, tag).
     keys: Callable[[str, Any], Iterable[tuple[str, str]]]
-    # The tags of a group's members -> whether the group can hold a problem.
-    relevant: Callable[[Sequence[str]], bool]
+    # The tags of a group's members, each with how many members carry it -> whether the group
+    # can hold a problem.
+    relevant: Callable[[Mapping[str, int]], bool]
     # One relevant group's members, in fleet order (hosts, then the order they declared them).
     check: Callable[[Sequence[Declared[Any]]], Iterable[Problem]]
     # Whether an item with this tag may hold a problem alone in its group (else a group of one
@@ -189,11 +190,12 @@ def _peer_keys(kind: str, item: Any) -> Iterator[tuple[str, str]]:
         yield _key(item.address), _SEP.join(["peer", loop, item.role, *item.not_roles])
 
 
-def _peers_relevant(tags: Sequence[str]) -> bool:
+def _peers_relevant(tags: Mapping[str, int]) -> bool:
+    """Only which tags meet matters, not how often (a fleet's hosts share their time servers)."""
     peers = [tag.split(_SEP) for tag in tags if tag != "owner"]
     if any(p[1] == "1" for p in peers):
         return True
-    if peers and len(peers) < len(tags):
+    if peers and "owner" in tags:
         return True  # an owner and a peer
     roles = {p[2] for p in peers}
     return any(role in roles for p in peers for role in p[3:])
@@ -207,7 +209,7 @@ FLEET_CHECKS: tuple[FleetCheck, ...] = (
     FleetCheck(
         "unique identities",
         _identity_keys,
-        lambda tags: len(tags) > 1,
+        lambda tags: sum(tags.values()) > 1,
         duplicate_identities,
     ),
     FleetCheck(

@@ -70,22 +70,23 @@ def fleet_checks(summaries: Sequence[HostSummary]) -> list[Problem]:
     from their summaries."""
     problems: list[Problem] = []
     for number, check in enumerate(FLEET_CHECKS):
-        by_tag: dict[str, Counter[str]] = {}
+        by_tag: dict[str, list[str]] = {}
         for summary in summaries:
             for n, tag, _, keys in summary.groups:
                 if n == number:
-                    by_tag.setdefault(tag, Counter()).update(keys)
+                    by_tag.setdefault(tag, []).extend(keys)
+        counted = {tag: Counter(tagged) for tag, tagged in by_tag.items()}
         total: Counter[str] = Counter()
-        for counted in by_tag.values():
-            total.update(counted)
+        for tagged in by_tag.values():
+            total.update(tagged)
         candidates = {key for key, count in total.items() if count > 1}
-        for tag, counted in by_tag.items():
+        for tag, tagged in by_tag.items():
             if check.alone(tag):
-                candidates.update(counted)
+                candidates.update(tagged)
         relevant = {
             key
             for key in candidates
-            if check.relevant([tag for tag, counted in by_tag.items() for _ in range(counted[key])])
+            if check.relevant({tag: c[key] for tag, c in counted.items() if key in c})
         }
         if not relevant:
             continue

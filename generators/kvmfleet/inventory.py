@@ -7,6 +7,7 @@ Layers, first to last (a later layer wins): the top-level tables of `hosts/site.
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import tomllib
@@ -171,11 +172,18 @@ LINK_MESSAGE = (
 NOT_A_FILE_MESSAGE = "is not a regular file (a directory, a FIFO, a device?)"
 
 
-def entry_kind(path: Path) -> str:
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes. Takes a plain string: building a Path costs more than reading a small
+    file, and a run reads thousands."""
+    with open(path, "rb") as handle:  # noqa: PTH123 - see above
+        return handle.read()
+
+
+def entry_kind(path: str | Path) -> str:
     """ "missing", "link", "file" (regular), "dir", "other" or "unreadable" (its directory cannot
     be searched); never follows a link, never opens."""
     try:
-        mode = path.lstat().st_mode
+        mode = os.lstat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return "missing"
     except OSError:
@@ -310,47 +318,53 @@ def scan_hosts(root: Path) -> HostDirs:
     stray: list[str] = []
     problems: list[Problem] = []
     try:
-        entries = sorted(hosts_dir.iterdir())
+        names = sorted(os.listdir(hosts_dir))  # noqa: PTH208 - names only, no Path per entry
     except OSError as exc:
         return HostDirs((), (), (Problem(HOSTS_DIR, (), f"cannot list: {exc.strerror or exc}"),))
-    for entry in entries:
-        rel = relative(root, entry)
-        kind = entry_kind(entry)
+    base = os.fspath(hosts_dir)  # plain strings: a fleet has thousands of these paths
+    for name in names:
+        kind = entry_kind(f"{base}/{name}")
         if kind == "link":
-            if entry.name != SITE_FILE and (entry.is_dir() or not entry.exists()):
-                problems.append(Problem(rel, (), LINK_MESSAGE))
+            entry = hosts_dir / name
+            if name != SITE_FILE and (entry.is_dir() or not entry.exists()):
+                problems.append(Problem(relative(root, entry), (), LINK_MESSAGE))
             continue  # a linked site.toml is reported when it is read
         if kind != "dir":
             continue
-        host_kind = entry_kind(entry / HOST_FILE)
-        if not HOST_NAME.match(entry.name):
-            if host_kind != "missing" and not entry.name.startswith((".", "_")):
-                problems.append(Problem(rel, (), f"{quote(entry.name)} {INVALID_HOST_NAME}"))
-            else:
-                problems.append(
-                    Problem(
-                        rel,
-                        (),
-                        f"not a host directory: {quote(entry.name)} {INVALID_HOST_NAME}; ignored",
-                        Severity.WARNING,
-                    )
-                )
+        host_kind = entry_kind(f"{base}/{name}/{HOST_FILE}")
+        if host_kind == "file" and HOST_NAME.match(name):
+            hosts.append(name)
             continue
-        if host_kind == "missing":
-            if entry_kind(entry / GENERATED_FILE) != "missing":
-                stray.append(entry.name)
-            else:
-                problems.append(Problem(rel, (), _not_a_host(entry), Severity.WARNING))
-            continue
-        if host_kind == "unreadable":
-            problems.append(Problem(rel, (), "cannot be read (permission denied?)"))
-        elif host_kind == "link":
-            problems.append(Problem(f"{rel}/{HOST_FILE}", (), LINK_MESSAGE))
-        elif host_kind != "file":
-            problems.append(Problem(f"{rel}/{HOST_FILE}", (), NOT_A_FILE_MESSAGE))
+        problem = _not_a_host_problem(root, hosts_dir / name, host_kind)
+        if problem is None:
+            stray.append(name)
         else:
-            hosts.append(entry.name)
+            problems.append(problem)
     return HostDirs(tuple(hosts), tuple(stray), tuple(problems))
+
+
+def _not_a_host_problem(root: Path, entry: Path, host_kind: str) -> Problem | None:
+    """What is wrong with a directory of hosts/ that is not a host (None: a host removed from the
+    inventory that left its generated file, an orphan)."""
+    rel = relative(root, entry)
+    if not HOST_NAME.match(entry.name):
+        if host_kind != "missing" and not entry.name.startswith((".", "_")):
+            return Problem(rel, (), f"{quote(entry.name)} {INVALID_HOST_NAME}")
+        return Problem(
+            rel,
+            (),
+            f"not a host directory: {quote(entry.name)} {INVALID_HOST_NAME}; ignored",
+            Severity.WARNING,
+        )
+    if host_kind == "missing":
+        if entry_kind(entry / GENERATED_FILE) != "missing":
+            return None
+        return Problem(rel, (), _not_a_host(entry), Severity.WARNING)
+    if host_kind == "unreadable":
+        return Problem(rel, (), "cannot be read (permission denied?)")
+    if host_kind == "link":
+        return Problem(f"{rel}/{HOST_FILE}", (), LINK_MESSAGE)
+    return Problem(f"{rel}/{HOST_FILE}", (), NOT_A_FILE_MESSAGE)
 
 
 def _not_a_host(directory: Path) -> str:

@@ -114,7 +114,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
         reused = _reusable(
             old.get(name), raw, digests[name], layers, inputs.host_keys.get(name, "missing")
         )
-        summary = None if reused is None else _decoded(name, file, reused[0])
+        summary = None if reused is None else _decoded(name, file, *reused[0])
         if reused is not None and summary is not None and summary.output is not None:
             known, text = _on_disk(root, name, summary.output, disk.get(name))
             if not known:
@@ -137,17 +137,15 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
             summaries[done.name] = done.summary
             if done.text is not None:
                 files[done.name] = done.text
-            entries[done.name] = json.dumps(
-                {
-                    "bytes": digests[done.name],
-                    "host_key": inputs.host_keys.get(done.name, "missing"),
-                    "data": done.data,
-                    "layers": list(done.layers),
-                    "site": layers.digest(list(done.layers)),
-                    "summary": encode(done.summary),
-                },
-                separators=(",", ":"),
-            )
+            head = {
+                "bytes": digests[done.name],
+                "host_key": inputs.host_keys.get(done.name, "missing"),
+                "data": done.data,
+                "layers": list(done.layers),
+                "site": layers.digest(list(done.layers)),
+                "summary": encode(done.summary, declared=False),
+            }
+            entries[done.name] = _record(head, done.summary.declared.text)
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
     site_problems = _site_problems(store, site, site_file, inputs.site)
     admins: tuple[Recipient, ...] = ()
@@ -196,14 +194,23 @@ def _full(root: Path) -> None:
     raise AssertionError("build accepted an inventory the cached run could not read")
 
 
+def _record(head: dict[str, Any], declared: str) -> str:
+    """A host's cache record (cache.Store.hosts): its entry as one line of JSON, a tab, and its
+    declarations (JSON text, read only when a fleet check needs them)."""
+    return f"{json.dumps(head, separators=(',', ':'))}\t{declared}"
+
+
 def _reusable(
-    text: str | None, raw: bytes, digest: str, layers: _SiteLayers, host_key: str
-) -> tuple[dict[str, Any], str] | None:
-    """The cache entry (and its text to keep), when the host's inputs are those it was computed
-    from."""
-    if text is None:
+    record: str | None, raw: bytes, digest: str, layers: _SiteLayers, host_key: str
+) -> tuple[tuple[dict[str, Any], str], str] | None:
+    """The cache entry (its head and declarations) and the record to keep, when the host's
+    inputs are those it was computed from."""
+    if record is None:
         return None
-    entry = json.loads(text)
+    head, tab, declared = record.partition("\t")
+    if not tab:
+        return None
+    entry = json.loads(head)
     if not isinstance(entry, dict):
         return None
     roles = entry.get("layers")
@@ -212,7 +219,7 @@ def _reusable(
     if entry.get("site") != layers.digest(roles) or entry.get("host_key") != host_key:
         return None
     if entry.get("bytes") == digest:
-        return entry, text
+        return (entry, declared), record
     # Another host.toml: the same data (a comment, spacing) gives the same result.
     try:
         table = parse_toml("", raw)
@@ -221,12 +228,12 @@ def _reusable(
     if entry.get("data") != data_digest(table):
         return None
     entry["bytes"] = digest
-    return entry, json.dumps(entry, separators=(",", ":"))
+    return (entry, declared), _record(entry, declared)
 
 
-def _decoded(name: str, file: str, entry: dict[str, Any]) -> HostSummary | None:
+def _decoded(name: str, file: str, entry: dict[str, Any], declared: str) -> HostSummary | None:
     try:
-        return decode(name, file, entry.get("summary"))
+        return decode(name, file, entry.get("summary"), declared=declared)
     except BadSummaryError:
         return None
 
@@ -235,9 +242,13 @@ def _on_disk(root: Path, name: str, digest: str, recorded: str | None) -> tuple[
     """Whether the generated file on disk is exactly the one recorded, and its text. A file whose
     signature is the one recorded when it was last found so is not read (its text is not needed:
     nothing writes an unchanged file)."""
-    path = root / HOSTS_DIR / name / GENERATED_FILE
-    if recorded is not None and signature(path) == recorded:
+    # A plain string first: most files are known by their signature.
+    if (
+        recorded is not None
+        and signature(f"{root}/{HOSTS_DIR}/{name}/{GENERATED_FILE}") == recorded
+    ):
         return True, ""
+    path = root / HOSTS_DIR / name / GENERATED_FILE
     if entry_kind(path) != "file":
         return False, ""
     try:

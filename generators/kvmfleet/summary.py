@@ -80,8 +80,10 @@ def data_digest(table: dict[str, Any]) -> str:
 # --- to and from JSON ---------------------------------------------------------------------------
 
 
-def encode(summary: HostSummary) -> dict[str, Any]:
-    return {
+def encode(summary: HostSummary, *, declared: bool = True) -> dict[str, Any]:
+    """The summary as JSON data; without its declarations' text if not `declared` (the cache keeps
+    that apart: it is read only for the hosts a fleet check looks at)."""
+    out = {
         "roles": None if summary.roles is None else list(summary.roles),
         "host_key": summary.host_key,
         "problems": [_problem(p) for p in summary.problems],
@@ -98,8 +100,10 @@ def encode(summary: HostSummary) -> dict[str, Any]:
         if summary.render_problem is None
         else _problem(summary.render_problem),
         "groups": [[n, t, list(i), list(k)] for n, t, i, k in summary.groups],
-        "declared": summary.declared.text,
     }
+    if declared:
+        out["declared"] = summary.declared.text
+    return out
 
 
 def encode_items(items: Sequence[Declared[Any]]) -> str:
@@ -109,8 +113,9 @@ def encode_items(items: Sequence[Declared[Any]]) -> str:
     )
 
 
-def decode(name: str, file: str, doc: Any) -> HostSummary:
-    """A summary from its JSON form; BadSummaryError if it is not exactly what `encode` writes."""
+def decode(name: str, file: str, doc: Any, declared: str | None = None) -> HostSummary:
+    """A summary from its JSON form; BadSummaryError if it is not exactly what `encode` writes.
+    `declared`: the declarations' text, when kept apart from `doc`."""
     try:
         return HostSummary(
             name=name,
@@ -128,7 +133,9 @@ def decode(name: str, file: str, doc: Any) -> HostSummary:
             if doc["render_problem"] is None
             else _to_problem(doc["render_problem"]),
             groups=tuple(_to_group(g) for g in _list(doc["groups"])),
-            declared=Declarations(name, file, _str(doc["declared"])),
+            declared=Declarations(
+                name, file, _str(doc["declared"] if declared is None else declared)
+            ),
         )
     except (KeyError, TypeError, IndexError, ValueError) as exc:
         raise BadSummaryError(str(exc)) from None
@@ -152,11 +159,15 @@ def _to_missing(doc: Any) -> Missing:
 def _to_group(doc: Any) -> tuple[int, str, tuple[int, ...], tuple[str, ...]]:
     check, tag, indices, keys = _list(doc)
     indices, keys = _list(indices), _list(keys)
+    # Type checks by set of types: a thousand hosts' groups are decoded on every edit.
     if len(indices) != len(keys) or not (
-        all(type(i) is int for i in indices) and all(type(k) is str for k in keys)
+        set(map(type, indices)) <= _INT and set(map(type, keys)) <= _STR
     ):
         raise BadSummaryError("groups")
     return (_int(check), _str(tag), tuple(indices), tuple(keys))
+
+
+_INT, _STR = frozenset({int}), frozenset({str})
 
 
 def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
