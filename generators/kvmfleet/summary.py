@@ -187,11 +187,12 @@ def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
 
 
 def _fields(item: Any) -> dict[str, Any]:
-    """A declared item's data fields (a `renew` function is for `kvmfleet new`, not stored)."""
+    """A declared item's data fields (a `renew` function is for `kvmfleet new`, not stored), but
+    those at their default: the class gives them back, and a fleet's cache holds thousands."""
     out = {}
     for f in dataclasses.fields(item):
         value = getattr(item, f.name)
-        if callable(value):
+        if callable(value) or (f.default is not dataclasses.MISSING and value == f.default):
             continue
         out[f.name] = _json(value)
     return out

@@ -10,6 +10,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
+from importlib import resources
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -350,7 +351,20 @@ def _known_timezones() -> frozenset[str]:
 _TZ = re.compile(r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*\Z")
 
 
+@cache
+def _packaged_timezones() -> frozenset[str]:
+    """The tzdata package's own list: a part of `available_timezones()` read without walking the
+    system's tz directories (which costs more than validating a host)."""
+    try:
+        zones = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8")
+    except (ImportError, OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(line.strip() for line in zones.splitlines() if line.strip())
+
+
 def _timezone(value: str) -> str:
+    if _TZ.match(value) and value in _packaged_timezones():
+        return value
     known = _known_timezones()
     # Without a tz database on this machine only the syntax can be checked.
     if not _TZ.match(value) or (known and value not in known):
