@@ -4,6 +4,7 @@ whose inputs changed; and the cache is trusted only where nobody else can have w
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 import kvmfleet.cache
 import kvmfleet.host_pass
 import kvmfleet.run
+import kvmfleet.warm
 from conftest import REPO, run_cli
 from kvmfleet.cache import CACHE_FILE, KEY_FILE
 from kvmfleet.host_pass import Computed
@@ -41,17 +43,34 @@ def _generated_once(root: Path) -> str:
     return first.err
 
 
-def _computed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The hosts the next runs validate and render."""
-    names: list[str] = []
-    real = kvmfleet.host_pass.summarize
+class _Computed:
+    """The hosts the next runs validate and render, in whatever process (this one, the warm
+    worker, a pool worker: each inherits the patched function and appends to one file)."""
 
-    def counting(inv: HostInventory, *, keep: bool = False) -> Computed:
-        names.append(inv.name)
-        return real(inv, keep=keep)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+        self.log = log
+        self.pids = log.with_suffix(".pids")
+        real = kvmfleet.host_pass.summarize
 
-    monkeypatch.setattr(kvmfleet.host_pass, "summarize", counting)
-    return names
+        def counting(inv: HostInventory, *, keep: bool = False) -> Computed:
+            with self.log.open("a") as names, self.pids.open("a") as pids:
+                names.write(f"{inv.name}\n")
+                pids.write(f"{os.getpid()}\n")
+            return real(inv, keep=keep)
+
+        monkeypatch.setattr(kvmfleet.host_pass, "summarize", counting)
+
+    def names(self) -> list[str]:
+        return sorted(self.log.read_text().split()) if self.log.exists() else []
+
+    def elsewhere(self) -> bool:
+        """Whether every host was computed in another process than this one."""
+        pids = self.pids.read_text().split() if self.pids.exists() else []
+        return bool(pids) and str(os.getpid()) not in pids
+
+
+def _computed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> _Computed:
+    return _Computed(monkeypatch, tmp_path / "computed.log")
 
 
 def _no_run(*_: object) -> None:
@@ -85,7 +104,7 @@ def test_an_unchanged_fleet_is_answered_without_validating(
     ],
 )
 def test_an_edit_recomputes_only_the_hosts_it_can_change(
-    fleet: Path, monkeypatch: pytest.MonkeyPatch, edit: str, recomputed: list[str]
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str, recomputed: list[str]
 ) -> None:
     _generated_once(fleet)
     hosts = fleet / "hosts"
@@ -105,9 +124,9 @@ def test_an_edit_recomputes_only_the_hosts_it_can_change(
     elif edit == "generated file edited":
         path = hosts / "kvm01" / "generated.nix"
         path.write_text(path.read_text() + "\n")
-    names = _computed(monkeypatch)
+    computed = _computed(monkeypatch, tmp_path)
     run_cli("generate", "--check", root=fleet)
-    assert sorted(names) == recomputed
+    assert computed.names() == recomputed
 
 
 @pytest.mark.parametrize(
@@ -149,10 +168,13 @@ def test_any_change_takes_the_full_path(
     real_run = kvmfleet.run.run
 
     def counting(
-        root: Path, store: kvmfleet.cache.Store | None, inputs: kvmfleet.cache.Inputs | None = None
+        root: Path,
+        store: kvmfleet.cache.Store | None,
+        inputs: kvmfleet.cache.Inputs | None = None,
+        warm: kvmfleet.warm.WarmWorker | None = None,
     ) -> kvmfleet.run.Outcome:
         calls.append(root)
-        return real_run(root, store, inputs)
+        return real_run(root, store, inputs, warm)
 
     monkeypatch.setattr(kvmfleet.run, "run", counting)
     run_cli("generate", "--check", root=fleet)
@@ -255,10 +277,10 @@ def test_the_seal_is_what_makes_the_cache_trusted(fleet: Path) -> None:
 
 @pytest.mark.parametrize("setting", ["--no-cache", "CI=true", "CI=1"])
 def test_no_cache_and_ci_validate_in_full(
-    fleet: Path, monkeypatch: pytest.MonkeyPatch, setting: str
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str
 ) -> None:
     _generated_once(fleet)
-    names = _computed(monkeypatch)
+    computed = _computed(monkeypatch, tmp_path)
     args = ["generate", "--check"]
     if setting == "--no-cache":
         args.append(setting)
@@ -266,7 +288,7 @@ def test_no_cache_and_ci_validate_in_full(
         monkeypatch.setenv("CI", setting.split("=")[1])
     before = (fleet / CACHE_FILE).read_bytes()
     assert run_cli(*args, root=fleet).code == 0
-    assert sorted(names) == ["kvm01", "kvm02", "x1carbon"]
+    assert computed.names() == ["kvm01", "kvm02", "x1carbon"]
     assert (fleet / CACHE_FILE).read_bytes() == before  # neither read nor written
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -208,14 +209,14 @@ def test_an_unreadable_host_directory_is_one_error(
 ) -> None:
     _write(tmp_path / "hosts" / "a" / "host.toml")
     locked = tmp_path / "hosts" / "a" / "host.toml"
-    real_lstat = Path.lstat
+    real_lstat = os.lstat
 
-    def lstat(self: Path) -> Any:
-        if self == locked:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_lstat(self)
+    def lstat(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lstat(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "lstat", lstat)
+    monkeypatch.setattr(os, "lstat", lstat)
     with pytest.raises(InventoryError) as exc:
         load(tmp_path)
     assert [str(p) for p in exc.value.problems] == ["hosts/a: cannot be read (permission denied?)"]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from kvmfleet import __version__, cache
 from kvmfleet import secretscli as secrets_command
 from kvmfleet.cloudstack_api import command as cloudstack_command
-from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, load
+from kvmfleet.inventory import GENERATED_FILE, HARDWARE_FILE, HOST_FILE, HOSTS_DIR, entry_kind, load
 from kvmfleet.output import (
     Planned,
     Status,
@@ -26,6 +26,7 @@ from kvmfleet.output import (
     write_atomic,
 )
 from kvmfleet.problems import InventoryError, Problem, Severity
+from kvmfleet.warm import WarmWorker, warm_worker
 
 if TYPE_CHECKING:
     from kvmfleet.generate import Fleet
@@ -221,6 +222,16 @@ def _tracked(root: Path) -> set[str] | None:
 
 
 def _check(root: Path, *, no_cache: bool) -> int:
+    with warm_worker(_may_reuse(root, no_cache)) as warm:
+        return _check_with(root, no_cache=no_cache, warm=warm)
+
+
+def _may_reuse(root: Path, no_cache: bool) -> bool:
+    """Whether this run may find a cache to reuse (and so may need a few hosts computed)."""
+    return not no_cache and not cache.in_ci() and entry_kind(root / cache.CACHE_FILE) == "file"
+
+
+def _check_with(root: Path, *, no_cache: bool, warm: WarmWorker | None) -> int:
     from kvmfleet.run import run
 
     store = _store(root, no_cache, _tracked(root))
@@ -230,7 +241,7 @@ def _check(root: Path, *, no_cache: bool) -> int:
         _report_cached(state)
         print(f"kvmfleet: {len(state.hosts)} hosts valid")
         return EXIT_OK
-    outcome = run(root, store, inputs)  # `check` writes nothing, not even the cache
+    outcome = run(root, store, inputs, warm)  # `check` writes nothing, not even the cache
     _report(outcome.warnings)
     print(f"kvmfleet: {len(outcome.hosts)} hosts valid")
     return EXIT_OK
@@ -243,6 +254,19 @@ def _report_cached(state: cache.RunState) -> None:
 
 def _generate(
     root: Path, only: list[str] | None, *, check: bool, force: bool, no_cache: bool
+) -> int:
+    with warm_worker(_may_reuse(root, no_cache)) as warm:
+        return _generate_with(root, only, check=check, force=force, no_cache=no_cache, warm=warm)
+
+
+def _generate_with(
+    root: Path,
+    only: list[str] | None,
+    *,
+    check: bool,
+    force: bool,
+    no_cache: bool,
+    warm: WarmWorker | None,
 ) -> int:
     tracked = _tracked(root)
     store = _store(root, no_cache, tracked)
@@ -262,7 +286,9 @@ def _generate(
 
     if only is not None:
         load(root, only=only)  # unknown host names are errors
-    outcome = run(root, store, inputs)
+    outcome = run(root, store, inputs, warm)
+    if warm is not None:
+        warm.stop()  # not needed any more: it would only hold a core during the writes
     _report(outcome.warnings)
     planned = plan(outcome, only)
     hosts = list(outcome.hosts)
@@ -331,19 +357,23 @@ def _report_check(planned: list[Planned]) -> int:
 def _warn_untracked(
     root: Path, hosts: list[str], only: list[str] | None, tracked: set[str] | None
 ) -> None:
-    paths = []
+    if tracked is None:
+        return  # git cannot tell
+    missing = []
     for name in hosts:
         if only is None or name in only:
             directory = f"{HOSTS_DIR}/{name}"
-            paths += [f"{directory}/{HOST_FILE}", f"{directory}/{GENERATED_FILE}"]
-            # The flake imports hardware.nix only if git tracks it: an untracked one is silently dropped.
-            if (root / directory / HARDWARE_FILE).exists():
-                paths.append(f"{directory}/{HARDWARE_FILE}")
-            # The flake reads the host's sops file only if git tracks it: untracked, the host
-            # would be built without its secrets.
-            if (root / "secrets" / f"{name}.yaml").exists():
-                paths.append(f"secrets/{name}.yaml")
-    missing = None if tracked is None else [p for p in paths if p not in tracked]
+            missing += [
+                path
+                for path in (f"{directory}/{HOST_FILE}", f"{directory}/{GENERATED_FILE}")
+                if path not in tracked
+            ]
+            # The flake imports hardware.nix only if git tracks it: an untracked one is silently
+            # dropped. It reads the host's sops file only if git tracks it: untracked, the host
+            # would be built without its secrets. (Tracked paths need no look at the disk.)
+            for optional in (f"{directory}/{HARDWARE_FILE}", f"secrets/{name}.yaml"):
+                if optional not in tracked and (root / optional).exists():
+                    missing.append(optional)
     if not missing:
         return
     for directory in dict.fromkeys(p.rsplit("/", 1)[0] for p in missing):

@@ -76,13 +76,18 @@ def fleet_checks(summaries: Sequence[HostSummary]) -> list[Problem]:
                 if n == number:
                     by_tag.setdefault(tag, []).extend(keys)
         counted = {tag: Counter(tagged) for tag, tagged in by_tag.items()}
-        total: Counter[str] = Counter()
-        for tagged in by_tag.values():
-            total.update(tagged)
-        candidates = {key for key, count in total.items() if count > 1}
-        for tag, tagged in by_tag.items():
+        # Keys met more than once: within a tag (looked for only when the tag has a repeat)
+        # or across tags (set intersections, in C: a valid fleet's keys are nearly all unique).
+        candidates: set[str] = set()
+        for tag, keys_of_tag in counted.items():
             if check.alone(tag):
-                candidates.update(tagged)
+                candidates.update(keys_of_tag)
+            elif len(keys_of_tag) < len(by_tag[tag]):
+                candidates.update(key for key, count in keys_of_tag.items() if count > 1)
+        tags = list(counted.values())
+        for index, keys_of_tag in enumerate(tags):
+            for other in tags[index + 1 :]:
+                candidates.update(keys_of_tag.keys() & other.keys())
         relevant = {
             key
             for key in candidates

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,11 +38,10 @@ from kvmfleet.summary import (
     Declarations,
     HostSummary,
     data_digest,
-    decode,
-    encode,
     encode_items,
     group_keys,
 )
+from kvmfleet.task import MIN_PARALLEL, Done, Task, can_fork, from_wire, jobs, to_wire
 from kvmfleet.validate import collect, validate_host
 
 
@@ -180,24 +178,6 @@ def _untranslated(inv: HostInventory, host: Host) -> list[Problem]:
 # --- many hosts ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Task:
-    name: str
-    raw: bytes  # its host.toml
-
-
-@dataclass(frozen=True)
-class Done:
-    """A task's result: the parse problems, or the host's summary (and generated file)."""
-
-    name: str
-    problems: tuple[Problem, ...]
-    summary: HostSummary | None
-    text: str | None
-    data: str | None  # digest of the parsed host.toml (a comment does not change it)
-    layers: tuple[str, ...]  # the roles whose site.toml tables it was layered with
-
-
 def compute(task: Task, site: Table, site_file: str, root: Path) -> Done:
     file = f"{HOSTS_DIR}/{task.name}/{HOST_FILE}"
     try:
@@ -216,29 +196,13 @@ def compute(task: Task, site: Table, site_file: str, root: Path) -> Done:
     return Done(task.name, (), computed.summary, computed.text, data_digest(table), roles)
 
 
-# At least this many hosts to compute before a pool pays for its start (forks, result transfer).
-MIN_PARALLEL = 32
-
 _shared: tuple[Table, str, Path] | None = None  # what forked workers inherit
-
-
-def jobs() -> int:
-    """Worker processes: the cores this process may use, or KVMFLEET_JOBS."""
-    wanted = os.environ.get("KVMFLEET_JOBS", "")
-    if wanted.isdigit() and int(wanted) > 0:
-        return int(wanted)
-    affinity = getattr(os, "sched_getaffinity", None)  # Linux; elsewhere every core
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> list[Done]:
     """Every task's result, in order; over a pool of forked workers when there are many."""
     workers = min(jobs(), len(tasks) // (MIN_PARALLEL // 2) or 1)
-    if (
-        workers <= 1
-        or len(tasks) < MIN_PARALLEL
-        or "fork" not in multiprocessing.get_all_start_methods()
-    ):
+    if workers <= 1 or len(tasks) < MIN_PARALLEL or not can_fork():
         return [compute(task, site, site_file, root) for task in tasks]
     global _shared
     _shared = (site, site_file, root)
@@ -254,18 +218,9 @@ def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) 
             encoded = pool.map(_compute_encoded, tasks, chunksize=chunk)
     finally:
         _shared = None
-    return [_decoded(task, done) for task, done in zip(tasks, encoded, strict=True)]
+    return [from_wire(task.name, wire) for task, wire in zip(tasks, encoded, strict=True)]
 
 
 def _compute_encoded(task: Task) -> tuple[Any, ...]:
     assert _shared is not None
-    done = compute(task, *_shared)
-    summary = None if done.summary is None else encode(done.summary)
-    return (done.problems, summary, done.text, done.data, done.layers)
-
-
-def _decoded(task: Task, encoded: tuple[Any, ...]) -> Done:
-    problems, summary, text, data, layers = encoded
-    file = f"{HOSTS_DIR}/{task.name}/{HOST_FILE}"
-    decoded = None if summary is None else decode(task.name, file, summary)
-    return Done(task.name, problems, decoded, text, data, layers)
+    return to_wire(compute(task, *_shared))

@@ -31,6 +31,8 @@ from kvmfleet.problems import InventoryError, Problem, Severity
 from kvmfleet.sopsconfig import ADMINS_FILE, SOPS_CONFIG, Recipient, load_admins
 from kvmfleet.sopsconfig import render as render_sops_config
 from kvmfleet.summary import BadSummaryError, HostSummary, data_digest, decode, encode
+from kvmfleet.task import Done, Task
+from kvmfleet.warm import WarmWorker
 
 
 @dataclass(frozen=True)
@@ -67,21 +69,41 @@ class _SiteLayers:
         return _sha("\0".join(parts).encode())
 
 
-def run(root: Path, store: Store | None, inputs: Inputs | None = None) -> Outcome:
+def run(
+    root: Path,
+    store: Store | None,
+    inputs: Inputs | None = None,
+    warm: WarmWorker | None = None,
+) -> Outcome:
     """Validate the fleet, reusing the cache's per-host summaries where the inputs are the same;
-    raise InventoryError exactly as `generate.build` would. `inputs`: the files, if already read."""
+    raise InventoryError exactly as `generate.build` would. `inputs`: the files, if already read;
+    `warm`: a worker that has loaded the models, for a few hosts to compute."""
     inputs = inputs if inputs is not None else read_inputs(root)
     try:
-        return _run(root, store, inputs)
+        return _run(root, store, inputs, warm)
     except (BadSummaryError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         if store is None:
             raise
         # A cache entry that is not what this version writes, found late: do it all again.
         store.hosts, store.site, store.disk = {}, None, {}
-        return _run(root, store, inputs)
+        return _run(root, store, inputs, None)
 
 
-def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
+def _compute(
+    todo: list[Task], site: Table, site_file: str, root: Path, warm: WarmWorker | None
+) -> list[Done]:
+    if warm is not None:
+        if warm.takes(len(todo)):
+            done = warm.compute(todo, site, site_file, root)
+            if done is not None:
+                return done
+        warm.stop()
+    from kvmfleet.host_pass import compute_all  # the models: only when needed
+
+    return compute_all(todo, site, site_file, root)
+
+
+def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | None) -> Outcome:
     hosts_kind = entry_kind(root / HOSTS_DIR)
     site_path = root / HOSTS_DIR / SITE_FILE
     site_file = f"{HOSTS_DIR}/{SITE_FILE}"
@@ -103,7 +125,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
     summaries: dict[str, HostSummary] = {}
     files: dict[str, str] = {}
     unchanged: set[str] = set()
-    todo: list[tuple[str, bytes]] = []
+    todo: list[Task] = []
     digests: dict[str, str] = {}
     for name in scan.hosts:
         raw = inputs.hosts.get(name)
@@ -123,14 +145,12 @@ def _run(root: Path, store: Store | None, inputs: Inputs) -> Outcome:
                 files[name] = text
                 unchanged.add(name)
         if reused is None or summary is None:
-            todo.append((name, raw))
+            todo.append(Task(name, raw))
             continue
         summaries[name] = summary
         entries[name] = reused[1]
     if todo:
-        from kvmfleet.host_pass import Task, compute_all  # the models: only when needed
-
-        for done in compute_all([Task(n, r) for n, r in todo], site, site_file, root):
+        for done in _compute(todo, site, site_file, root, warm):
             if done.summary is None:
                 earlier.extend(done.problems)
                 continue

@@ -5,9 +5,11 @@ never code). Light imports: the models are not needed to read a summary."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,10 +109,14 @@ def encode(summary: HostSummary, *, declared: bool = True) -> dict[str, Any]:
 
 
 def encode_items(items: Sequence[Declared[Any]]) -> str:
-    return json.dumps(
+    """The stored form of a host's declarations: JSON, compressed (to a quarter: the cache holds
+    every host's, and is read and written whole on every run) and in base64 (one line of text).
+    Decoded only for the hosts a fleet check looks at."""
+    text = json.dumps(
         [[d.kind, d.where.file, d.where.role, _fields(d.item)] for d in items],
         separators=(",", ":"),
     )
+    return base64.b64encode(zlib.compress(text.encode())).decode("ascii")
 
 
 def decode(name: str, file: str, doc: Any, declared: str | None = None) -> HostSummary:
@@ -173,7 +179,8 @@ _INT, _STR = frozenset({int}), frozenset({str})
 def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
     try:
         out: list[Declared[Any]] = []
-        for entry in _list(json.loads(text)):
+        data = zlib.decompress(base64.b64decode(text.encode("ascii"), validate=True))
+        for entry in _list(json.loads(data)):
             kind, where_file, where_role, fields = _list(entry)
             item_type = DECLARATIONS[_str(kind)]
             if not isinstance(fields, dict):
@@ -182,7 +189,7 @@ def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
             role = None if where_role is None else _str(where_role)
             out.append(Declared(host, file, Layer(_str(where_file), role), kind, item))
         return out
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, zlib.error) as exc:
         raise BadSummaryError(str(exc)) from None
 
 

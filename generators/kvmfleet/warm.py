@@ -1,0 +1,122 @@
+"""A worker forked at start-up that loads the models (a fifth of a second: pydantic builds every
+validator at import) while the parent lists the inventory, reads the cache and decodes the
+summaries it can reuse. When the run then finds a few hosts to compute, the warm worker computes
+them: an edit of one host costs the larger of the two, not their sum. A run that needs no host
+computed (an unchanged fleet, a comment) or many (the pool's job) stops it unused.
+
+Only where it can pay: forking is available and this process may use two cores or more. Results
+travel as `task.to_wire` data, exactly as from the pool; a worker that fails or dies means the
+parent computes the hosts itself (and meets the same error, if any, in its own process)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from kvmfleet.inventory import Table
+from kvmfleet.task import MIN_PARALLEL, Done, Task, can_fork, from_wire, jobs, to_wire
+
+
+class WarmWorker:
+    def __init__(self, pid: int, tasks_out: int, results_in: int) -> None:
+        self._pid: int | None = pid
+        self._tasks_out = tasks_out
+        self._results_in = results_in
+
+    def takes(self, count: int) -> bool:
+        """Whether `count` hosts are this worker's job (more go to the pool)."""
+        return self._pid is not None and 0 < count < MIN_PARALLEL
+
+    def compute(
+        self, tasks: Sequence[Task], site: Table, site_file: str, root: Path
+    ) -> list[Done] | None:
+        """The tasks' results in order, or None if the worker could not give them."""
+        if self._pid is None:
+            return None
+        payload = pickle.dumps(([(t.name, t.raw) for t in tasks], site, site_file, root))
+        try:
+            with os.fdopen(self._tasks_out, "wb") as out:
+                out.write(payload)
+            with os.fdopen(self._results_in, "rb") as results:
+                data = results.read()
+        except OSError:
+            self.stop()
+            return None
+        _, status = os.waitpid(self._pid, 0)
+        self._pid = None
+        if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not data:
+            return None
+        try:
+            wire: list[tuple[Any, ...]] = pickle.loads(data)
+            return [from_wire(t.name, w) for t, w in zip(tasks, wire, strict=True)]
+        except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
+            return None
+
+    def stop(self) -> None:
+        """End the worker, used or not."""
+        for fd in (self._tasks_out, self._results_in):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self._pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._pid, signal.SIGKILL)
+                os.waitpid(self._pid, 0)
+            self._pid = None
+
+
+@contextlib.contextmanager
+def warm_worker(wanted: bool) -> Iterator[WarmWorker | None]:
+    """A warm worker for the run inside the block (None where it cannot pay), always stopped at
+    its end."""
+    worker = _start() if wanted and jobs() >= 2 and can_fork() else None
+    try:
+        yield worker
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def _start() -> WarmWorker | None:
+    tasks_in, tasks_out = os.pipe()
+    results_in, results_out = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        for fd in (tasks_in, tasks_out, results_in, results_out):
+            os.close(fd)
+        return None
+    if pid == 0:  # the worker: never returns
+        os.close(tasks_out)
+        os.close(results_in)
+        _serve(tasks_in, results_out)
+    os.close(tasks_in)
+    os.close(results_out)
+    return WarmWorker(pid, tasks_out, results_in)
+
+
+def _serve(tasks_in: int, results_out: int) -> None:
+    """Load the models, wait for tasks (none: the parent needs nothing), compute, answer. Leaves
+    with os._exit: the parent's buffers and exit handlers are not the worker's to run."""
+    code = 1
+    try:
+        # An interrupt is the parent's to handle; the worker ends when the parent does (EOF).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        from kvmfleet.host_pass import compute
+
+        with os.fdopen(tasks_in, "rb") as incoming:
+            payload = incoming.read()
+        if payload:
+            tasks, site, site_file, root = pickle.loads(payload)
+            wire = [to_wire(compute(Task(n, raw), site, site_file, root)) for n, raw in tasks]
+            with os.fdopen(results_out, "wb") as outgoing:
+                outgoing.write(pickle.dumps(wire))
+        code = 0
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)

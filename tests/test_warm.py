@@ -1,0 +1,147 @@
+"""The warm worker: forked at start-up to load the models while the parent reads the fleet, it
+computes the few hosts an edit needs; any failure of it means the parent computes them itself,
+with the same result."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import kvmfleet.host_pass
+import kvmfleet.warm
+from conftest import REPO, run_cli
+from kvmfleet.cache import CACHE_FILE
+from kvmfleet.inventory import HostInventory
+from kvmfleet.task import Done, Task
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("CI", raising=False)  # CI disables the cache, and with it the worker
+    monkeypatch.setenv("KVMFLEET_JOBS", "2")  # whatever this machine has
+    root = tmp_path / "fleet"
+    shutil.copytree(REPO / "hosts", root / "hosts")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    assert run_cli("generate", "--force", root=root).code == 0
+    assert (root / CACHE_FILE).is_file()
+    return root
+
+
+def _edit(root: Path) -> None:
+    path = root / "hosts" / "kvm02" / "host.toml"
+    path.write_text(path.read_text() + '\n[packages]\nextra = ["htop"]\n')
+
+
+def _where_computed(monkeypatch: pytest.MonkeyPatch, log: Path) -> None:
+    """Record the process that computes each host (forked workers inherit the patch)."""
+    real = kvmfleet.host_pass.summarize
+
+    def recording(inv: HostInventory, *, keep: bool = False) -> kvmfleet.host_pass.Computed:
+        with log.open("a") as out:
+            out.write(f"{inv.name} {os.getpid()}\n")
+        return real(inv, keep=keep)
+
+    monkeypatch.setattr(kvmfleet.host_pass, "summarize", recording)
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def _as_from_nothing(root: Path, tmp_path: Path) -> bool:
+    """Whether the fleet's generated files are those of a run from nothing in one process."""
+    other = tmp_path / "clean"
+    shutil.copytree(root / "hosts", other / "hosts")
+    assert run_cli("generate", "--force", "--no-cache", root=other).code == 0
+    return _files(root) == _files(other)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*.nix")}
+
+
+def test_an_edited_host_is_computed_by_the_warm_worker(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _edit(fleet)
+    log = tmp_path / "computed.log"
+    _where_computed(monkeypatch, log)
+    result = run_cli("generate", root=fleet)
+    assert result.code == 0, result.err
+    names_pids = [line.split() for line in log.read_text().splitlines()]
+    assert [name for name, _ in names_pids] == ["kvm02"]
+    assert names_pids[0][1] != str(os.getpid())
+    assert _no_children_left()
+    assert _as_from_nothing(fleet, tmp_path)
+    assert "hosts/kvm02/generated.nix: written (updated)" in result.out
+
+
+def test_one_core_means_no_worker(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KVMFLEET_JOBS", "1")
+    started: list[bool] = []
+    real = kvmfleet.warm._start
+    monkeypatch.setattr(kvmfleet.warm, "_start", lambda: started.append(True) or real())
+    _edit(fleet)
+    log = tmp_path / "computed.log"
+    _where_computed(monkeypatch, log)
+    assert run_cli("generate", root=fleet).code == 0
+    assert log.read_text().split() == ["kvm02", str(os.getpid())]
+    assert not started
+
+
+@pytest.mark.parametrize("failure", ["raises", "dies"])
+def test_a_failing_worker_leaves_the_work_to_the_parent(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    parent = os.getpid()
+    real = kvmfleet.host_pass.compute
+
+    def failing_in_the_worker(task: Task, *args: object) -> Done:
+        if os.getpid() != parent:
+            if failure == "dies":
+                os._exit(3)
+            raise RuntimeError("worker failure")
+        return real(task, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kvmfleet.host_pass, "compute", failing_in_the_worker)
+    _edit(fleet)
+    result = run_cli("generate", root=fleet)
+    assert result.code == 0, result.err
+    assert "hosts/kvm02/generated.nix: written (updated)" in result.out
+    assert _no_children_left()
+    assert _as_from_nothing(fleet, tmp_path)
+
+
+@pytest.mark.parametrize("command", [["generate"], ["generate", "--check"], ["check"]])
+def test_an_unused_worker_is_stopped(fleet: Path, command: list[str]) -> None:
+    """Nothing to compute (an unchanged fleet, a comment): the worker ends with the run."""
+    path = fleet / "hosts" / "kvm02" / "host.toml"
+    for _ in range(2):
+        assert run_cli(*command, root=fleet).code == 0
+        assert _no_children_left()
+        path.write_text(path.read_text() + "\n# a comment\n")
+
+
+def test_no_cache_means_no_worker(fleet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[bool] = []
+    monkeypatch.setattr(kvmfleet.warm, "_start", lambda: started.append(True))
+    _edit(fleet)
+    assert run_cli("generate", "--no-cache", root=fleet).code == 0
+    monkeypatch.setenv("CI", "true")
+    assert run_cli("check", root=fleet).code == 0
+    (fleet / CACHE_FILE).unlink()
+    monkeypatch.delenv("CI")
+    assert run_cli("check", root=fleet).code == 0
+    assert not started
