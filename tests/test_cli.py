@@ -388,3 +388,34 @@ def test_new_keeps_a_schema_directive_but_not_the_source_hosts_description() -> 
     text = "#:schema ../host.schema.json\n# kvm01: the first hypervisor\n\n[host]\n# kept\nx = 1\n"
     assert _without_header(text) == "#:schema ../host.schema.json\n\n[host]\n# kept\nx = 1\n"
     assert _without_header("[host]\nx = 1\n") == "[host]\nx = 1\n"
+
+
+def test_the_command_leaves_with_every_line_written_and_its_code(demo_fleet: Path) -> None:
+    """`kvmfleet` skips the interpreter's teardown (cli.entry): what it printed still arrives in
+    full, through a pipe and through a reader that goes away, and the exit code is main's."""
+
+    def command(*args: str) -> list[str]:
+        return [sys.executable, "-m", "kvmfleet", "--root", str(demo_fleet), *args]
+
+    done = subprocess.run(command("generate"), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "kvmfleet: 3 hosts; files: 0 written, 4 unchanged\n"
+    listed = subprocess.run(command("show", "kvm01"), capture_output=True, text=True, check=False)
+    assert listed.returncode == 0
+    assert listed.stdout == run_cli("show", "kvm01", root=demo_fleet).out
+    # a reader that stops after the first line
+    head = subprocess.run(
+        f"{' '.join(command('show', 'kvm01'))} | head -n 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert head.stdout == listed.stdout.splitlines(keepends=True)[0]
+    assert "Traceback" not in head.stderr and "BrokenPipe" not in head.stderr
+    path = demo_fleet / "hosts" / "kvm01" / "host.toml"
+    path.write_text(path.read_text() + "\n[nonsense]\n")
+    broken = subprocess.run(command("check"), capture_output=True, text=True, check=False)
+    assert broken.returncode == 2
+    assert broken.stderr.splitlines()[-1] == "kvmfleet: 1 error"
+    assert broken.stderr.startswith("hosts/kvm01/host.toml: nonsense: unknown key")

@@ -1,5 +1,3 @@
-import sys
+from kvmfleet.cli import entry
 
-from kvmfleet.cli import main
-
-sys.exit(main())
+entry()
