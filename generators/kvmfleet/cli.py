@@ -384,7 +384,7 @@ def _warn_untracked(
             # dropped. It reads the host's sops file only if git tracks it: untracked, the host
             # would be built without its secrets. (Tracked paths need no look at the disk.)
             for optional in (f"{directory}/{HARDWARE_FILE}", f"secrets/{name}.yaml"):
-                if optional not in tracked and (root / optional).exists():
+                if optional not in tracked and entry_kind(f"{root}/{optional}") != "missing":
                     missing.append(optional)
     if not missing:
         return

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvmfleet.cache import Inputs, Store, read_inputs, signature
-from kvmfleet.fleet_pass import settle
+from kvmfleet.fleet_pass import gather_keys, settle
 from kvmfleet.inventory import (
     GENERATED_FILE,
     HOST_FILE,
@@ -89,15 +90,24 @@ def run(
         return _run(root, store, inputs, None)
 
 
-def _compute(
+def _submit(
     todo: list[Task], site: Table, site_file: str, root: Path, warm: WarmWorker | None
-) -> list[Done]:
+) -> Callable[[], list[Done]]:
+    """Start computing the tasks; the function returned gives their results. With a warm worker
+    the parent goes on (gathering what it can) while the worker computes."""
     if warm is not None:
-        if warm.takes(len(todo)):
-            done = warm.compute(todo, site, site_file, root)
-            if done is not None:
-                return done
+        if warm.takes(len(todo)) and warm.submit(todo, site, site_file, root):
+
+            def collected() -> list[Done]:
+                done = warm.collect(todo)
+                return done if done is not None else _compute(todo, site, site_file, root)
+
+            return collected
         warm.stop()
+    return lambda: _compute(todo, site, site_file, root)
+
+
+def _compute(todo: list[Task], site: Table, site_file: str, root: Path) -> list[Done]:
     from kvmfleet.host_pass import compute_all  # the models: only when needed
 
     return compute_all(todo, site, site_file, root)
@@ -149,8 +159,11 @@ def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | Non
             continue
         summaries[name] = summary
         entries[name] = reused[1]
-    if todo:
-        for done in _compute(todo, site, site_file, root, warm):
+    results = _submit(todo, site, site_file, root, warm) if todo else None
+    # Meanwhile: the reused hosts' group keys, for the fleet checks.
+    gathered = (gather_keys(summaries.values()), frozenset(summaries)) if site_exists else None
+    if results is not None:
+        for done in results():
             if done.summary is None:
                 earlier.extend(done.problems)
                 continue
@@ -181,6 +194,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | Non
         site_problems=site_problems,
         summaries=ordered,
         set_by_a_host=lambda: own_paths(load(root, partial=True).hosts),
+        gathered=gathered,
     )
     if store is not None:
         store.hosts = entries

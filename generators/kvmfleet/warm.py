@@ -11,6 +11,7 @@ parent computes the hosts itself (and meets the same error, if any, in its own p
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pickle
 import signal
@@ -32,16 +33,28 @@ class WarmWorker:
         """Whether `count` hosts are this worker's job (more go to the pool)."""
         return self._pid is not None and 0 < count < MIN_PARALLEL
 
-    def compute(
-        self, tasks: Sequence[Task], site: Table, site_file: str, root: Path
-    ) -> list[Done] | None:
-        """The tasks' results in order, or None if the worker could not give them."""
+    def submit(self, tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> bool:
+        """Hand the tasks over (the worker may still be loading the models: the parent goes on
+        until `collect`); False if the worker cannot take them."""
         if self._pid is None:
-            return None
+            return False
         payload = pickle.dumps(([(t.name, t.raw) for t in tasks], site, site_file, root))
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: room for the whole payload, no waiting
+            with contextlib.suppress(OSError):
+                fcntl.fcntl(self._tasks_out, fcntl.F_SETPIPE_SZ, len(payload))
         try:
             with os.fdopen(self._tasks_out, "wb") as out:
                 out.write(payload)
+        except OSError:
+            self.stop()
+            return False
+        return True
+
+    def collect(self, tasks: Sequence[Task]) -> list[Done] | None:
+        """The submitted tasks' results in order, or None if the worker could not give them."""
+        if self._pid is None:
+            return None
+        try:
             with os.fdopen(self._results_in, "rb") as results:
                 data = results.read()
         except OSError:
