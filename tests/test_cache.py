@@ -210,15 +210,17 @@ def _forge(root: Path) -> str:
     seal, body = (root / CACHE_FILE).read_text().split("\n", 1)
     key = kvmfleet.cache.input_key(root)
     assert key is not None
-    meta_line, *records = body.split("\n")
-    meta = json.loads(meta_line)
-    meta["fleet"]["key"] = key
-    lines = [json.dumps(meta)]
-    for record in records[:-1]:
+    *records, meta_line, end = body.split("\n")
+    assert end == ""
+    lines = []
+    for record in records:
         name, head, declared = record.split("\t")
         entry = json.loads(head)
         entry["bytes"] = kvmfleet.run._sha((root / "hosts" / name / "host.toml").read_bytes())
         lines.append(f"{name}\t{json.dumps(entry)}\t{declared}")
+    meta = json.loads(meta_line)
+    meta["fleet"]["key"] = key
+    lines.append(json.dumps(meta))
     forged = "\n".join(lines) + "\n"
     (root / CACHE_FILE).write_text(f"{seal}\n{forged}")
     return forged
@@ -255,7 +257,7 @@ def test_a_tracked_cache_is_never_trusted(fleet: Path) -> None:
     _break(fleet)
     # Even the genuine seal of this clone does not help a committed cache.
     key = (fleet / ".git" / KEY_FILE).read_bytes()
-    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, _forge(fleet)))
+    (fleet / CACHE_FILE).write_bytes(kvmfleet.cache._sealed(key, _forge(fleet)))
     result = run_cli("check", root=fleet)
     assert result.code == 2
     assert f"warning: {CACHE_FILE}: tracked by git, so it is never trusted" in result.err
@@ -270,7 +272,7 @@ def test_the_seal_is_what_makes_the_cache_trusted(fleet: Path) -> None:
     _generated_once(fleet)
     _break(fleet)
     key = (fleet / ".git" / KEY_FILE).read_bytes()
-    (fleet / CACHE_FILE).write_text(kvmfleet.cache._sealed(key, _forge(fleet)))
+    (fleet / CACHE_FILE).write_bytes(kvmfleet.cache._sealed(key, _forge(fleet)))
     assert run_cli("check", root=fleet).code == 0
     assert run_cli("check", "--no-cache", root=fleet).code == 2
 
@@ -321,3 +323,25 @@ def test_a_linked_key_is_not_used(fleet: Path, tmp_path: Path) -> None:
     assert run_cli("generate", root=fleet).code == 0
     assert not outside.exists()
     assert not (fleet / CACHE_FILE).exists()
+
+
+def test_records_sealed_ahead_give_the_same_file(fleet: Path) -> None:
+    """Store.prepare seals the reused records while a worker computes: the file `save` writes
+    is byte for byte the one it writes without, and a prepared record that changed meanwhile
+    (another object) is not taken from the preparation."""
+    _generated_once(fleet)
+    store, _ = kvmfleet.cache.open_store(fleet, set())
+    assert store is not None and len(store.hosts) == 3
+    store.save(None)
+    plain = (fleet / CACHE_FILE).read_bytes()
+    reused = dict(list(store.hosts.items())[:2])
+    store.prepare(reused)
+    store.save(None)
+    assert (fleet / CACHE_FILE).read_bytes() == plain
+    first = next(iter(store.hosts))
+    store.hosts[first] = store.hosts[first].replace('"bytes":"', '"bytes":"0', 1)
+    store.save(None)
+    changed = (fleet / CACHE_FILE).read_bytes()
+    assert changed != plain
+    reopened, _ = kvmfleet.cache.open_store(fleet, set())
+    assert reopened is not None and reopened.hosts == store.hosts  # sealed over what it holds

@@ -32,6 +32,7 @@ import secrets
 import stat
 import sys
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib.util import find_spec
@@ -91,6 +92,18 @@ class Store:
     disk: dict[str, str] = field(default_factory=dict)  # host -> its generated file's signature
     fleet: RunState | None = None
 
+    _prepared: _Prepared | None = field(default=None, repr=False)
+
+    def prepare(self, records: dict[str, str]) -> None:
+        """Encode and seal ahead the host records `save` will write first (those reused from the
+        cache): a run does it while a worker computes the other hosts."""
+        with contextlib.suppress(OSError):
+            key = _key(self.key_file, create=False)
+            if key is not None:
+                body = _record_lines(records.items()).encode()
+                mac = hmac.new(key, body, hashlib.sha256)
+                self._prepared = _Prepared(key, list(records.items()), body, mac)
+
     def save(self, state: RunState | None) -> None:
         """Write the cache (only a speed-up: a read-only or full file system means no cache)."""
         meta: dict[str, Any] = {
@@ -106,17 +119,51 @@ class Store:
                 "warnings": list(state.warnings),
             },
         }
-        lines = [json.dumps(meta, separators=(",", ":"))]
-        # A host's record is kept as the text it was read as: only hosts computed this run were
-        # encoded again.
-        lines += [f"{name}\t{record}" for name, record in self.hosts.items() if _one_line(name)]
         with contextlib.suppress(OSError):
             key = _key(self.key_file, create=True)
             if key is None:
                 return
+            records = list(self.hosts.items())
+            prepared = self._prepared
+            if prepared is not None and prepared.begins(key, records):
+                head, mac = prepared.body, prepared.mac.copy()
+                records = records[len(prepared.records) :]
+            else:
+                head, mac = b"", hmac.new(key, b"", hashlib.sha256)
+            tail = (
+                _record_lines(records) + json.dumps(meta, separators=(",", ":")) + "\n"
+            ).encode()
+            mac.update(tail)
+            # Not synced: after a crash the seal tells a torn file, which is then not used.
             write_atomic(
-                self.root / CACHE_FILE, _sealed(key, "\n".join(lines) + "\n"), root=self.root
+                self.root / CACHE_FILE,
+                _with_seal(mac, [head, tail]),
+                root=self.root,
+                durable=False,
             )
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    key: bytes
+    records: list[tuple[str, str]]
+    body: bytes
+    mac: hmac.HMAC
+
+    def begins(self, key: bytes, records: list[tuple[str, str]]) -> bool:
+        """Whether `records` start with exactly the prepared ones (the same text objects)."""
+        if key != self.key or len(records) < len(self.records):
+            return False
+        return all(
+            name == old_name and record is old_record
+            for (name, record), (old_name, old_record) in zip(records, self.records, strict=False)
+        )
+
+
+def _record_lines(records: Iterable[tuple[str, str]]) -> str:
+    # A host's record is kept as the text it was read as: only hosts computed this run were
+    # encoded again.
+    return "".join(f"{name}\t{record}\n" for name, record in records if _one_line(name))
 
 
 def _one_line(text: str) -> bool:
@@ -152,9 +199,9 @@ def open_store(
         body = _opened(key, path.read_bytes()) if key is not None else None
         if body is None:
             return store, []
-        meta_line, *records = body.decode("utf-8").split("\n")
+        *records, meta_line, end = body.decode("utf-8").split("\n")
         meta: Any = json.loads(meta_line)
-        if meta.get("generator") != generator_digest() or records.pop() != "":
+        if meta.get("generator") != generator_digest() or end != "":
             return store, []
         site, disk, fleet = meta["site"], meta["disk"], meta["fleet"]
         if not isinstance(site, dict | None):
@@ -179,17 +226,23 @@ def open_store(
 
 
 KEY_FILE = "kvmfleet-cache.key"
-# The file: this line with the HMAC of the rest, a line of JSON (the site's findings, the
-# generated files' signatures, the last clean run), then one line per host: its name, a tab, and
-# its record (kvmfleet.run: a line of JSON, a tab, its declarations' JSON). A line per host lets
-# a run read only the records it needs and write back the others as they were.
+# The file: this line with the HMAC of the rest, one line per host (its name, a tab, and its
+# record: kvmfleet.run), then a line of JSON (the site's findings, the generated files'
+# signatures, the last clean run). A line per host lets a run read only the records it needs and
+# write back the others as they were; the fleet's line comes last, so that the records reused
+# can be sealed ahead (`Store.prepare`).
 _MAGIC = f"kvmfleet-cache {_FORMAT} hmac-sha256 "
 
 
-def _sealed(key: bytes, body: str) -> str:
+def _sealed(key: bytes, body: str) -> bytes:
     """The cache file: its body under a first line holding the body's HMAC."""
-    mac = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
-    return f"{_MAGIC}{mac}\n{body}"
+    data = body.encode()
+    return _with_seal(hmac.new(key, data, hashlib.sha256), [data])
+
+
+def _with_seal(mac: hmac.HMAC, body: list[bytes]) -> bytes:
+    """The cache file of `body`'s parts, whose HMAC `mac` holds."""
+    return b"".join([f"{_MAGIC}{mac.hexdigest()}\n".encode(), *body])
 
 
 def _opened(key: bytes, data: bytes) -> bytes | None:

@@ -288,7 +288,7 @@ def _refused(p: Planned, exc: OSError) -> Applied:
     return Applied(f"{p.path}: cannot write: {where}{exc.strerror or exc}", ok=False)
 
 
-def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
+def _stage(target: Path, content: str | bytes, *, durable: bool = False) -> Path:
     """`content` in a new temporary file beside `target` (whose directory exists, checked by
     `safe_directory`); synced to disk when `durable`."""
     remove_stale_temporaries(target.parent)
@@ -296,8 +296,9 @@ def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
         prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
     )
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(content)
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -309,21 +310,25 @@ def _stage(target: Path, content: str, *, durable: bool = False) -> Path:
     return Path(tmp)
 
 
-def write_atomic(target: Path, content: str, *, root: Path, exclusive: bool = False) -> None:
+def write_atomic(
+    target: Path, content: str | bytes, *, root: Path, exclusive: bool = False, durable: bool = True
+) -> None:
     """Write via a temporary file in the same directory and rename, so readers never see half a
     file. `root`: the directory the file must stay in; refused (OSError) when `target` is, or lies
     under, a symbolic link below it (see `safe_target`). `exclusive`: fail with FileExistsError if
     the target exists (two concurrent creators cannot overwrite each other; the file still appears
-    whole)."""
+    whole). `durable`: on disk before this returns (not needed for a file that is checked when
+    read and may be lost, the cache)."""
     safe_target(root, target, create=True)
-    tmp = _stage(target, content, durable=True)
+    tmp = _stage(target, content, durable=durable)
     try:
         if exclusive:
             os.link(tmp, target)  # atomic, and refuses an existing target
             tmp.unlink()
         else:
             tmp.replace(target)
-        _fsync_directory(target.parent)
+        if durable:
+            _fsync_directory(target.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -160,8 +160,10 @@ def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | Non
         summaries[name] = summary
         entries[name] = reused[1]
     results = _submit(todo, site, site_file, root, warm) if todo else None
-    # Meanwhile: the reused hosts' group keys, for the fleet checks.
+    # Meanwhile: the reused hosts' group keys, for the fleet checks, and their cache records.
     gathered = (gather_keys(summaries.values()), frozenset(summaries)) if site_exists else None
+    if store is not None and warm is not None and warm.busy:
+        store.prepare(entries)
     if results is not None:
         for done in results():
             if done.summary is None:

@@ -26,8 +26,14 @@ from kvmfleet.task import MIN_PARALLEL, Done, Task, can_fork, from_wire, jobs, t
 class WarmWorker:
     def __init__(self, pid: int, tasks_out: int, results_in: int) -> None:
         self._pid: int | None = pid
+        self._submitted = False
         self._tasks_out = tasks_out
         self._results_in = results_in
+
+    @property
+    def busy(self) -> bool:
+        """Whether it computes tasks submitted and not collected yet (the parent has time)."""
+        return self._pid is not None and self._submitted
 
     def takes(self, count: int) -> bool:
         """Whether `count` hosts are this worker's job (more go to the pool)."""
@@ -48,6 +54,7 @@ class WarmWorker:
         except OSError:
             self.stop()
             return False
+        self._submitted = True
         return True
 
     def collect(self, tasks: Sequence[Task]) -> list[Done] | None:
