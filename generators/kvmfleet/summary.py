@@ -138,7 +138,7 @@ def decode(name: str, file: str, doc: Any, declared: str | None = None) -> HostS
             render_problem=None
             if doc["render_problem"] is None
             else _to_problem(doc["render_problem"]),
-            groups=tuple(_to_group(g) for g in _list(doc["groups"])),
+            groups=_to_groups(doc["groups"]),
             declared=Declarations(
                 name, file, _str(doc["declared"] if declared is None else declared)
             ),
@@ -162,15 +162,30 @@ def _to_missing(doc: Any) -> Missing:
     return Missing(Finding(_path(path), _str(message)), layer, _bool(own))
 
 
-def _to_group(doc: Any) -> tuple[int, str, tuple[int, ...], tuple[str, ...]]:
-    check, tag, indices, keys = _list(doc)
-    indices, keys = _list(indices), _list(keys)
-    # Type checks by set of types: a thousand hosts' groups are decoded on every edit.
-    if len(indices) != len(keys) or not (
-        set(map(type, indices)) <= _INT and set(map(type, keys)) <= _STR
-    ):
+def _to_groups(doc: Any) -> Groups:
+    """The groups, checked as `encode` writes them; the types of their items are gathered and
+    checked once per host (a thousand hosts' groups are decoded on every edit)."""
+    out = []
+    index_types: set[type] = set()
+    key_types: set[type] = set()
+    for group in _list(doc):
+        if type(group) is not list or len(group) != 4:
+            raise BadSummaryError("group")
+        check, tag, indices, keys = group
+        if not (
+            type(check) is int
+            and type(tag) is str
+            and type(indices) is list
+            and type(keys) is list
+            and len(indices) == len(keys)
+        ):
+            raise BadSummaryError("group")
+        index_types.update(map(type, indices))
+        key_types.update(map(type, keys))
+        out.append((check, tag, tuple(indices), tuple(keys)))
+    if not (index_types <= _INT and key_types <= _STR):
         raise BadSummaryError("groups")
-    return (_int(check), _str(tag), tuple(indices), tuple(keys))
+    return tuple(out)
 
 
 _INT, _STR = frozenset({int}), frozenset({str})
