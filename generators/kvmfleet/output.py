@@ -296,13 +296,13 @@ def _stage(target: Path, content: str | bytes, *, durable: bool = False) -> Path
         prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
     )
     try:
+        os.fchmod(fd, 0o644)
         data = content if isinstance(content, bytes) else content.encode("utf-8")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        Path(tmp).chmod(0o644)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
@@ -363,11 +363,10 @@ def safe_target(root: Path, target: Path, *, create: bool = False) -> None:
                 return
             current.mkdir()
             continue
-        rel = Path(*parts[: index + 1]).as_posix()
         if stat.S_ISLNK(mode):
-            raise OSError(errno.ELOOP, LINK_REFUSED, rel)
+            raise OSError(errno.ELOOP, LINK_REFUSED, "/".join(parts[: index + 1]))
         if not last and not stat.S_ISDIR(mode):
-            raise OSError(errno.ENOTDIR, "is not a directory", rel)
+            raise OSError(errno.ENOTDIR, "is not a directory", "/".join(parts[: index + 1]))
 
 
 def remove_file(root: Path, target: Path) -> None:
