@@ -4,7 +4,6 @@ never loads the models."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -58,4 +57,6 @@ def jobs() -> int:
 
 
 def can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods()
+    """Whether worker processes can be forked (multiprocessing's "fork" start method exists
+    exactly where os.fork does; importing multiprocessing costs more than an edit's decoding)."""
+    return hasattr(os, "fork")
