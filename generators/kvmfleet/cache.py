@@ -1,4 +1,4 @@
-"""The cache: `.kvmfleet-cache.json` at the fleet root, a local speed-up only (untracked, safe to
+"""The cache: `.kvmfleet-cache` at the fleet root, a local speed-up only (untracked, safe to
 delete). It holds
 - per host, its summary (`kvmfleet.summary`) keyed by everything the host's result depends on:
   its host.toml (its bytes, or failing that its parsed data, so a comment changes nothing), the
@@ -56,7 +56,7 @@ from kvmfleet.problems import Problem
 # secrets/admins.txt (kvmfleet.sopsconfig.ADMINS_FILE; not imported: this module stays light)
 ADMINS_FILE = "secrets/admins.txt"
 
-CACHE_FILE = ".kvmfleet-cache.json"
+CACHE_FILE = ".kvmfleet-cache"
 _FORMAT = 3
 _PACKAGE = Path(__file__).resolve().parent
 # Libraries whose version can change what a run says (pydantic's messages are translated).
