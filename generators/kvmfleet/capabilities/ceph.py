@@ -4,7 +4,6 @@ on hypervisors, and CephFS kernel mounts as fileSystems entries."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from kvmfleet.model.ceph import (
     CephFsMount,
     monitor_address,
 )
+from kvmfleet.model.types import ip_address
 from kvmfleet.problems import Finding, KeyPath, error
 
 # A cephx key: base64 of 28 bytes (type 1, creation time, length 16, the secret), so "AQ" + 36
@@ -158,7 +158,7 @@ def _monitor_findings(ceph: Ceph) -> Iterator[Finding]:
         )
         return
     addresses = [monitor_address(m) for m in ceph.monitors]
-    families = {ipaddress.ip_address(a).version for a, _ in addresses}
+    families = {ip_address(a).version for a, _ in addresses}
     if len(families) > 1:
         yield error(
             ("ceph", "monitors"),

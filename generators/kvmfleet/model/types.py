@@ -132,7 +132,7 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if "%" in value:
         raise ValueError("zone ids (%...) are not allowed")
     try:
-        return ipaddress.ip_address(value)
+        return ip_address(value)
     except ValueError:
         # ipaddress repeats the whole value in its message; callers may pass the message on.
         raise ValueError(f"{quote(value)} is not an IP address") from None
@@ -215,7 +215,7 @@ def _interface_address(value: str) -> str:
         raise ValueError(f'{quote(value)} needs a prefix length (e.g. "10.0.10.21/24")')
     _no_zone(value)
     try:
-        iface = ipaddress.ip_interface(value)
+        iface = ip_interface(value)
     except ValueError:
         raise ValueError(
             f'{quote(value)} is not an address with prefix length (CIDR, e.g. "10.0.10.21/24")'
@@ -250,10 +250,10 @@ def _network(value: str) -> str:
     refuse_credentials(value)
     _no_zone(value)
     try:
-        net = ipaddress.ip_network(value, strict=True)
+        net = ip_network(value, strict=True)
     except ValueError as exc:
         if "has host bits set" in str(exc):
-            fixed = ipaddress.ip_network(value, strict=False)
+            fixed = ip_network(value, strict=False)
             raise ValueError(
                 f"{quote(value)} has host bits set; did you mean {quote(str(fixed))}?"
             ) from None
