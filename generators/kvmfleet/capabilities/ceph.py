@@ -201,25 +201,30 @@ def _protocol_findings(ceph: Ceph, index: int, mount: CephFsMount) -> Iterator[F
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
     """A cephx key anywhere in the inventory (a key's name or value): it belongs in a keyring file
     on the host."""
-    yield from _keys_in(layer, ())
+    out: list[KeyPath] = []
+    _keys_in(layer, (), out)
+    return (error(path, _KEY_MESSAGE) for path in out)
 
 
-def _keys_in(value: Any, path: KeyPath) -> Iterator[Finding]:
-    message = (
-        "looks like a Ceph key: secrets never go in the inventory; put the keyring in a file on "
-        "the host and give its path in ceph.keyring_file"
-    )
-    if isinstance(value, Mapping):
+_KEY_MESSAGE = (
+    "looks like a Ceph key: secrets never go in the inventory; put the keyring in a file on "
+    "the host and give its path in ceph.keyring_file"
+)
+
+
+def _keys_in(value: Any, path: KeyPath, out: list[KeyPath]) -> None:
+    # Appends to one list rather than nesting generators: it runs on every value of every host.
+    if type(value) is dict or isinstance(value, Mapping):
         for key, child in value.items():
             if isinstance(key, str) and CEPH_KEY.search(key):
-                yield error((*path, key), message)
+                out.append((*path, key))
             else:
-                yield from _keys_in(child, (*path, key))
+                _keys_in(child, (*path, key), out)
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _keys_in(child, (*path, index))
+            _keys_in(child, (*path, index), out)
     elif isinstance(value, str) and CEPH_KEY.search(value):
-        yield error(path, message)
+        out.append(path)
 
 
 CAPABILITY = Capability(
