@@ -138,6 +138,9 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         raise ValueError(f"{quote(value)} is not an IP address") from None
 
 
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
 def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why an address cannot be a host's or a peer's unicast address, if it cannot."""
     if ip.is_unspecified:
@@ -146,7 +149,7 @@ def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "a multicast address"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return "an IPv4-mapped IPv6 address (write the IPv4 address)"
-    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+    if isinstance(ip, ipaddress.IPv4Address) and ip == _BROADCAST:
         return "the broadcast address"
     return None
 
