@@ -36,7 +36,7 @@ from kvmfleet.capability import (
     Settings,
 )
 from kvmfleet.model.storage import Iscsi, IscsiTarget, Multipath, MultipathDevice
-from kvmfleet.model.types import ip_address, ip_interface, ip_network, split_host_port
+from kvmfleet.model.types import ip_address, ip_interface, split_host_port
 from kvmfleet.problems import Finding, error, warning
 
 DEFAULT_PORT = 3260
@@ -200,7 +200,8 @@ def _source_routing(ctx: HostContext, shared: list[str]) -> Settings:
             ip = ip_interface(address)
             if not any(ip.version == o.version and ip.network.overlaps(o) for o in others):
                 continue  # an address outside the shared subnets keeps the main table
-            rules.append({"From": str(ip_network(ip.ip)), "Table": table, "Priority": table})
+            # the address as a host network (`10.1.10.2/32`), without parsing it again
+            rules.append({"From": f"{ip.ip}/{ip.max_prefixlen}", "Table": table, "Priority": table})
             route: Settings = {"Destination": str(ip.network), "Table": table}
             if route not in routes:
                 routes.append(route)
