@@ -43,7 +43,6 @@ def _content(value: Any, path: KeyPath, shape: Any, out: list[Finding]) -> None:
         model, mapping, _ = _shape_of(shape)
         fields = model.model_fields if model is not None else {}
         for key, child in value.items():
-            child_path = (*path, key)
             if model is not None:
                 field = fields.get(key)
                 child_shape = None if field is None else field.annotation
@@ -58,20 +57,24 @@ def _content(value: Any, path: KeyPath, shape: Any, out: list[Finding]) -> None:
             if control:
                 out.append(
                     Finding(
-                        child_path,
+                        (*path, key),
                         f"the key contains a control or invisible character ({control})",
                     )
                 )
             elif secret_name_matters and _secret_name(key) and isinstance(child, str | int):
                 out.append(
                     Finding(
-                        child_path,
+                        (*path, key),
                         "looks like a secret: secrets never go in the inventory; provision a file "
                         "on the host and give its path in the matching *_file key",
                     )
                 )
+            elif type(child) is str:  # most values: judged here, a path made only for a finding
+                message = _string_message(child)
+                if message is not None:
+                    out.append(Finding((*path, key), message))
             else:
-                _content(child, child_path, child_shape, out)
+                _content(child, (*path, key), child_shape, out)
     elif isinstance(value, list):
         element = _shape_of(shape)[2]
         for index, child in enumerate(value):

@@ -21,12 +21,16 @@ def repeated_values(host: BaseModel) -> Iterator[Finding]:
 
 def _walk(value: Any, path: KeyPath, out: list[Finding]) -> None:
     # Appends to one list rather than nesting generators: it runs on every value of every host.
+    # Only arrays can hold a repeat: a scalar field or table value is not visited at all.
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            _walk(getattr(value, name), (*path, name), out)
+            child = getattr(value, name)
+            if isinstance(child, BaseModel | dict | list):
+                _walk(child, (*path, name), out)
     elif isinstance(value, dict):
         for key, item in value.items():
-            _walk(item, (*path, str(key)), out)
+            if isinstance(item, BaseModel | dict | list):
+                _walk(item, (*path, str(key)), out)
     elif isinstance(value, list):
         first: dict[tuple[type, Any], int] = {}
         for index, item in enumerate(value):

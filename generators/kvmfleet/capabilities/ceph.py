@@ -218,6 +218,9 @@ def _keys_in(value: Any, path: KeyPath, out: list[KeyPath]) -> None:
         for key, child in value.items():
             if isinstance(key, str) and CEPH_KEY.search(key):
                 out.append((*path, key))
+            elif type(child) is str:  # most values: searched here, a path made only for a key
+                if CEPH_KEY.search(child):
+                    out.append((*path, key))
             else:
                 _keys_in(child, (*path, key), out)
     elif isinstance(value, list):

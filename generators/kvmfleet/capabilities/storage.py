@@ -91,7 +91,21 @@ class StorageNic:
     dynamic: bool  # DHCP or router advertisements: subnets unknown here
 
 
-def storage_nics(ctx: HostContext) -> list[StorageNic]:
+def storage_nics(ctx: HostContext) -> tuple[StorageNic, ...]:
+    """The host's storage NICs. Its findings and settings ask six times per host: the last host's
+    answer is kept (with the host, so that the identity check cannot match another one)."""
+    global _last_nics
+    if _last_nics is not None and _last_nics[0] is ctx.host:
+        return _last_nics[1]
+    nics = tuple(_storage_nics(ctx))
+    _last_nics = (ctx.host, nics)
+    return nics
+
+
+_last_nics: tuple[object, tuple[StorageNic, ...]] | None = None
+
+
+def _storage_nics(ctx: HostContext) -> list[StorageNic]:
     iscsi = ctx.host.iscsi
     if iscsi is None:
         return []
