@@ -215,10 +215,16 @@ def _copy(value: Any) -> Any:
     """A copy of settings data (dicts, lists, scalars): the merged result never shares a dict or
     list with what a capability returned, which may be a constant it returns for every host."""
     kind = type(value)
+    if kind in _SCALARS:
+        return value
+    # Scalar children are taken as they are, without a call each: most of a host's settings.
     if kind is dict:
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _copy(v) for k, v in value.items()}
     if kind is list:
-        return [_copy(v) for v in value]
+        return [v if type(v) in _SCALARS else _copy(v) for v in value]
     if isinstance(value, dict | list):  # subclasses: rare, take the general way
         return copy.deepcopy(value)
     return value
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})

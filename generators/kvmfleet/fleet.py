@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from kvmfleet.capability import HOST_NAME, IP_ADDRESS, Identity, Peer
@@ -149,6 +150,7 @@ def peers_that_are_hosts(claims: Iterable[Claim], peers: Iterable[PeerClaim]) ->
                 break
 
 
+@lru_cache(maxsize=1 << 16)  # every host names the same servers: each is judged once per run
 def _loopback(address: str) -> bool:
     """127.0.0.0/8, ::1, and the names every host gives itself."""
     name = _key(address)

@@ -4,9 +4,11 @@ spread over the machine's cores with a pool of forked workers."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -196,11 +198,41 @@ def compute(task: Task, site: Table, site_file: str, root: Path) -> Done:
     return Done(task.name, (), computed.summary, computed.text, data_digest(table), roles)
 
 
+# Hosts a worker takes at a time: a few ms each, so a chunk is dozens of ms at most, and the
+# exchange per chunk (one message each way) stays negligible.
+MAX_CHUNK = 8
+
 _shared: tuple[Table, str, Path] | None = None  # what forked workers inherit
 
 
 def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> list[Done]:
     """Every task's result, in order; over a pool of forked workers when there are many."""
+    with _collector_paced():
+        return _compute_all(tasks, site, site_file, root)
+
+
+# The young generation's threshold during the host pass (Python's default is 700 objects).
+GC_YOUNG = 10_000
+
+
+@contextmanager
+def _collector_paced() -> Iterator[None]:
+    """The cyclic garbage collector paced for the host pass. Everything made before it (modules,
+    models, site.toml) is frozen out of its scans, in forked workers too (whose pages then stay
+    shared with the parent's), and the young generation is collected less often: a host leaves
+    about 50 objects of cyclic garbage, so rarer collections cost little memory. Measured on a cold 1,000-host
+    run in one process: 0.3 s in collections by default, 0.17 s frozen, 0.11 s also paced."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], GC_YOUNG), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
+
+
+def _compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> list[Done]:
     workers = min(jobs(), len(tasks) // (MIN_PARALLEL // 2) or 1)
     if workers <= 1 or len(tasks) < MIN_PARALLEL or not can_fork():
         return [compute(task, site, site_file, root) for task in tasks]
@@ -213,8 +245,9 @@ def compute_all(tasks: Sequence[Task], site: Table, site_file: str, root: Path) 
         except OSError:  # no semaphores here (a sandbox without /dev/shm): one process
             return [compute(task, site, site_file, root) for task in tasks]
         with pool:
-            # Small chunks keep both workers busy to the end; each result travels as plain data.
-            chunk = max(1, len(tasks) // (workers * 8))
+            # Small chunks keep both workers busy to the end (a worker left alone with a last
+            # big chunk is wall time); each result travels as plain data.
+            chunk = max(1, min(MAX_CHUNK, len(tasks) // (workers * 8)))
             encoded = pool.map(_compute_encoded, tasks, chunksize=chunk)
     finally:
         _shared = None

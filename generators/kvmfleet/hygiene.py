@@ -7,6 +7,7 @@ import re
 import typing
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -31,11 +32,17 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
     that Nix can hold. `shape` is the model annotation `value` should have (None: unknown): a
     key named like a secret is one only where the key is not a name the user chose (an
     interface called `key` is fine, `password = ...` in a table is not)."""
+    out: list[Finding] = []
+    _content(value, path, shape, out)
+    return iter(out)
+
+
+def _content(value: Any, path: KeyPath, shape: Any, out: list[Finding]) -> None:
+    # Appends to one list rather than nesting generators: it runs on every value of every host.
     if isinstance(value, dict):
         model, mapping, _ = _shape_of(shape)
         fields = model.model_fields if model is not None else {}
         for key, child in value.items():
-            child_path = (*path, key)
             if model is not None:
                 field = fields.get(key)
                 child_shape = None if field is None else field.annotation
@@ -48,46 +55,62 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
                 child_shape, secret_name_matters = None, True
             control = _control_character(key)
             if control:
-                yield Finding(
-                    child_path, f"the key contains a control or invisible character ({control})"
+                out.append(
+                    Finding(
+                        (*path, key),
+                        f"the key contains a control or invisible character ({control})",
+                    )
                 )
-            elif (
-                secret_name_matters
-                and _SECRET_KEY.match(key.lower())
-                and isinstance(child, str | int)
-            ):
-                yield Finding(
-                    child_path,
-                    "looks like a secret: secrets never go in the inventory; provision a file on the host "
-                    "and give its path in the matching *_file key",
+            elif secret_name_matters and _secret_name(key) and isinstance(child, str | int):
+                out.append(
+                    Finding(
+                        (*path, key),
+                        "looks like a secret: secrets never go in the inventory; provision a file "
+                        "on the host and give its path in the matching *_file key",
+                    )
                 )
+            elif type(child) is str:  # most values: judged here, a path made only for a finding
+                message = _string_message(child)
+                if message is not None:
+                    out.append(Finding((*path, key), message))
             else:
-                yield from content_findings(child, child_path, child_shape)
+                _content(child, (*path, key), child_shape, out)
     elif isinstance(value, list):
         element = _shape_of(shape)[2]
         for index, child in enumerate(value):
-            yield from content_findings(child, (*path, index), element)
+            _content(child, (*path, index), element, out)
     elif isinstance(value, str):
-        kind = secret_kind(value)
-        if kind == PRIVATE_KEY:
-            yield Finding(
-                path,
-                "is a private key: secrets never go in the inventory; give a path to a file instead",
-            )
-        elif kind is not None and kind != CEPH_KEY:  # the ceph capability names the key file to use
-            yield Finding(
-                path,
-                f"looks like {kind}: secrets never go in the inventory; put it in a file on the "
-                "host, provisioned out of band, and give that file's path",
-            )
-        elif control := _control_character(value):
-            yield Finding(
-                path,
-                f"contains a control or invisible character ({control}): "
-                "inventory values are plain single-line text",
-            )
+        message = _string_message(value)
+        if message is not None:
+            out.append(Finding(path, message))
     elif isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
-        yield Finding(path, f"{value} does not fit in a NixOS integer (64-bit)")
+        out.append(Finding(path, f"{value} does not fit in a NixOS integer (64-bit)"))
+
+
+# Site-wide values come back in every host's merged inventory, and keys in every host's file:
+# each distinct string is judged once per run (a verdict depends on the string alone).
+@lru_cache(maxsize=1 << 16)
+def _string_message(value: str) -> str | None:
+    """What is wrong with a string value, if anything."""
+    kind = secret_kind(value)
+    if kind == PRIVATE_KEY:
+        return "is a private key: secrets never go in the inventory; give a path to a file instead"
+    if kind is not None and kind != CEPH_KEY:  # the ceph capability names the key file to use
+        return (
+            f"looks like {kind}: secrets never go in the inventory; put it in a file on the "
+            "host, provisioned out of band, and give that file's path"
+        )
+    if control := _control_character(value):
+        return (
+            f"contains a control or invisible character ({control}): "
+            "inventory values are plain single-line text"
+        )
+    return None
+
+
+@lru_cache(maxsize=1 << 16)
+def _secret_name(key: str) -> bool:
+    return _SECRET_KEY.match(key.lower()) is not None
 
 
 _SHAPES: dict[int, tuple[Any, Any, Any]] = {}
@@ -119,6 +142,7 @@ def _list_elements(shape: Any) -> Any:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def _control_character(text: str) -> str | None:
     """The first control character in `text`, spelled as an escape (e.g. `\\u000a`)."""
     match = _CONTROL.search(text)

@@ -207,7 +207,11 @@ def _depth(value: Any) -> int:
         children = (
             node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
         )
-        stack.extend((child, depth + 1) for child in children)
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+            else:  # a value: as deep as its table, plus one (no need to visit it)
+                deepest = max(deepest, depth + 1)
     return deepest
 
 
@@ -237,25 +241,17 @@ def merge_into(
         if key in target:  # a replaced value forgets where its old children came from
             for stale in [p for p in origins if p[: len(path)] == path]:
                 del origins[stale]
-        target[key] = _copy(value)
-        _record(origins, value, source, path)
+        target[key] = _copy_recording(value, origins, source, path)
 
 
-def _record(origins: dict[KeyPath, Layer], value: Any, source: Layer, path: KeyPath) -> None:
+def _copy_recording(value: Any, origins: dict[KeyPath, Layer], source: Layer, path: KeyPath) -> Any:
+    """A copy of `value`, recording `source` as the origin of it and of everything in it (one
+    walk for both: it runs over every value of every host's layers)."""
     origins[path] = source
     if isinstance(value, dict):
-        for key, child in value.items():
-            _record(origins, child, source, (*path, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            _record(origins, child, source, (*path, index))
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
+        return {k: _copy_recording(v, origins, source, (*path, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_copy(v) for v in value]
+        return [_copy_recording(v, origins, source, (*path, i)) for i, v in enumerate(value)]
     return value
 
 

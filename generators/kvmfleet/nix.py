@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from typing import TypeGuard
 
 NixValue = None | bool | int | str | Sequence["NixValue"] | Mapping[str, "NixValue"]
 
@@ -85,9 +86,19 @@ def _check_text(text: str) -> None:
 
 def string(text: str, depth: int = 0) -> str:
     """A string literal: `''...''` for multi-line text ending in a newline, `"..."` otherwise."""
+    if "\n" not in text:  # the common case; its depth does not matter
+        return _one_line(text)
     _check_text(text)
     if _fits_indented(text):
         return _indented(text, depth)
+    return _double_quoted(text)
+
+
+@lru_cache(maxsize=65536)
+def _one_line(text: str) -> str:
+    """A string without a newline: the same values (a domain, a package, a path) come back in
+    every host's file, so each is checked and escaped once per run (errors are not kept)."""
+    _check_text(text)
     return _double_quoted(text)
 
 
@@ -147,31 +158,45 @@ def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
         return "{ }"
     lines = ["{"]
     for key, value in attrs.items():
-        path = [attr_name(key)]
+        lhs = attr_name(key)
+        parts = 1
         # Collapse `a = { b = { c = 1; }; }` into `a.b.c = 1;`.
-        while (type(value) is dict or isinstance(value, Mapping)) and len(value) == 1:
+        while _is_mapping(value) and len(value) == 1:
             ((child_key, child),) = value.items()
-            path.append(attr_name(child_key))
+            lhs = f"{lhs}.{attr_name(child_key)}"
+            parts += 1
             value = child
-        lines.append(_binding(path, value, depth + 1))
+        lines.append(_binding(lhs, parts, value, depth + 1))
     lines.append(INDENT * depth + "}")
     return "\n".join(lines)
 
 
-def _binding(path: list[str], value: NixValue, depth: int) -> str:
-    """`path = value;` laid out as nixfmt does: a long value moves to the next line after `=`,
-    except a string after a simple name (at most four bare identifiers)."""
+# Types that are never attribute sets, so the slow ABC check is skipped for them.
+_NOT_MAPPINGS = frozenset({str, int, bool, list, type(None)})
+
+
+def _is_mapping(value: NixValue) -> TypeGuard[Mapping[str, NixValue]]:
+    kind = type(value)
+    return kind is dict or (kind not in _NOT_MAPPINGS and isinstance(value, Mapping))
+
+
+def _binding(lhs: str, parts: int, value: NixValue, depth: int) -> str:
+    """`lhs = value;` (`lhs`: `parts` attribute names joined by dots) laid out as nixfmt does: a
+    long value moves to the next line after `=`, except a string after a simple name (at most
+    four bare identifiers)."""
     pad = INDENT * depth
-    lhs = ".".join(path)
-    # attr_name quoted every part that is not an identifier.
-    simple = len(path) <= _SIMPLE_SELECTORS and not any(p.startswith('"') for p in path)
     text = render(value, depth)
-    first, _, rest = text.partition("\n")
-    if not rest:
+    first_break = text.find("\n")
+    if first_break < 0 or first_break == len(text) - 1:  # nothing after the first line
         line = f"{lhs} = {text};"
-        if len(line) > WIDTH and not (simple and text.startswith('"')):
+        if len(line) > WIDTH and not (_simple(lhs, parts) and text.startswith('"')):
             return f"{pad}{lhs} =\n{pad}{INDENT}{text};"
         return pad + line
-    if not simple and len(f"{lhs} = {first}") > WIDTH:
+    if not _simple(lhs, parts) and len(lhs) + 3 + first_break > WIDTH:
         return f"{pad}{lhs} =\n{pad}{INDENT}{render(value, depth + 1)};"
     return f"{pad}{lhs} = {text};"
+
+
+def _simple(lhs: str, parts: int) -> bool:
+    # attr_name quoted every part that is not an identifier, and an identifier has no quote.
+    return parts <= _SIMPLE_SELECTORS and '"' not in lhs

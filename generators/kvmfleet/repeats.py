@@ -14,28 +14,37 @@ from kvmfleet.problems import Finding, KeyPath, format_keypath, quote, warning
 
 def repeated_values(host: BaseModel) -> Iterator[Finding]:
     """A warning for each array item equal to an earlier one, anywhere in the host."""
-    yield from _walk(host, ())
+    out: list[Finding] = []
+    _walk(host, (), out)
+    return iter(out)
 
 
-def _walk(value: Any, path: KeyPath) -> Iterator[Finding]:
+def _walk(value: Any, path: KeyPath, out: list[Finding]) -> None:
+    # Appends to one list rather than nesting generators: it runs on every value of every host.
+    # Only arrays can hold a repeat: a scalar field or table value is not visited at all.
     if isinstance(value, BaseModel):
         for name in type(value).model_fields:
-            yield from _walk(getattr(value, name), (*path, name))
+            child = getattr(value, name)
+            if isinstance(child, BaseModel | dict | list):
+                _walk(child, (*path, name), out)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _walk(item, (*path, str(key)))
+            if isinstance(item, BaseModel | dict | list):
+                _walk(item, (*path, str(key)), out)
     elif isinstance(value, list):
         first: dict[tuple[type, Any], int] = {}
         for index, item in enumerate(value):
             if isinstance(item, BaseModel | dict | list):
-                yield from _walk(item, (*path, index))
+                _walk(item, (*path, index), out)
                 continue
             key = (type(item), item)  # True == 1, but not here
             if key in first:
                 earlier = format_keypath((*path, first[key]))
-                yield warning(
-                    (*path, index),
-                    f"{quote(item)} is listed twice (also {earlier}): the second has no effect",
+                out.append(
+                    warning(
+                        (*path, index),
+                        f"{quote(item)} is listed twice (also {earlier}): the second has no effect",
+                    )
                 )
             else:
                 first[key] = index

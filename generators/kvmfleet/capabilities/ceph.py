@@ -4,7 +4,6 @@ on hypervisors, and CephFS kernel mounts as fileSystems entries."""
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,6 +16,7 @@ from kvmfleet.model.ceph import (
     CephFsMount,
     monitor_address,
 )
+from kvmfleet.model.types import ip_address
 from kvmfleet.problems import Finding, KeyPath, error
 
 # A cephx key: base64 of 28 bytes (type 1, creation time, length 16, the secret), so "AQ" + 36
@@ -158,7 +158,7 @@ def _monitor_findings(ceph: Ceph) -> Iterator[Finding]:
         )
         return
     addresses = [monitor_address(m) for m in ceph.monitors]
-    families = {ipaddress.ip_address(a).version for a, _ in addresses}
+    families = {ip_address(a).version for a, _ in addresses}
     if len(families) > 1:
         yield error(
             ("ceph", "monitors"),
@@ -201,25 +201,33 @@ def _protocol_findings(ceph: Ceph, index: int, mount: CephFsMount) -> Iterator[F
 def pitfalls(layer: Mapping[str, Any]) -> Iterator[Finding]:
     """A cephx key anywhere in the inventory (a key's name or value): it belongs in a keyring file
     on the host."""
-    yield from _keys_in(layer, ())
+    out: list[KeyPath] = []
+    _keys_in(layer, (), out)
+    return (error(path, _KEY_MESSAGE) for path in out)
 
 
-def _keys_in(value: Any, path: KeyPath) -> Iterator[Finding]:
-    message = (
-        "looks like a Ceph key: secrets never go in the inventory; put the keyring in a file on "
-        "the host and give its path in ceph.keyring_file"
-    )
-    if isinstance(value, Mapping):
+_KEY_MESSAGE = (
+    "looks like a Ceph key: secrets never go in the inventory; put the keyring in a file on "
+    "the host and give its path in ceph.keyring_file"
+)
+
+
+def _keys_in(value: Any, path: KeyPath, out: list[KeyPath]) -> None:
+    # Appends to one list rather than nesting generators: it runs on every value of every host.
+    if type(value) is dict or isinstance(value, Mapping):
         for key, child in value.items():
             if isinstance(key, str) and CEPH_KEY.search(key):
-                yield error((*path, key), message)
+                out.append((*path, key))
+            elif type(child) is str:  # most values: searched here, a path made only for a key
+                if CEPH_KEY.search(child):
+                    out.append((*path, key))
             else:
-                yield from _keys_in(child, (*path, key))
+                _keys_in(child, (*path, key), out)
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            yield from _keys_in(child, (*path, index))
+            _keys_in(child, (*path, index), out)
     elif isinstance(value, str) and CEPH_KEY.search(value):
-        yield error(path, message)
+        out.append(path)
 
 
 CAPABILITY = Capability(

@@ -28,7 +28,7 @@ from kvmfleet.capability import (
 )
 from kvmfleet.model import Host
 from kvmfleet.model.cloudstack import CloudStack
-from kvmfleet.model.types import link_local_reason
+from kvmfleet.model.types import ip_address, ip_interface, link_local_reason
 from kvmfleet.problems import Finding, error, warning
 
 LIBVIRT_PORTS = {"tls": 16514, "tcp": 16509}
@@ -39,7 +39,7 @@ MIGRATION_PORTS = (49152, 49216)
 def java_host_address(address: str) -> str:
     """The text Java's InetAddress.getHostAddress() gives for an address: IPv4 dotted quad, IPv6
     as eight hex groups without leading zeros and without "::" compression."""
-    ip = ipaddress.ip_address(address)
+    ip = ip_address(address)
     if isinstance(ip, ipaddress.IPv4Address):
         return str(ip)
     return ":".join(f"{int(group, 16):x}" for group in ip.exploded.split(":"))
@@ -57,7 +57,7 @@ def _private_addresses(host: Host, cs: CloudStack) -> list[str]:
     bridge = host.network.bridges.get(cs.private_nic)
     if bridge is None:
         return []
-    ips = [ipaddress.ip_interface(a).ip for a in bridge.addresses]
+    ips = [ip_interface(a).ip for a in bridge.addresses]
     return [str(ip) for ip in ips if not link_local_reason(ip)]
 
 
@@ -67,7 +67,7 @@ def add_host_address(host: Host, cs: CloudStack) -> str | None:
     if cs.add_host_address is not None:
         return cs.add_host_address
     addresses = _private_addresses(host, cs)
-    ipv4 = [a for a in addresses if ipaddress.ip_address(a).version == 4]
+    ipv4 = [a for a in addresses if ip_address(a).version == 4]
     preferred = ipv4 or addresses
     return preferred[0] if preferred else None
 
@@ -158,13 +158,11 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
             + (" but IPv6 link-local ones, which need a zone" if only_link_local else "")
             + ": the management server adds the host, and libvirt listens, on it",
         )
-    elif cs.add_host_address is not None and link_local_reason(
-        ipaddress.ip_address(cs.add_host_address)
-    ):
+    elif cs.add_host_address is not None and link_local_reason(ip_address(cs.add_host_address)):
         # the management server connects to it, libvirt and VNC listen on it: none has a zone
         yield error(
             ("cloudstack", "add_host_address"),
-            f'"{cs.add_host_address}" {link_local_reason(ipaddress.ip_address(cs.add_host_address))}',
+            f'"{cs.add_host_address}" {link_local_reason(ip_address(cs.add_host_address))}',
         )
     elif cs.add_host_address is not None and addresses and cs.add_host_address not in addresses:
         yield error(
@@ -248,7 +246,7 @@ def api_host(url: str) -> str | None:
     if host is None:
         return None
     try:
-        return str(ipaddress.ip_address(host))
+        return str(ip_address(host))
     except ValueError:
         return host.lower().rstrip(".")
 

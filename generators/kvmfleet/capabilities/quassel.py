@@ -3,10 +3,10 @@ networks (through kvmfleet.firewall; the NixOS module has no firewall option).""
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterator
 
 from kvmfleet.capability import Capability, HostContext, PortUse, SecretFile, Settings
+from kvmfleet.model.types import ip_address
 from kvmfleet.problems import Finding, error, format_keypath, quote, warning
 
 
@@ -31,7 +31,7 @@ def settings(ctx: HostContext) -> Settings:
 
 def _exposed(listen: list[str]) -> bool:
     """Whether the core listens beyond the host itself (then its port goes through the firewall)."""
-    return not all(ipaddress.ip_address(a).is_loopback for a in listen)
+    return not all(ip_address(a).is_loopback for a in listen)
 
 
 def findings(ctx: HostContext) -> Iterator[Finding]:
@@ -42,7 +42,7 @@ def findings(ctx: HostContext) -> Iterator[Finding]:
         yield error(("quassel", "listen"), "is empty: the core would accept no client")
     first: dict[int, int] = {}
     for index, address in enumerate(quassel.listen):
-        version = ipaddress.ip_address(address).version
+        version = ip_address(address).version
         if version in first:
             # quasselcore keeps one listening socket per address family.
             yield error(

@@ -36,7 +36,7 @@ from kvmfleet.capability import (
     Settings,
 )
 from kvmfleet.model.storage import Iscsi, IscsiTarget, Multipath, MultipathDevice
-from kvmfleet.model.types import split_host_port
+from kvmfleet.model.types import ip_address, ip_interface, split_host_port
 from kvmfleet.problems import Finding, error, warning
 
 DEFAULT_PORT = 3260
@@ -91,7 +91,21 @@ class StorageNic:
     dynamic: bool  # DHCP or router advertisements: subnets unknown here
 
 
-def storage_nics(ctx: HostContext) -> list[StorageNic]:
+def storage_nics(ctx: HostContext) -> tuple[StorageNic, ...]:
+    """The host's storage NICs. Its findings and settings ask six times per host: the last host's
+    answer is kept (with the host, so that the identity check cannot match another one)."""
+    global _last_nics
+    if _last_nics is not None and _last_nics[0] is ctx.host:
+        return _last_nics[1]
+    nics = tuple(_storage_nics(ctx))
+    _last_nics = (ctx.host, nics)
+    return nics
+
+
+_last_nics: tuple[object, tuple[StorageNic, ...]] | None = None
+
+
+def _storage_nics(ctx: HostContext) -> list[StorageNic]:
     iscsi = ctx.host.iscsi
     if iscsi is None:
         return []
@@ -103,7 +117,7 @@ def storage_nics(ctx: HostContext) -> list[StorageNic]:
         # still counts with its addresses, so that one mistake gives one message
         l3 = layer3_of(net, iface.interface, topo) or net.interfaces.get(iface.interface)
         addresses = l3.addresses if l3 is not None else []
-        subnets = tuple(ipaddress.ip_interface(a).network for a in addresses)
+        subnets = tuple(ip_interface(a).network for a in addresses)
         dynamic = l3 is not None and (l3.dhcp != "no" or l3.accept_ra)
         nics.append(StorageNic(name, iface.interface, subnets, dynamic))
     return nics
@@ -197,12 +211,11 @@ def _source_routing(ctx: HostContext, shared: list[str]) -> Settings:
         rules: list[Settings] = []
         routes: list[Settings] = []
         for address in l3.addresses if l3 is not None else []:
-            ip = ipaddress.ip_interface(address)
+            ip = ip_interface(address)
             if not any(ip.version == o.version and ip.network.overlaps(o) for o in others):
                 continue  # an address outside the shared subnets keeps the main table
-            rules.append(
-                {"From": str(ipaddress.ip_network(ip.ip)), "Table": table, "Priority": table}
-            )
+            # the address as a host network (`10.1.10.2/32`), without parsing it again
+            rules.append({"From": f"{ip.ip}/{ip.max_prefixlen}", "Table": table, "Priority": table})
             route: Settings = {"Destination": str(ip.network), "Table": table}
             if route not in routes:
                 routes.append(route)
@@ -364,7 +377,7 @@ def _target_findings(ctx: HostContext) -> Iterator[Finding]:
                 yield error(
                     (*base, "ifaces", position), f'"{name}" is not defined in [iscsi.ifaces]'
                 )
-        address = ipaddress.ip_address(split_host_port(target.portal)[0])
+        address = ip_address(split_host_port(target.portal)[0])
         for name in target_ifaces(iscsi, target):
             nic = nics.get(name)
             if nic is None or nic.dynamic or not nic.subnets:

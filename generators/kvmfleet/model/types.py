@@ -133,10 +133,13 @@ def parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if "%" in value:
         raise ValueError("zone ids (%...) are not allowed")
     try:
-        return ipaddress.ip_address(value)
+        return ip_address(value)
     except ValueError:
         # ipaddress repeats the whole value in its message; callers may pass the message on.
         raise ValueError(f"{quote(value)} is not an IP address") from None
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
@@ -147,7 +150,7 @@ def _unusable(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         return "a multicast address"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return "an IPv4-mapped IPv6 address (write the IPv4 address)"
-    if isinstance(ip, ipaddress.IPv4Address) and ip == ipaddress.IPv4Address("255.255.255.255"):
+    if isinstance(ip, ipaddress.IPv4Address) and ip == _BROADCAST:
         return "the broadcast address"
     return None
 
@@ -216,7 +219,7 @@ def _interface_address(value: str) -> str:
         raise ValueError(f'{quote(value)} needs a prefix length (e.g. "10.0.10.21/24")')
     _no_zone(value)
     try:
-        iface = ipaddress.ip_interface(value)
+        iface = ip_interface(value)
     except ValueError:
         raise ValueError(
             f'{quote(value)} is not an address with prefix length (CIDR, e.g. "10.0.10.21/24")'
@@ -251,10 +254,10 @@ def _network(value: str) -> str:
     refuse_credentials(value)
     _no_zone(value)
     try:
-        net = ipaddress.ip_network(value, strict=True)
+        net = ip_network(value, strict=True)
     except ValueError as exc:
         if "has host bits set" in str(exc):
-            fixed = ipaddress.ip_network(value, strict=False)
+            fixed = ip_network(value, strict=False)
             raise ValueError(
                 f"{quote(value)} has host bits set; did you mean {quote(str(fixed))}?"
             ) from None
