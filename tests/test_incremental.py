@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import kvmfleet.host_pass
+import kvmfleet.warm
 from conftest import REPO, Run, run_cli
 from kvmfleet.cache import CACHE_FILE
 
@@ -176,6 +177,9 @@ def _same(cached: Run, clean: Run, what: str) -> None:
     assert (cached.code, cached.out, cached.err) == (clean.code, clean.out, clean.err), what
 
 
+_COMMANDS = (["check"], ["generate", "--check"], ["generate"])
+
+
 @settings(
     max_examples=int(os.environ.get("KVMFLEET_PROPERTY_EXAMPLES", "20")),
     deadline=None,
@@ -187,19 +191,26 @@ def test_reusing_per_host_results_changes_nothing(
 ) -> None:
     base = tmp_path_factory.mktemp("property")
     root = _fleet(base)
-    monkeypatch.setattr(kvmfleet.host_pass, "MIN_PARALLEL", 2)  # the pool, even for a few hosts
     assert run_cli("generate", root=root).code == 0
     for step in range(data.draw(st.integers(1, 4))):
         done = _edit(root, data)
         clean = base / f"clean{step}"
         _copy(root, clean)
         git_init(clean)
-        for args in (["check"], ["generate", "--check"], ["generate"]):
-            cached = run_cli(*args, root=root)
-            monkeypatch.setenv("KVMFLEET_JOBS", "1")
+        # Who computes the hosts the cache cannot answer: the warm worker, the pool (even for a
+        # few hosts), or this process.
+        how = data.draw(st.sampled_from(["warm worker", "pool", "one process"]))
+        with monkeypatch.context() as computing:
+            computing.setenv("KVMFLEET_JOBS", "1" if how == "one process" else "2")
+            if how == "pool":
+                computing.setattr(kvmfleet.host_pass, "MIN_PARALLEL", 2)
+                computing.setattr(kvmfleet.warm, "MIN_PARALLEL", 2)
+            cached = [run_cli(*args, root=root) for args in _COMMANDS]
+        monkeypatch.setenv("KVMFLEET_JOBS", "1")
+        for args, result in zip(_COMMANDS, cached, strict=True):
             reference = run_cli(*args, "--no-cache", root=clean)
-            monkeypatch.delenv("KVMFLEET_JOBS")
-            _same(cached, reference, f"{' '.join(args)} after: {done}")
+            _same(result, reference, f"{' '.join(args)} ({how}) after: {done}")
+        monkeypatch.delenv("KVMFLEET_JOBS")
         assert _files(root) == _files(clean), done
         assert not (clean / CACHE_FILE).exists()
 
