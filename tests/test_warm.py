@@ -145,3 +145,27 @@ def test_no_cache_means_no_worker(fleet: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("CI")
     assert run_cli("check", root=fleet).code == 0
     assert not started
+
+
+def test_an_invalid_edit_is_reported_as_without_the_worker(
+    fleet: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker computes the edited host; its problems are the parent's report, word for word,
+    and the worker is gone when the run fails."""
+    path = fleet / "hosts" / "kvm02" / "host.toml"
+    kvm01 = (fleet / "hosts" / "kvm01" / "host.toml").read_text()
+    address = kvm01.split('addresses = ["', 1)[1].split('"', 1)[0]
+    text = path.read_text()
+    ours = text.split('addresses = ["', 1)[1].split('"', 1)[0]
+    path.write_text(text.replace(ours, address, 1))
+    log = tmp_path / "computed.log"
+    _where_computed(monkeypatch, log)
+    with_worker = run_cli("generate", root=fleet)
+    assert [line.split()[0] for line in log.read_text().splitlines()] == ["kvm02"]
+    assert log.read_text().split()[1] != str(os.getpid())
+    assert _no_children_left()
+    monkeypatch.setenv("KVMFLEET_JOBS", "1")
+    alone = run_cli("generate", "--no-cache", root=fleet)
+    assert with_worker.code == alone.code == 2
+    assert with_worker.err == alone.err
+    assert f"IP address {address.split('/')[0]}" in with_worker.err
