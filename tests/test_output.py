@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kvmfleet.output import (
-    Planned,
-    Status,
-    apply,
-    classify,
-    classify_orphan,
-    is_intact,
-    with_header,
-    write_atomic,
-)
+from kvmfleet.output import Status, classify, classify_orphan, is_intact, with_header, write_atomic
 
 BODY = "{\n  a = 1;\n}\n"
 
@@ -183,52 +173,3 @@ def test_nothing_is_written_or_removed_through_a_link(tmp_path: Path) -> None:
     # Real directories on the way are made as needed.
     write_atomic(root / "a" / "b" / "c.json", "x", root=root)
     assert (root / "a" / "b" / "c.json").read_text() == "x"
-
-
-def _many(root: Path, count: int) -> list[Planned]:
-    return [
-        Planned(
-            f"hosts/h{n:02d}/generated.nix", Status.NEW, with_header(f"{{ n = {n}; }}\n", ["x"])
-        )
-        for n in range(count)
-    ]
-
-
-@pytest.mark.parametrize("count", [3, 40])
-def test_a_batch_is_written_whole_and_leaves_no_temporary(tmp_path: Path, count: int) -> None:
-    """A few files are staged beside their targets, many in the fleet's directory (cheaper to
-    create there); either way every file arrives and no temporary is left, here or there."""
-    (tmp_path / "hosts").mkdir()
-    stale = tmp_path / f".generated.nix.{_dead_pid()}.k1ll.tmp"  # a killed batch's
-    stale.write_text("left behind")
-    planned = _many(tmp_path, count)
-    done = apply(tmp_path, planned)
-    assert all(a.ok for a in done)
-    for p in planned:
-        assert (tmp_path / p.path).read_text() == p.content
-    left = list(tmp_path.rglob("*.tmp"))
-    assert left == ([stale] if count <= 16 else [])
-
-
-def test_a_batch_staged_on_another_file_system_is_staged_again_beside(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "hosts").mkdir()
-    real = Path.replace
-    moved: list[Path] = []
-    refused: list[Path] = []
-
-    def across_file_systems(self: Path, target: Path) -> Path:
-        if self.parent == tmp_path and target.parent != tmp_path:
-            refused.append(self)
-            raise OSError(errno.EXDEV, "Invalid cross-device link", str(self))
-        moved.append(self)
-        return real(self, target)
-
-    monkeypatch.setattr(Path, "replace", across_file_systems)
-    planned = _many(tmp_path, 20)
-    assert all(a.ok for a in apply(tmp_path, planned))
-    assert all((tmp_path / p.path).read_text() == p.content for p in planned)
-    assert len(refused) == len(moved) == 20  # first staged in the fleet's directory
-    assert all(m.parent != tmp_path for m in moved)
-    assert not list(tmp_path.rglob("*.tmp"))

@@ -226,23 +226,13 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
     fleet would spend most of its time in them)."""
     staged: dict[int, Path] = {}
     results: dict[int, Applied] = {}
-    writes = sum(1 for p in planned if p.content is not None and p.status is not Status.UNCHANGED)
-    # Many files are staged in one directory, the fleet's, and renamed from there: creating a
-    # file costs most in a directory the run has not changed yet (on ext4, 0.7 ms against 0.1 ms
-    # in one directory for a fresh 1,000-host fleet), and a rename changes the target's
-    # directory once either way.
-    staging = root if writes > _SYNC_ONE_BY_ONE else None
-    if staging is not None:
-        remove_stale_temporaries(staging)
     for index, p in enumerate(planned):
         if p.status is Status.UNCHANGED:
             results[index] = Applied(None)
         elif p.content is not None:
             try:
-                target = root / p.path
-                safe_target(root, target, create=True)
-                remove_stale_temporaries(target.parent)
-                staged[index] = _stage(target, p.content, directory=staging)
+                safe_target(root, root / p.path, create=True)
+                staged[index] = _stage(root / p.path, p.content)
             except OSError as exc:
                 results[index] = _refused(p, exc)
     if staged:
@@ -253,7 +243,7 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
         target = root / p.path
         try:
             if index in staged:
-                _rename(staged, index, target, p)
+                staged[index].replace(target)
                 results[index] = Applied(f"{p.path}: written ({_WRITTEN[p.status]})")
             elif p.status is Status.ORPHANED:
                 remove_file(root, target)
@@ -273,19 +263,6 @@ def apply(root: Path, planned: Sequence[Planned]) -> list[Applied]:
     if staged:
         _sync(sorted({(root / planned[index].path).parent for index in staged}))  # the renames
     return [results[index] for index in range(len(planned))]
-
-
-def _rename(staged: dict[int, Path], index: int, target: Path, p: Planned) -> None:
-    """Move a staged file into place; staged on another file system than its target (a mount
-    below the fleet), it is staged again beside the target."""
-    try:
-        staged[index].replace(target)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV or p.content is None:
-            raise
-        staged[index].unlink()
-        staged[index] = _stage(target, p.content, durable=True)
-        staged[index].replace(target)
 
 
 # Up to this many files or directories are synced one by one; more take one sync of everything
@@ -311,14 +288,12 @@ def _refused(p: Planned, exc: OSError) -> Applied:
     return Applied(f"{p.path}: cannot write: {where}{exc.strerror or exc}", ok=False)
 
 
-def _stage(
-    target: Path, content: str | bytes, *, durable: bool = False, directory: Path | None = None
-) -> Path:
+def _stage(target: Path, content: str | bytes, *, durable: bool = False) -> Path:
     """`content` in a new temporary file beside `target` (whose directory exists, checked by
-    `safe_target`) or in `directory` (on the same file system); synced to disk when `durable`.
-    Its name says whose it is (`remove_stale_temporaries`)."""
+    `safe_directory`); synced to disk when `durable`."""
+    remove_stale_temporaries(target.parent)
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=directory or target.parent
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
     )
     try:
         os.fchmod(fd, 0o644)
@@ -345,7 +320,6 @@ def write_atomic(
     whole). `durable`: on disk before this returns (not needed for a file that is checked when
     read and may be lost, the cache)."""
     safe_target(root, target, create=True)
-    remove_stale_temporaries(target.parent)
     tmp = _stage(target, content, durable=durable)
     try:
         if exclusive:
