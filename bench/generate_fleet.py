@@ -9,7 +9,8 @@ start-up included, as a user runs it):
   unchanged  `kvmfleet generate` again with nothing changed
   one host   `kvmfleet generate` after one host's address changed (a value fleet checks read)
   site       `kvmfleet generate` after a value at site.toml's top level changed (every host)
-and prints min and median wall time of --repeat runs, the median CPU time (user + system of the
+(each after a sync, so that no run pays for the set-up's writes) and prints min and median wall
+time of --repeat runs, the median CPU time (user + system of the
 process and its workers: what a busy machine changes little), and the peak memory: the largest sum
 of the resident sizes of the kvmfleet process and its workers (sampled every 10 ms; pages the
 forked workers share with their parent are counted in each, so this overstates)."""
@@ -81,6 +82,10 @@ def _tree_rss(pid: int) -> int:
 
 def kvmfleet(root: Path, *args: str) -> Run:
     """One `kvmfleet` process: wall time and the peak resident size of it and its workers."""
+    # The set-up's writes (a thousand files, git's objects) are flushed first: right after such a
+    # burst, creating a file costs ten times as much on this project's machine (ext4), which
+    # would be the set-up's cost, not the run's.
+    os.sync()
     start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "kvmfleet", "--root", str(root), *args],
