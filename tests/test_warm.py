@@ -169,3 +169,32 @@ def test_an_invalid_edit_is_reported_as_without_the_worker(
     assert with_worker.code == alone.code == 2
     assert with_worker.err == alone.err
     assert f"IP address {address.split('/')[0]}" in with_worker.err
+
+
+@pytest.mark.parametrize("refused", ["pipe", "fork"])
+def test_no_descriptors_or_processes_left_means_no_worker(
+    fleet: Path, monkeypatch: pytest.MonkeyPatch, refused: str
+) -> None:
+    def refuse(*_: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    opened: list[int] = []
+    real_pipe = os.pipe
+
+    def pipe() -> tuple[int, int]:
+        if refused == "pipe" and opened:
+            refuse()
+        ends = real_pipe()
+        opened.extend(ends)
+        return ends
+
+    monkeypatch.setattr(os, "pipe", pipe)
+    if refused == "fork":
+        monkeypatch.setattr(os, "fork", refuse)
+    assert kvmfleet.warm._start() is None
+    assert opened
+    for fd in opened:  # every end made before the refusal is closed again
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    _edit(fleet)
+    assert run_cli("generate", root=fleet).code == 0

@@ -102,14 +102,16 @@ def warm_worker(wanted: bool) -> Iterator[WarmWorker | None]:
 
 
 def _start() -> WarmWorker | None:
-    tasks_in, tasks_out = os.pipe()
-    results_in, results_out = os.pipe()
+    fds: list[int] = []
     try:
+        for _ in range(2):
+            fds += os.pipe()
         pid = os.fork()
-    except OSError:
-        for fd in (tasks_in, tasks_out, results_in, results_out):
+    except OSError:  # no descriptors or processes left: the run does without
+        for fd in fds:
             os.close(fd)
         return None
+    tasks_in, tasks_out, results_in, results_out = fds
     if pid == 0:  # the worker: never returns
         os.close(tasks_out)
         os.close(results_in)
