@@ -210,22 +210,34 @@ def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
 
 def _fields(item: Any) -> dict[str, Any]:
     """A declared item's data fields (a `renew` function is for `kvmfleet new`, not stored), but
-    those at their default: the class gives them back, and a fleet's cache holds thousands."""
-    out = {}
-    for f in dataclasses.fields(item):
-        value = getattr(item, f.name)
-        if callable(value) or (f.default is not dataclasses.MISSING and value == f.default):
-            continue
-        out[f.name] = _json(value)
-    return out
+    those at their default: the class gives them back, and a fleet's cache holds thousands.
+    Tuples are written as JSON arrays; anything but plain data fails json.dumps."""
+    defaults = _field_defaults(type(item))
+    return {
+        name: value
+        for name, value in vars(item).items()
+        if not (callable(value) or defaults.get(name, _NO_DEFAULT) == value)
+    }
 
 
-def _json(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float):
-        return value
-    if isinstance(value, tuple):
-        return [_json(v) for v in value]
-    raise TypeError(f"a declared item holds {type(value).__name__}: only plain data is cached")
+_NO_DEFAULT = object()
+
+
+def _field_defaults(item_type: type[Any]) -> dict[str, Any]:
+    """A declaration class's fields that have a default, and the default (asked once per class,
+    not per item)."""
+    known = _FIELD_DEFAULTS.get(item_type)
+    if known is None:
+        known = {
+            f.name: f.default
+            for f in dataclasses.fields(item_type)
+            if f.default is not dataclasses.MISSING
+        }
+        _FIELD_DEFAULTS[item_type] = known
+    return known
+
+
+_FIELD_DEFAULTS: dict[type[Any], dict[str, Any]] = {}
 
 
 def _plain(value: Any) -> Any:
