@@ -198,3 +198,27 @@ def test_no_descriptors_or_processes_left_means_no_worker(
             os.fstat(fd)
     _edit(fleet)
     assert run_cli("generate", root=fleet).code == 0
+
+
+def test_a_used_worker_closes_no_descriptor_twice(fleet: Path, tmp_path: Path) -> None:
+    """Its pipe ends are closed once: stopping it afterwards leaves alone a file that took one of
+    their numbers meanwhile."""
+    with kvmfleet.warm.warm_worker(True) as worker:
+        assert worker is not None
+        raw = (fleet / "hosts" / "kvm02" / "host.toml").read_bytes()
+        task = Task("kvm02", raw)
+        import tomllib
+
+        site = tomllib.loads((fleet / "hosts" / "site.toml").read_text())
+        ends = {worker._tasks_out, worker._results_in}
+        assert worker.takes(1) and worker.submit([task], site, "hosts/site.toml", fleet)
+        done = worker.collect([task])
+        assert done is not None and done[0].summary is not None
+        # Files opened now get the numbers the pipe ends had.
+        opened = [os.open(tmp_path / f"later{n}", os.O_WRONLY | os.O_CREAT) for n in range(8)]
+        assert ends <= set(opened)
+        worker.stop()
+        for fd in opened:
+            os.fstat(fd)  # EBADF had stop closed one of its numbers
+            os.close(fd)
+    assert _no_children_left()

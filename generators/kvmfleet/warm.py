@@ -11,7 +11,6 @@ parent computes the hosts itself (and meets the same error, if any, in its own p
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import pickle
 import signal
@@ -27,8 +26,10 @@ class WarmWorker:
     def __init__(self, pid: int, tasks_out: int, results_in: int) -> None:
         self._pid: int | None = pid
         self._submitted = False
-        self._tasks_out = tasks_out
-        self._results_in = results_in
+        # Our ends of the two pipes, None once handed to a file object (which closes it): a
+        # descriptor is never closed twice, as its number may belong to another file by then.
+        self._tasks_out: int | None = tasks_out
+        self._results_in: int | None = results_in
 
     @property
     def busy(self) -> bool:
@@ -42,14 +43,13 @@ class WarmWorker:
     def submit(self, tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> bool:
         """Hand the tasks over (the worker may still be loading the models: the parent goes on
         until `collect`); False if the worker cannot take them."""
-        if self._pid is None:
+        if self._pid is None or self._tasks_out is None:
             return False
         payload = pickle.dumps(([(t.name, t.raw) for t in tasks], site, site_file, root))
-        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: room for the whole payload, no waiting
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self._tasks_out, fcntl.F_SETPIPE_SZ, len(payload))
+        _make_room(self._tasks_out, len(payload))
+        fd, self._tasks_out = self._tasks_out, None
         try:
-            with os.fdopen(self._tasks_out, "wb") as out:
+            with os.fdopen(fd, "wb") as out:
                 out.write(payload)
         except OSError:
             self.stop()
@@ -59,10 +59,11 @@ class WarmWorker:
 
     def collect(self, tasks: Sequence[Task]) -> list[Done] | None:
         """The submitted tasks' results in order, or None if the worker could not give them."""
-        if self._pid is None:
+        if self._pid is None or self._results_in is None:
             return None
+        fd, self._results_in = self._results_in, None
         try:
-            with os.fdopen(self._results_in, "rb") as results:
+            with os.fdopen(fd, "rb") as results:
                 data = results.read()
         except OSError:
             self.stop()
@@ -80,13 +81,27 @@ class WarmWorker:
     def stop(self) -> None:
         """End the worker, used or not."""
         for fd in (self._tasks_out, self._results_in):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._tasks_out = self._results_in = None
         if self._pid is not None:
             with contextlib.suppress(OSError):
                 os.kill(self._pid, signal.SIGKILL)
                 os.waitpid(self._pid, 0)
             self._pid = None
+
+
+def _make_room(fd: int, size: int) -> None:
+    """Let a pipe hold `size` bytes where the system allows (Linux), so that the parent hands
+    its tasks over without waiting for the worker to read them."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        return
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
 
 
 @contextlib.contextmanager
