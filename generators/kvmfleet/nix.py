@@ -122,7 +122,7 @@ def _fits_indented(text: str) -> bool:
     character, whitespace-only line or trailing space."""
     if "\n" not in text or not text.endswith("\n"):
         return False
-    if not all(ch == "\n" or (ch.isprintable() and ch != "\t") for ch in text):
+    if not text.replace("\n", "").isprintable():  # a tab is not printable either
         return False
     lines = text.split("\n")[:-1]
     if any(line != line.rstrip() for line in lines):
