@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from kvmfleet.model import Host
 from kvmfleet.model.introspect import model_of, unwrap
@@ -40,10 +40,9 @@ def content_findings(value: Any, path: KeyPath, shape: Any = Host) -> Iterator[F
 def _content(value: Any, path: KeyPath, shape: Any, out: list[Finding]) -> None:
     # Appends to one list rather than nesting generators: it runs on every value of every host.
     if isinstance(value, dict):
-        model, mapping, _ = _shape_of(shape)
-        fields = model.model_fields if model is not None else {}
+        fields, mapping, _ = _shape_of(shape)
         for key, child in value.items():
-            if model is not None:
+            if fields is not None:
                 field = fields.get(key)
                 child_shape = None if field is None else field.annotation
                 # An unknown key named like a setting: `password = ...` is meant as a secret.
@@ -116,13 +115,16 @@ def _secret_name(key: str) -> bool:
 _SHAPES: dict[int, tuple[Any, Any, Any]] = {}
 
 
-def _shape_of(shape: Any) -> tuple[type[BaseModel] | None, Any | None, Any]:
-    """(model, mapping values, list elements) of an annotation; annotations live as long as their
-    model classes, so their ids are stable keys for the run."""
+def _shape_of(shape: Any) -> tuple[dict[str, FieldInfo] | None, Any | None, Any]:
+    """(the model's fields, mapping values, list elements) of an annotation; annotations live as
+    long as their model classes, so their ids are stable keys for the run (and a model's fields
+    are not looked up again: pydantic's `model_fields` is a property)."""
     key = id(shape)
     known = _SHAPES.get(key)
     if known is None:
-        known = (model_of(shape), _mapping_values(shape), _list_elements(shape))
+        model = model_of(shape)
+        fields = None if model is None else model.model_fields
+        known = (fields, _mapping_values(shape), _list_elements(shape))
         _SHAPES[key] = known
     return known
 

@@ -122,7 +122,7 @@ def _fits_indented(text: str) -> bool:
     character, whitespace-only line or trailing space."""
     if "\n" not in text or not text.endswith("\n"):
         return False
-    if not all(ch == "\n" or (ch.isprintable() and ch != "\t") for ch in text):
+    if not text.replace("\n", "").isprintable():  # a tab is not printable either
         return False
     lines = text.split("\n")[:-1]
     if any(line != line.rstrip() for line in lines):
@@ -146,7 +146,8 @@ def _list(items: Sequence[NixValue], depth: int) -> str:
     pad = INDENT * (depth + 1)
     lines = ["["]
     for item in items:
-        text = render(item, depth + 1)
+        one_line = type(item) is str and "\n" not in item
+        text = _one_line(item) if one_line else render(item, depth + 1)
         # `[ 1 -2 ]` is a subtraction: a negative number in a list needs parentheses.
         lines.append(pad + (f"({text})" if text.startswith("-") else text))
     lines.append(INDENT * depth + "]")
@@ -160,8 +161,9 @@ def _attrs(attrs: Mapping[str, NixValue], depth: int) -> str:
     for key, value in attrs.items():
         lhs = attr_name(key)
         parts = 1
-        # Collapse `a = { b = { c = 1; }; }` into `a.b.c = 1;`.
-        while _is_mapping(value) and len(value) == 1:
+        # Collapse `a = { b = { c = 1; }; }` into `a.b.c = 1;` (most values are not attribute
+        # sets: their type alone says so, before any ABC check).
+        while type(value) not in _NOT_MAPPINGS and _is_mapping(value) and len(value) == 1:
             ((child_key, child),) = value.items()
             lhs = f"{lhs}.{attr_name(child_key)}"
             parts += 1
@@ -185,7 +187,9 @@ def _binding(lhs: str, parts: int, value: NixValue, depth: int) -> str:
     long value moves to the next line after `=`, except a string after a simple name (at most
     four bare identifiers)."""
     pad = INDENT * depth
-    text = render(value, depth)
+    # (most values are one-line strings: `render` would come to `_one_line` two calls later)
+    one_line = type(value) is str and "\n" not in value
+    text = _one_line(value) if one_line else render(value, depth)
     first_break = text.find("\n")
     if first_break < 0 or first_break == len(text) - 1:  # nothing after the first line
         line = f"{lhs} = {text};"

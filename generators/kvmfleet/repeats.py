@@ -5,6 +5,7 @@ for a value that was meant to be different."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel
@@ -23,7 +24,7 @@ def _walk(value: Any, path: KeyPath, out: list[Finding]) -> None:
     # Appends to one list rather than nesting generators: it runs on every value of every host.
     # Only arrays can hold a repeat: a scalar field or table value is not visited at all.
     if isinstance(value, BaseModel):
-        for name in type(value).model_fields:
+        for name in _field_names(type(value)):
             child = getattr(value, name)
             if isinstance(child, BaseModel | dict | list):
                 _walk(child, (*path, name), out)
@@ -48,6 +49,11 @@ def _walk(value: Any, path: KeyPath, out: list[Finding]) -> None:
                 )
             else:
                 first[key] = index
+
+
+@cache  # pydantic's `model_fields` is a property: a model's names are looked up once
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    return tuple(model.model_fields)
 
 
 def overlaps(a: KeyPath, b: KeyPath) -> bool:

@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import uuid
 from collections.abc import Iterator
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from kvmfleet.capability import (
@@ -57,8 +58,13 @@ def _private_addresses(host: Host, cs: CloudStack) -> list[str]:
     bridge = host.network.bridges.get(cs.private_nic)
     if bridge is None:
         return []
-    ips = [ip_interface(a).ip for a in bridge.addresses]
-    return [str(ip) for ip in ips if not link_local_reason(ip)]
+    return list(_reachable(tuple(bridge.addresses)))
+
+
+@lru_cache(maxsize=1 << 12)  # asked eight times per host (findings, settings, ports, the GUID)
+def _reachable(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    ips = [ip_interface(a).ip for a in addresses]
+    return tuple(str(ip) for ip in ips if not link_local_reason(ip))
 
 
 def add_host_address(host: Host, cs: CloudStack) -> str | None:

@@ -521,6 +521,7 @@ def _iqn(value: str) -> str:
 IscsiName = Annotated[str, constrained("iSCSI name (IQN)", _iqn)]
 
 
+@lru_cache(maxsize=1 << 16)  # pure: portals and monitors are the same for many hosts
 def split_host_port(value: str) -> tuple[str, int | None]:
     """`10.0.0.1`, `10.0.0.1:3260`, `[2001:db8::1]`, `[2001:db8::1]:3260` -> (address, port)."""
     port: int | None = None
