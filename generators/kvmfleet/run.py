@@ -172,15 +172,8 @@ def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | Non
             summaries[done.name] = done.summary
             if done.text is not None:
                 files[done.name] = done.text
-            head = {
-                "bytes": digests[done.name],
-                "host_key": inputs.host_keys.get(done.name, "missing"),
-                "data": done.data,
-                "layers": list(done.layers),
-                "site": layers.digest(list(done.layers)),
-                "summary": encode(done.summary, declared=False),
-            }
-            entries[done.name] = _record(head, done.summary.declared.text)
+            if store is not None:
+                entries[done.name] = _entry(done, done.summary, digests, inputs, layers)
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
     site_problems = _site_problems(store, site, site_file, inputs.site)
     admins: tuple[Recipient, ...] = ()
@@ -228,6 +221,29 @@ def _full(root: Path) -> None:
 
     build(root)
     raise AssertionError("build accepted an inventory the cached run could not read")
+
+
+def _entry(
+    done: Done,
+    summary: HostSummary,
+    digests: dict[str, str],
+    inputs: Inputs,
+    layers: _SiteLayers,
+) -> str:
+    """A computed host's cache record: its summary and what it was computed from."""
+    if done.encoded is not None:  # from a worker, already encoded: as it is, but its declarations
+        encoded = {k: v for k, v in done.encoded.items() if k != "declared"}
+    else:
+        encoded = encode(summary, declared=False)
+    head = {
+        "bytes": digests[done.name],
+        "host_key": inputs.host_keys.get(done.name, "missing"),
+        "data": done.data,
+        "layers": list(done.layers),
+        "site": layers.digest(list(done.layers)),
+        "summary": encoded,
+    }
+    return _record(head, summary.declared.text)
 
 
 def _record(head: dict[str, Any], declared: str) -> str:

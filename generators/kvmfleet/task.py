@@ -32,6 +32,9 @@ class Done:
     text: str | None
     data: str | None  # digest of the parsed host.toml (a comment does not change it)
     layers: tuple[str, ...]  # the roles whose site.toml tables it was layered with
+    # The summary as `summary.encode` gave it, when it came from another process: the cache
+    # keeps it as it is instead of encoding the summary again.
+    encoded: dict[str, Any] | None = None
 
 
 def to_wire(done: Done) -> tuple[Any, ...]:
@@ -44,7 +47,7 @@ def from_wire(name: str, wire: tuple[Any, ...]) -> Done:
     problems, summary, text, data, layers = wire
     file = f"{HOSTS_DIR}/{name}/{HOST_FILE}"
     decoded = None if summary is None else decode(name, file, summary)
-    return Done(name, problems, decoded, text, data, layers)
+    return Done(name, problems, decoded, text, data, layers, summary)
 
 
 def jobs() -> int:
