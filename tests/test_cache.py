@@ -172,9 +172,11 @@ def test_any_change_takes_the_full_path(
         store: kvmfleet.cache.Store | None,
         inputs: kvmfleet.cache.Inputs | None = None,
         warm: kvmfleet.warm.WarmWorker | None = None,
+        *,
+        saves: bool = False,
     ) -> kvmfleet.run.Outcome:
         calls.append(root)
-        return real_run(root, store, inputs, warm)
+        return real_run(root, store, inputs, warm, saves=saves)
 
     monkeypatch.setattr(kvmfleet.run, "run", counting)
     run_cli("generate", "--check", root=fleet)

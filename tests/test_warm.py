@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -222,3 +224,57 @@ def test_a_used_worker_closes_no_descriptor_twice(fleet: Path, tmp_path: Path) -
             os.fstat(fd)  # EBADF had stop closed one of its numbers
             os.close(fd)
     assert _no_children_left()
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs signal masks")
+@pytest.mark.parametrize("held", [False, True])
+def test_interrupts_are_held_only_around_the_fork(held: bool) -> None:
+    """SIGINT is blocked while the worker is forked (so that an interrupt cannot land in the
+    worker before it ignores it), and the caller's mask is back afterwards."""
+    if held:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+        with kvmfleet.warm.warm_worker(True) as worker:
+            assert worker is not None
+            assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+        assert _no_children_left()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def test_the_command_with_its_worker_says_what_a_run_from_nothing_says(
+    fleet: Path, tmp_path: Path
+) -> None:
+    """As a user runs it (a new process, no model loaded before the worker forks): an edited
+    host and an invalid one give the output, exit code and files of a run from nothing."""
+    environment = {**os.environ, "KVMFLEET_JOBS": "2"}
+    environment.pop("CI", None)
+
+    def kvmfleet_command(root: Path, *args: str) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "kvmfleet", "--root", str(root), *args],
+            capture_output=True,
+            text=True,
+            env=environment,
+            check=False,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    path = fleet / "hosts" / "kvm02" / "host.toml"
+    kvm01 = (fleet / "hosts" / "kvm01" / "host.toml").read_text()
+    ours = path.read_text().split('addresses = ["', 1)[1].split('"', 1)[0]
+    theirs = kvm01.split('addresses = ["', 1)[1].split('"', 1)[0]
+    for edit in ("valid", "invalid"):
+        if edit == "valid":
+            _edit(fleet)
+        else:
+            path.write_text(path.read_text().replace(ours, theirs, 1))
+        clean = tmp_path / f"clean-{edit}"
+        shutil.copytree(fleet, clean, ignore=shutil.ignore_patterns(".git", CACHE_FILE))
+        subprocess.run(["git", "init", "-q", str(clean)], check=True)  # the same untracked files
+        for args in (["check"], ["generate", "--check"], ["generate"]):
+            cached = kvmfleet_command(fleet, *args)
+            reference = kvmfleet_command(clean, *args, "--no-cache")
+            assert cached == reference, (edit, args)
+        assert _files(fleet) == _files(clean)

@@ -85,8 +85,8 @@ class Store:
 
     root: Path
     key_file: Path
-    # host -> its entry (kvmfleet.run), kept as JSON text: only the entries of hosts computed
-    # this run are encoded again.
+    # host -> its record (kvmfleet.run._record), kept as the text read: only the records of hosts
+    # computed this run are encoded again.
     hosts: dict[str, str] = field(default_factory=dict)
     site: dict[str, Any] | None = None  # {"bytes": digest, "problems": [...]}
     disk: dict[str, str] = field(default_factory=dict)  # host -> its generated file's signature

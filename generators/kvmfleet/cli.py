@@ -298,7 +298,7 @@ def _generate_with(
 
     if only is not None:
         load(root, only=only)  # unknown host names are errors
-    outcome = run(root, store, inputs, warm)
+    outcome = run(root, store, inputs, warm, saves=True)
     if warm is not None:
         warm.stop()  # not needed any more: it would only hold a core during the writes
     _report(outcome.warnings)

@@ -8,7 +8,8 @@ summaries. A `FleetCheck` relates items that meet in a group (the same value, th
 only its members' declarations are read back from the cache).
 
 To add a fleet-wide rule: a Capability hook yielding frozen dataclasses of plain data (str, int,
-bool, None, tuples of those: the cache stores them as JSON), an entry in `DECLARATIONS`, and a
+bool, None, tuples of those: the cache stores them as compressed JSON), an entry in
+`DECLARATIONS`, and a
 `FleetCheck` in `FLEET_CHECKS`."""
 
 from __future__ import annotations

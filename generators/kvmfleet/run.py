@@ -75,19 +75,22 @@ def run(
     store: Store | None,
     inputs: Inputs | None = None,
     warm: WarmWorker | None = None,
+    *,
+    saves: bool = False,
 ) -> Outcome:
     """Validate the fleet, reusing the cache's per-host summaries where the inputs are the same;
     raise InventoryError exactly as `generate.build` would. `inputs`: the files, if already read;
-    `warm`: a worker that has loaded the models, for a few hosts to compute."""
+    `warm`: a worker that has loaded the models, for a few hosts to compute; `saves`: the caller
+    will save `store` (its reused records are then sealed while the worker computes)."""
     inputs = inputs if inputs is not None else read_inputs(root)
     try:
-        return _run(root, store, inputs, warm)
+        return _run(root, store, inputs, warm, saves)
     except (BadSummaryError, KeyError, TypeError, ValueError, AttributeError, IndexError):
         if store is None:
             raise
         # A cache entry that is not what this version writes, found late: do it all again.
         store.hosts, store.site, store.disk = {}, None, {}
-        return _run(root, store, inputs, None)
+        return _run(root, store, inputs, None, saves)
 
 
 def _submit(
@@ -113,7 +116,9 @@ def _compute(todo: list[Task], site: Table, site_file: str, root: Path) -> list[
     return compute_all(todo, site, site_file, root)
 
 
-def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | None) -> Outcome:
+def _run(
+    root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | None, saves: bool
+) -> Outcome:
     hosts_kind = entry_kind(root / HOSTS_DIR)
     site_path = root / HOSTS_DIR / SITE_FILE
     site_file = f"{HOSTS_DIR}/{SITE_FILE}"
@@ -162,7 +167,7 @@ def _run(root: Path, store: Store | None, inputs: Inputs, warm: WarmWorker | Non
     results = _submit(todo, site, site_file, root, warm) if todo else None
     # Meanwhile: the reused hosts' group keys, for the fleet checks, and their cache records.
     gathered = (gather_keys(summaries.values()), frozenset(summaries)) if site_exists else None
-    if store is not None and warm is not None and warm.busy:
+    if saves and store is not None and warm is not None and warm.busy:
         store.prepare(entries)
     if results is not None:
         for done in results():
@@ -248,7 +253,8 @@ def _entry(
 
 def _record(head: dict[str, Any], declared: str) -> str:
     """A host's cache record (cache.Store.hosts): its entry as one line of JSON, a tab, and its
-    declarations (JSON text, read only when a fleet check needs them)."""
+    declarations' stored form (summary.encode_items; decoded only when a fleet check needs
+    them)."""
     return f"{json.dumps(head, separators=(',', ':'))}\t{declared}"
 
 

@@ -211,13 +211,24 @@ def _decode_items(host: str, file: str, text: str) -> list[Declared[Any]]:
 def _fields(item: Any) -> dict[str, Any]:
     """A declared item's data fields (a `renew` function is for `kvmfleet new`, not stored), but
     those at their default: the class gives them back, and a fleet's cache holds thousands.
-    Tuples are written as JSON arrays; anything but plain data fails json.dumps."""
+    Plain data only (tuples are written as JSON arrays)."""
     defaults = _field_defaults(type(item))
-    return {
+    out = {
         name: value
         for name, value in vars(item).items()
         if not (callable(value) or defaults.get(name, _NO_DEFAULT) == value)
     }
+    for value in out.values():
+        if type(value) not in _PLAIN and not (
+            type(value) is tuple and all(type(v) in _PLAIN for v in value)
+        ):
+            raise TypeError(
+                f"a declared item holds {type(value).__name__}: only plain data is cached"
+            )
+    return out
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 _NO_DEFAULT = object()

@@ -118,6 +118,9 @@ def warm_worker(wanted: bool) -> Iterator[WarmWorker | None]:
 
 def _start() -> WarmWorker | None:
     fds: list[int] = []
+    # An interrupt between the fork and the worker's ignoring it would unwind the parent's
+    # code in the worker: it is held back until each side has settled.
+    blocked = _block_interrupts()
     try:
         for _ in range(2):
             fds += os.pipe()
@@ -125,15 +128,34 @@ def _start() -> WarmWorker | None:
     except OSError:  # no descriptors or processes left: the run does without
         for fd in fds:
             os.close(fd)
+        _unblock_interrupts(blocked)
         return None
     tasks_in, tasks_out, results_in, results_out = fds
     if pid == 0:  # the worker: never returns
-        os.close(tasks_out)
-        os.close(results_in)
-        _serve(tasks_in, results_out)
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent's to handle
+            _unblock_interrupts(blocked)
+            os.close(tasks_out)
+            os.close(results_in)
+            _serve(tasks_in, results_out)
+        finally:
+            os._exit(1)
+    _unblock_interrupts(blocked)
     os.close(tasks_in)
     os.close(results_out)
     return WarmWorker(pid, tasks_out, results_in)
+
+
+def _block_interrupts() -> set[int | signal.Signals] | None:
+    """Hold SIGINT back; returns the signal mask to restore (None: no masks here)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _unblock_interrupts(mask: set[int | signal.Signals] | None) -> None:
+    if mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _serve(tasks_in: int, results_out: int) -> None:
@@ -141,8 +163,7 @@ def _serve(tasks_in: int, results_out: int) -> None:
     with os._exit: the parent's buffers and exit handlers are not the worker's to run."""
     code = 1
     try:
-        # An interrupt is the parent's to handle; the worker ends when the parent does (EOF).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The worker ends when the parent does (EOF on its tasks).
         from kvmfleet.host_pass import compute
 
         with os.fdopen(tasks_in, "rb") as incoming:
