@@ -213,9 +213,11 @@ def test_a_used_worker_closes_no_descriptor_twice(fleet: Path, tmp_path: Path) -
 
         site = tomllib.loads((fleet / "hosts" / "site.toml").read_text())
         ends = {worker._tasks_out, worker._results_in}
-        assert worker.takes(1) and worker.submit([task], site, "hosts/site.toml", fleet)
-        done = worker.collect([task])
-        assert done is not None and done[0].summary is not None
+        assert worker.takes(1) and worker.submit([task], site, "hosts/site.toml", fleet, True)
+        results = worker.collect([task])
+        assert results is not None
+        done, site_problems = results
+        assert done[0].summary is not None and site_problems == []
         # Files opened now get the numbers the pipe ends had.
         opened = [os.open(tmp_path / f"later{n}", os.O_WRONLY | os.O_CREAT) for n in range(8)]
         assert ends <= set(opened)
@@ -278,3 +280,31 @@ def test_the_command_with_its_worker_says_what_a_run_from_nothing_says(
             reference = kvmfleet_command(clean, *args, "--no-cache")
             assert cached == reference, (edit, args)
         assert _files(fleet) == _files(clean)
+
+
+@pytest.mark.parametrize("edit", ["comment", "role value"])
+def test_a_site_edit_for_a_few_hosts_leaves_the_models_to_the_worker(
+    fleet: Path, edit: str
+) -> None:
+    """site.toml's own checks need the models too: the worker runs them, with the hosts the edit
+    changes, so that the parent never loads the models."""
+    site = fleet / "hosts" / "site.toml"
+    text = site.read_text()
+    if edit == "comment":
+        site.write_text(text + "\n# a comment\n")
+    else:
+        site.write_text(text.replace('version = "4.22"', 'version = "4.22.1"', 1))
+    probe = (
+        "import sys\n"
+        "from kvmfleet.cli import main\n"
+        f"code = main(['--root', {str(fleet)!r}, 'generate'])\n"
+        "print('models loaded:', 'kvmfleet.model' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    environment = {**os.environ, "KVMFLEET_JOBS": "2"}
+    environment.pop("CI", None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=environment, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "models loaded: False"

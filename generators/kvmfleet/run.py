@@ -93,24 +93,38 @@ def run(
         return _run(root, store, inputs, None, saves)
 
 
-def _submit(
-    todo: list[Task], site: Table, site_file: str, root: Path, warm: WarmWorker | None
-) -> Callable[[], list[Done]]:
-    """Start computing the tasks; the function returned gives their results. With a warm worker
-    the parent goes on (gathering what it can) while the worker computes."""
-    if warm is not None:
-        if warm.takes(len(todo)) and warm.submit(todo, site, site_file, root):
+# A job's results: the hosts', and site.toml's findings when they were asked for.
+Results = tuple[list[Done], list[Problem] | None]
 
-            def collected() -> list[Done]:
-                done = warm.collect(todo)
-                return done if done is not None else _compute(todo, site, site_file, root)
+
+def _submit(
+    todo: list[Task],
+    site: Table,
+    site_file: str,
+    root: Path,
+    warm: WarmWorker | None,
+    *,
+    check_site: bool,
+) -> Callable[[], Results]:
+    """Start computing the tasks (and checking site.toml, if asked); the function returned gives
+    the results. With a warm worker the parent goes on (gathering what it can) meanwhile."""
+    if warm is not None:
+        if warm.takes(len(todo)) and warm.submit(todo, site, site_file, root, check_site):
+
+            def collected() -> Results:
+                results = warm.collect(todo)
+                if results is not None:
+                    return results
+                return _compute(todo, site, site_file, root), None
 
             return collected
         warm.stop()
-    return lambda: _compute(todo, site, site_file, root)
+    return lambda: (_compute(todo, site, site_file, root), None)
 
 
 def _compute(todo: list[Task], site: Table, site_file: str, root: Path) -> list[Done]:
+    if not todo:
+        return []
     from kvmfleet.host_pass import compute_all  # the models: only when needed
 
     return compute_all(todo, site, site_file, root)
@@ -164,13 +178,18 @@ def _run(
             continue
         summaries[name] = summary
         entries[name] = reused[1]
-    results = _submit(todo, site, site_file, root, warm) if todo else None
+    site_digest = "missing" if inputs.site is None else _sha(inputs.site)
+    cached_site = _cached_site_problems(store, site_digest)
+    job = None
+    if todo or cached_site is None:
+        job = _submit(todo, site, site_file, root, warm, check_site=cached_site is None)
     # Meanwhile: the reused hosts' group keys, for the fleet checks, and their cache records.
     gathered = (gather_keys(summaries.values()), frozenset(summaries)) if site_exists else None
     if saves and store is not None and warm is not None and warm.busy:
         store.prepare(entries)
-    if results is not None:
-        for done in results():
+    computed, site_checked = job() if job is not None else ([], None)
+    if computed:
+        for done in computed:
             if done.summary is None:
                 earlier.extend(done.problems)
                 continue
@@ -180,7 +199,14 @@ def _run(
             if store is not None:
                 entries[done.name] = _entry(done, done.summary, digests, inputs, layers)
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
-    site_problems = _site_problems(store, site, site_file, inputs.site)
+    site_problems = cached_site
+    if site_problems is None:
+        site_problems = site_checked if site_checked is not None else _check_site(site, site_file)
+        if store is not None:
+            store.site = {
+                "bytes": site_digest,
+                "problems": [_problem_doc(p) for p in site_problems],
+            }
     admins: tuple[Recipient, ...] = ()
     try:
         admins = load_admins(root)
@@ -321,26 +347,25 @@ def _on_disk(root: Path, name: str, digest: str, recorded: str | None) -> tuple[
         return False, ""
 
 
-def _site_problems(
-    store: Store | None, site: Table, site_file: str, raw: bytes | None
-) -> list[Problem]:
-    """check_site's findings, from the cache while site.toml's bytes are the same."""
-    digest = "missing" if raw is None else _sha(raw)
+def _cached_site_problems(store: Store | None, digest: str) -> list[Problem] | None:
+    """check_site's findings from the cache, while site.toml's bytes are the same."""
     cached = store.site if store is not None else None
     if isinstance(cached, dict) and cached.get("bytes") == digest:
         try:
             return [_problem(p) for p in cached["problems"]]
         except (KeyError, TypeError, ValueError):
             pass
-    from kvmfleet.site import check_site
+    return None
 
-    problems = check_site(site, site_file)
-    if store is not None:
-        store.site = {
-            "bytes": digest,
-            "problems": [[p.file, list(p.path), p.message, p.severity.value] for p in problems],
-        }
-    return problems
+
+def _check_site(site: Table, site_file: str) -> list[Problem]:
+    from kvmfleet.site import check_site  # the models: only when needed
+
+    return check_site(site, site_file)
+
+
+def _problem_doc(p: Problem) -> list[Any]:
+    return [p.file, list(p.path), p.message, p.severity.value]
 
 
 def _problem(doc: Any) -> Problem:

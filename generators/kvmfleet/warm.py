@@ -16,9 +16,9 @@ import pickle
 import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 from kvmfleet.inventory import Table
+from kvmfleet.problems import Problem
 from kvmfleet.task import MIN_PARALLEL, Done, Task, can_fork, from_wire, jobs, to_wire
 
 
@@ -38,14 +38,18 @@ class WarmWorker:
 
     def takes(self, count: int) -> bool:
         """Whether `count` hosts are this worker's job (more go to the pool)."""
-        return self._pid is not None and 0 < count < MIN_PARALLEL
+        return self._pid is not None and count < MIN_PARALLEL
 
-    def submit(self, tasks: Sequence[Task], site: Table, site_file: str, root: Path) -> bool:
-        """Hand the tasks over (the worker may still be loading the models: the parent goes on
-        until `collect`); False if the worker cannot take them."""
+    def submit(
+        self, tasks: Sequence[Task], site: Table, site_file: str, root: Path, check_site: bool
+    ) -> bool:
+        """Hand the tasks over, and site.toml to check if `check_site` (the worker may still be
+        loading the models: the parent goes on until `collect`); False if the worker cannot
+        take them."""
         if self._pid is None or self._tasks_out is None:
             return False
-        payload = pickle.dumps(([(t.name, t.raw) for t in tasks], site, site_file, root))
+        tasks_data = [(t.name, t.raw) for t in tasks]
+        payload = pickle.dumps((tasks_data, site, site_file, root, check_site))
         _make_room(self._tasks_out, len(payload))
         fd, self._tasks_out = self._tasks_out, None
         try:
@@ -57,8 +61,9 @@ class WarmWorker:
         self._submitted = True
         return True
 
-    def collect(self, tasks: Sequence[Task]) -> list[Done] | None:
-        """The submitted tasks' results in order, or None if the worker could not give them."""
+    def collect(self, tasks: Sequence[Task]) -> tuple[list[Done], list[Problem] | None] | None:
+        """The submitted tasks' results in order and site.toml's findings (if asked for), or None
+        if the worker could not give them."""
         if self._pid is None or self._results_in is None:
             return None
         fd, self._results_in = self._results_in, None
@@ -73,8 +78,8 @@ class WarmWorker:
         if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0 or not data:
             return None
         try:
-            wire: list[tuple[Any, ...]] = pickle.loads(data)
-            return [from_wire(t.name, w) for t, w in zip(tasks, wire, strict=True)]
+            wire, site_problems = pickle.loads(data)
+            return [from_wire(t.name, w) for t, w in zip(tasks, wire, strict=True)], site_problems
         except (pickle.UnpicklingError, ValueError, TypeError, EOFError):
             return None
 
@@ -165,14 +170,16 @@ def _serve(tasks_in: int, results_out: int) -> None:
     try:
         # The worker ends when the parent does (EOF on its tasks).
         from kvmfleet.host_pass import compute
+        from kvmfleet.site import check_site
 
         with os.fdopen(tasks_in, "rb") as incoming:
             payload = incoming.read()
         if payload:
-            tasks, site, site_file, root = pickle.loads(payload)
+            tasks, site, site_file, root, site_wanted = pickle.loads(payload)
             wire = [to_wire(compute(Task(n, raw), site, site_file, root)) for n, raw in tasks]
+            site_problems = check_site(site, site_file) if site_wanted else None
             with os.fdopen(results_out, "wb") as outgoing:
-                outgoing.write(pickle.dumps(wire))
+                outgoing.write(pickle.dumps((wire, site_problems)))
         code = 0
     except BaseException:
         code = 1
