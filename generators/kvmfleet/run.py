@@ -188,16 +188,15 @@ def _run(
     if saves and store is not None and warm is not None and warm.busy:
         store.prepare(entries)
     computed, site_checked = job() if job is not None else ([], None)
-    if computed:
-        for done in computed:
-            if done.summary is None:
-                earlier.extend(done.problems)
-                continue
-            summaries[done.name] = done.summary
-            if done.text is not None:
-                files[done.name] = done.text
-            if store is not None:
-                entries[done.name] = _entry(done, done.summary, digests, inputs, layers)
+    for done in computed:
+        if done.summary is None:
+            earlier.extend(done.problems)
+            continue
+        summaries[done.name] = done.summary
+        if done.text is not None:
+            files[done.name] = done.text
+        if store is not None:
+            entries[done.name] = _entry(done, done.summary, digests, inputs, layers)
     ordered = [summaries[name] for name in scan.hosts if name in summaries]
     site_problems = cached_site
     if site_problems is None:
