@@ -222,7 +222,7 @@ def _validated(root: Path) -> Fleet:
 
 
 def _store(root: Path, no_cache: bool, tracked: set[str] | None) -> cache.Store | None:
-    store, notes = cache.open_store(root, tracked, enabled=not no_cache and not cache.in_ci())
+    store, notes = cache.open_store(root, tracked, enabled=_cache_allowed(no_cache))
     for line in notes:
         print(line, file=sys.stderr)
     return store
@@ -240,7 +240,11 @@ def _check(root: Path, *, no_cache: bool) -> int:
 
 def _may_reuse(root: Path, no_cache: bool) -> bool:
     """Whether this run may find a cache to reuse (and so may need a few hosts computed)."""
-    return not no_cache and not cache.in_ci() and entry_kind(root / cache.CACHE_FILE) == "file"
+    return _cache_allowed(no_cache) and entry_kind(root / cache.CACHE_FILE) == "file"
+
+
+def _cache_allowed(no_cache: bool) -> bool:
+    return not no_cache and not cache.in_ci()
 
 
 def _check_with(root: Path, *, no_cache: bool, warm: WarmWorker | None) -> int:
